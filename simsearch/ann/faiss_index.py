@@ -1,0 +1,59 @@
+"""FAISS, built from an index-factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"``...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from simsearch.ann.base import AnnIndex
+
+
+class FaissIndex(AnnIndex):
+    kind = "faiss"
+    filename = "index.faiss"
+
+    def __init__(self, dim: int, factory: str = "Flat", **params: Any) -> None:
+        super().__init__(dim)
+        self.factory = factory
+        self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+    def add(self, vectors: np.ndarray) -> None:
+        vectors = self._check(vectors)
+        if not self.index.is_trained:
+            raise RuntimeError(f"FAISS index {self.factory!r} must be trained before vectors are added")
+        self.index.add(vectors)
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, positions = self.index.search(self._check(queries), k)
+        scores = np.where(positions < 0, -np.inf, scores).astype(np.float32)
+        return scores, positions.astype(np.int64)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / self.filename
+        faiss.write_index(self.index, str(path))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path, dim: int, params: dict[str, Any]) -> FaissIndex:
+        path = Path(folder) / cls.filename
+        try:
+            raw = faiss.read_index(str(path))
+        except RuntimeError as exc:  # FAISS reports unreadable files as RuntimeError with a C++ trace
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+            raise ValueError(f"FAISS index {path} cannot be read: {first}") from None
+        if raw.d != dim:
+            raise ValueError(f"FAISS index {path} has dimension {raw.d}, the manifest says {dim}")
+        index = cls.__new__(cls)
+        AnnIndex.__init__(index, dim)
+        index.factory = params.get("factory", "Flat")
+        index.index = raw
+        return index
+
+    def params(self) -> dict[str, Any]:
+        return {"factory": self.factory}

@@ -1,0 +1,90 @@
+"""Bi-encoders: load a sentence-transformers model from a path and turn texts into unit vectors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from simsearch.model_files import model_hash
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model path that does not hold a loadable model."""
+
+
+def load_sentence_transformer(path: str, device: str = "cpu") -> SentenceTransformer:
+    """Load from a local folder without touching a hub; hub ids are tried only when no folder exists."""
+    local = Path(path).is_dir()
+    if not local and (path.startswith(("/", ".", "~")) or Path(path).suffix):
+        raise ModelLoadError(f"model folder {path!r} does not exist")
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=local)
+    except Exception as exc:  # the library raises many types (OSError, ValueError, KeyError, ...)
+        raise ModelLoadError(f"cannot load model {path!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass
+class BiEncoder:
+    """A sentence-transformers model plus what identifies it (path and weights hash).
+
+    Embeddings are L2-normalised float32, so the inner product is the cosine similarity.
+    """
+
+    model: SentenceTransformer
+    path: str
+    sha256: str
+    batch_size: int = 32
+    _dim: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ModelLoadError(f"model {self.path!r} does not report its embedding dimension")
+        self._dim = int(dim)
+
+    @classmethod
+    def load(cls, path: str, *, device: str = "cpu", batch_size: int = 32) -> BiEncoder:
+        model = load_sentence_transformer(path, device)
+        model.eval()
+        return cls(model=model, path=path, sha256=model_hash(path), batch_size=batch_size)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_seq_length(self) -> int:
+        length = self.model.max_seq_length
+        return int(length) if length is not None else int(self.model.tokenizer.model_max_length)
+
+    def encode(
+        self, texts: Sequence[str], *, prefix: str = "", progress: bool = False, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Encode texts to an ``(n, dim)`` float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        inputs = [prefix + t for t in texts] if prefix else list(texts)
+        vectors = self.model.encode(
+            inputs,
+            batch_size=batch_size or self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def truncated(self, texts: Sequence[str], *, prefix: str = "") -> list[bool]:
+        """Which texts are longer than the model's window and will be cut to ``max_seq_length`` tokens."""
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(
+            [prefix + t for t in texts], add_special_tokens=True, truncation=False, verbose=False
+        )
+        return [len(ids) > self.max_seq_length for ids in encoded["input_ids"]]

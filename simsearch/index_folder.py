@@ -1,0 +1,229 @@
+"""Index folders: build one atomically, open one safely.
+
+Layout under the index root::
+
+    indexes/
+      scifact -> scifact@20261123T203000Z-1a2b3c     (a relative symlink, swapped atomically)
+      scifact@20261123T203000Z-1a2b3c/
+        manifest.json    what this is (simsearch.manifest)
+        index.faiss      the vector index (file name set by the backend)
+        docs.sqlite      the document store, keyed by vector position
+        embeddings.npy   the encoder's output, kept to re-tune or rebuild the index without re-encoding
+
+A build writes into ``.tmp-<name>-<id>/`` and only a complete, checksummed folder is renamed into
+place; the ``<name>`` link then moves to it in one ``os.replace``. A reader therefore sees the old
+index or the new one, and a build killed at any point leaves the previous index loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from simsearch.ann import AnnIndex, backend, create_index
+from simsearch.atomic import fsync_dir
+from simsearch.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
+from simsearch.docstore import DocStore, DocStoreWriter
+from simsearch.encoders import BiEncoder
+from simsearch.manifest import IndexInfo, Manifest, ManifestError, ModelInfo, SourceInfo
+from simsearch.model_files import file_sha256
+
+DOCS_FILE = "docs.sqlite"
+EMBEDDINGS_FILE = "embeddings.npy"
+
+
+class IndexLoadError(RuntimeError):
+    """An index folder that cannot be served: missing, corrupt, or built with another model."""
+
+
+@dataclass
+class LoadedIndex:
+    path: Path  # the real build folder (the symlink resolved once, so every file comes from one build)
+    manifest: Manifest
+    ann: AnnIndex
+    store: DocStore
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _new_build_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while chunk := list(islice(docs, size)):
+        yield chunk
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+    fsync_dir(folder)
+
+
+def build_index(
+    corpus: Path,
+    encoder: BiEncoder,
+    root: Path,
+    name: str,
+    *,
+    fmt: CorpusFormat = "auto",
+    kind: str = "faiss",
+    params: dict[str, Any] | None = None,
+    document_prefix: str = "",
+    chunk_size: int = 256,
+    keep_builds: int = 2,
+    progress: bool = True,
+) -> Path:
+    """Validate, encode and write ``root/<name>``; return the published path (the symlink)."""
+    corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
+    count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
+    backend(kind)  # an unknown index type fails now, not after the encoding
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    build_id = _new_build_id()
+    tmp = root / f".tmp-{name}-{build_id}"
+    tmp.mkdir()
+    try:
+        started = time.perf_counter()
+        encode_seconds = 0.0
+        embeddings = np.lib.format.open_memmap(
+            tmp / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, encoder.dim)
+        )
+        writer = DocStoreWriter(tmp / DOCS_FILE)
+        done = 0
+        with tqdm(total=count, unit="doc", desc=f"encoding {name}", disable=not progress) as bar:
+            for chunk in _chunks(iter_documents(corpus_file, resolved_fmt), chunk_size):
+                t0 = time.perf_counter()
+                vectors = encoder.encode([d.content() for d in chunk], prefix=document_prefix)
+                encode_seconds += time.perf_counter() - t0
+                embeddings[done : done + len(chunk)] = vectors
+                writer.add(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
+        if done != count or writer.close() != count:
+            raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
+        embeddings.flush()
+        ann = create_index(kind, encoder.dim, params)
+        ann.add(embeddings)
+        del embeddings
+        ann_file = ann.save(tmp)
+        files = {p.name: file_sha256(p) for p in (ann_file, tmp / DOCS_FILE, tmp / EMBEDDINGS_FILE)}
+        manifest = Manifest(
+            name=name,
+            build_id=build_id,
+            built_at=datetime.now(UTC),
+            build_seconds=round(time.perf_counter() - started, 3),
+            docs_per_s=round(count / encode_seconds, 2) if encode_seconds > 0 else 0.0,
+            count=count,
+            model=ModelInfo(
+                path=encoder.path,
+                sha256=encoder.sha256,
+                dimension=encoder.dim,
+                max_seq_length=encoder.max_seq_length,
+                document_prefix=document_prefix,
+            ),
+            index=IndexInfo(type=kind, params=ann.params(), recall_at_10=1.0 if _is_exact(kind, ann) else None),
+            source=SourceInfo(path=str(corpus), format=resolved_fmt, sha256=file_sha256(corpus_file)),
+            files=files,
+        )
+        manifest.write(tmp)
+        _fsync_tree(tmp)
+        final = root / f"{name}@{build_id}"
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link = publish(root, name, final)
+    prune_builds(root, name, keep=keep_builds)
+    return link
+
+
+def _is_exact(kind: str, ann: AnnIndex) -> bool:
+    return kind == "exact" or ann.params().get("factory") == "Flat"
+
+
+def publish(root: Path, name: str, build: Path) -> Path:
+    """Point ``root/<name>`` at ``build`` in one atomic rename."""
+    link = root / name
+    if link.exists() and not link.is_symlink():
+        # A plain folder (copied in by hand): keep it as a build beside the new one.
+        link.rename(root / f"{name}@previous-{_new_build_id()}")
+    tmp_link = root / f".link-{name}-{secrets.token_hex(4)}"
+    os.symlink(build.name, tmp_link)
+    os.replace(tmp_link, link)
+    fsync_dir(root)
+    return link
+
+
+def prune_builds(root: Path, name: str, *, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` builds of ``name`` (never the published one)."""
+    current = (root / name).resolve()
+    builds = sorted((p for p in root.glob(f"{name}@*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    removed = []
+    for old in builds[max(keep, 1) :]:
+        if old.resolve() != current:
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
+
+
+def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
+    """Open an index folder (or its published link), checking files, checksums and counts."""
+    path = Path(path)
+    if not path.exists():
+        raise IndexLoadError(
+            f"index {path} does not exist: build it with `simsearch-build-index --corpus <file> --name {path.name}`"
+        )
+    real = path.resolve()
+    try:
+        manifest = Manifest.read(real)
+    except ManifestError as exc:
+        raise IndexLoadError(str(exc)) from None
+    for file_name, digest in manifest.files.items():
+        file_path = real / file_name
+        if not file_path.is_file():
+            raise IndexLoadError(f"index {path}: {file_name} is missing; rebuild the index")
+        if verify and file_sha256(file_path) != digest:
+            raise IndexLoadError(f"index {path}: {file_name} is corrupt (its SHA-256 differs from the manifest)")
+    try:
+        ann = backend(manifest.index.type).load(real, manifest.model.dimension, manifest.index.params)
+        store = DocStore(real / DOCS_FILE)
+    except (ValueError, OSError) as exc:
+        raise IndexLoadError(f"index {path}: {exc}") from None
+    if not ann.count() == len(store) == manifest.count:
+        store.close()
+        raise IndexLoadError(
+            f"index {path}: {ann.count()} vectors and {len(store)} documents, the manifest says {manifest.count}"
+        )
+    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store)
+
+
+def check_model(index: LoadedIndex, encoder: BiEncoder) -> None:
+    """Refuse to pair an index with a model other than the one that encoded it."""
+    built = index.manifest.model
+    if built.sha256 != encoder.sha256:
+        raise IndexLoadError(
+            f"index {index.name!r} was built with model {built.path} (sha256 {built.sha256[:12]}), but the "
+            f"configured model is {encoder.path} (sha256 {encoder.sha256[:12]}): rebuild the index with this "
+            "model or set SIMSEARCH_BI_MODEL to the one it was built with"
+        )
+    if built.dimension != encoder.dim:
+        raise IndexLoadError(f"index {index.name!r} holds {built.dimension}-d vectors; the model makes {encoder.dim}-d")

@@ -1,0 +1,82 @@
+"""``manifest.json``: what an index folder holds and how it was made."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simsearch.atomic import atomic_write_json
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, unreadable, or describes something this version cannot load."""
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Model path or id as configured when the index was built.")
+    sha256: str = Field(description="Hash of the model's weights and configs (simsearch.model_files).")
+    dimension: int
+    max_seq_length: int
+    document_prefix: str = ""
+    whitening: dict[str, Any] | None = None
+
+
+class IndexInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    recall_at_10: float | None = Field(None, description="Measured against exact search; 1.0 when exact.")
+
+
+class SourceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    format: str
+    sha256: str
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format_version: int = FORMAT_VERSION
+    name: str
+    build_id: str
+    built_at: datetime
+    build_seconds: float
+    docs_per_s: float
+    count: int
+    model: ModelInfo
+    index: IndexInfo
+    source: SourceInfo
+    files: dict[str, str] = Field(description="File name -> SHA-256, checked at load time.")
+
+    def write(self, folder: Path) -> None:
+        atomic_write_json(Path(folder) / MANIFEST_NAME, json.loads(self.model_dump_json()))
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = Path(folder) / MANIFEST_NAME
+        if not path.is_file():
+            raise ManifestError(f"{path} is missing: {folder} is not an index folder")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{path} is not valid JSON: {exc}") from None
+        version = raw.get("format_version") if isinstance(raw, dict) else None
+        if version != FORMAT_VERSION:
+            raise ManifestError(
+                f"{path} has format_version {version!r}; this version reads {FORMAT_VERSION}: rebuild the index"
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ManifestError(f"{path} is invalid at {where}: {first['msg']}") from None

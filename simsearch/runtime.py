@@ -1,0 +1,62 @@
+"""Everything the service holds in memory, loaded from settings in one call.
+
+Start-up problems (a missing model, a missing, corrupt or mismatched index) become one
+:class:`StartupError` whose message says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from simsearch.encoders import BiEncoder, ModelLoadError
+from simsearch.index_folder import IndexLoadError, LoadedIndex, open_index
+from simsearch.search import Searcher
+from simsearch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start with these settings."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    encoder: BiEncoder
+    index: LoadedIndex
+    searcher: Searcher
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def load_encoder(settings: Settings) -> BiEncoder:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        return BiEncoder.load(settings.bi_model, device=settings.device, batch_size=settings.encode_batch_size)
+    except ModelLoadError as exc:
+        raise StartupError(f"{exc} (setting SIMSEARCH_BI_MODEL)") from None
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    """Open the index first (cheap, and the likelier thing to be wrong), then the model."""
+    try:
+        index = open_index(settings.index_path, verify=settings.verify_checksums)
+    except IndexLoadError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        encoder = load_encoder(settings)
+        searcher = Searcher(encoder, index, query_prefix=settings.query_prefix)
+    except (StartupError, IndexLoadError) as exc:
+        index.close()
+        raise StartupError(str(exc)) from None
+    log.info(
+        "loaded index %s (%d documents, %s) and model %s",
+        index.name, index.manifest.count, index.manifest.index.type, encoder.path,
+    )
+    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher)

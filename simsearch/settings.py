@@ -1,0 +1,60 @@
+"""The one settings class. Every value can come from the environment (prefix ``SIMSEARCH_``) or a
+``.env`` file; it is validated when built, so a bad value stops start-up with a message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simsearch.model_files import default_bi_model
+
+INDEX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the service and the offline jobs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIMSEARCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Models -------------------------------------------------------------------------------------
+    bi_model: str = Field(
+        default_factory=default_bi_model,
+        description="Bi-encoder: a sentence-transformers folder (default: the packaged all-MiniLM-L6-v2).",
+    )
+    device: str = Field("cpu", description="Torch device for the encoders.")
+    query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
+    document_prefix: str = Field("", description='Text put before every document at index build time.')
+    encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size for encoding.")
+    torch_threads: int | None = Field(None, ge=1, description="Torch intra-op threads (default: torch's).")
+
+    # Data and indexes ---------------------------------------------------------------------------
+    data_dir: Path = Field(Path("../shared/data"), description="Root of the evaluation and training data.")
+    index_dir: Path = Field(Path("indexes"), description="Folder that holds the index folders.")
+    index_name: str = Field("scifact", pattern=INDEX_NAME_PATTERN, description="Index the service loads.")
+    verify_checksums: bool = Field(True, description="Check every index file's SHA-256 when loading.")
+
+    # Service ------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the service binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the service binds.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_pairs: int = Field(256, ge=1, description="Most pairs one /similarity request may send.")
+    max_targets: int = Field(256, ge=1, description="Most targets one /similarity request may send.")
+    max_text_chars: int = Field(
+        8192, ge=16, description="Longest text (in characters) a request may send; longer gets HTTP 422."
+    )
+
+    @field_validator("bi_model")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a model folder or hub id")
+        return value
+
+    @property
+    def index_path(self) -> Path:
+        return self.index_dir / self.index_name

@@ -1,0 +1,64 @@
+"""One conformance suite for every vector index backend, checked against an exact NumPy computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simsearch.ann import BACKENDS, backend, create_index
+
+DIM = 16
+
+
+def unit_rows(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_search_matches_exact_numpy(kind: str) -> None:
+    data, queries = unit_rows(300, 0), unit_rows(7, 1)
+    index = create_index(kind, DIM)
+    index.add(data[:100])
+    index.add(data[100:])  # positions continue across calls
+    scores, positions = index.search(queries, 10)
+    expected = np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ data.T, expected, axis=1), rtol=1e-5)
+    assert index.count() == 300
+
+
+def test_k_larger_than_count_pads(kind: str) -> None:
+    index = create_index(kind, DIM)
+    index.add(unit_rows(3, 2))
+    scores, positions = index.search(unit_rows(2, 3), 5)
+    assert positions.shape == (2, 5)
+    assert (positions[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
+    assert sorted(positions[0, :3]) == [0, 1, 2]
+
+
+def test_save_load_round_trip(kind: str, tmp_path: Path) -> None:
+    data, queries = unit_rows(50, 4), unit_rows(3, 5)
+    index = create_index(kind, DIM)
+    index.add(data)
+    index.save(tmp_path)
+    loaded = backend(kind).load(tmp_path, DIM, index.params())
+    for a, b in zip(index.search(queries, 5), loaded.search(queries, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_dimension_is_refused(kind: str) -> None:
+    index = create_index(kind, DIM)
+    with pytest.raises(ValueError, match=r"shape \(n, 16\)"):
+        index.add(np.zeros((2, DIM + 1), dtype=np.float32))
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="unknown index type 'annoy'"):
+        create_index("annoy", DIM)

@@ -1,0 +1,1 @@
+"""Offline jobs: one entry point per job (``python -m training.<job>``), each a recipe over the core."""
