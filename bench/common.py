@@ -13,8 +13,17 @@ from typing import Any
 from simsearch.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PACKAGES = ["simsearch", "torch", "sentence-transformers", "transformers", "faiss-cpu", "numpy", "scikit-learn",
-            "fastapi", "uvicorn"]
+PACKAGES = [
+    "simsearch",
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "faiss-cpu",
+    "numpy",
+    "scikit-learn",
+    "fastapi",
+    "uvicorn",
+]
 
 
 def _cpu_model() -> str:
@@ -29,15 +38,20 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = version(name)

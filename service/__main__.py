@@ -22,27 +22,40 @@ from training.cli import fail, settings_with
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="simsearch-serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="simsearch-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--host", help="default: SIMSEARCH_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, help="default: SIMSEARCH_PORT (8000)")
     p.add_argument("--index-name", help="default: SIMSEARCH_INDEX_NAME")
-    p.add_argument("--build-from", type=Path, metavar="CORPUS",
-                   help="build the index from this corpus first if it does not exist")
+    p.add_argument(
+        "--build-from", type=Path, metavar="CORPUS", help="build the index from this corpus first if it does not exist"
+    )
     args = p.parse_args(argv)
     settings = settings_with(host=args.host, port=args.port, index_name=args.index_name)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.build_from and not settings.index_path.exists():
-            logging.getLogger("simsearch").warning("index %s is missing: building it from %s",
-                                                   settings.index_path, args.build_from)
-            build_index(args.build_from, load_encoder(settings), settings.index_dir, settings.index_name,
-                        document_prefix=settings.document_prefix)
+            logging.getLogger("simsearch").warning(
+                "index %s is missing: building it from %s", settings.index_path, args.build_from
+            )
+            build_index(
+                args.build_from,
+                load_encoder(settings),
+                settings.index_dir,
+                settings.index_name,
+                document_prefix=settings.document_prefix,
+            )
         runtime = load_runtime(settings)
     except (StartupError, CorpusError, FileNotFoundError) as exc:
         fail(f"cannot start: {exc}")
-    uvicorn.run(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_keep_alive=5)
+    uvicorn.run(
+        create_app(settings, runtime=runtime),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_keep_alive=5,
+    )
     return 0
 
 

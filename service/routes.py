@@ -40,8 +40,11 @@ def _check_lengths(rt: Runtime, texts: Sequence[tuple[tuple[str | int, ...], str
     limit = rt.settings.max_text_chars
     for loc, text in texts:
         if len(text) > limit:
-            reject(loc, f"text is {len(text)} characters; the limit is {limit} (SIMSEARCH_MAX_TEXT_CHARS)",
-                   kind="string_too_long")
+            reject(
+                loc,
+                f"text is {len(text)} characters; the limit is {limit} (SIMSEARCH_MAX_TEXT_CHARS)",
+                kind="string_too_long",
+            )
 
 
 @router.get("/health", response_model=HealthResponse, tags=["operations"])
@@ -50,16 +53,25 @@ async def health() -> HealthResponse:
     return HealthResponse()
 
 
-@router.get("/ready", response_model=ReadyResponse, tags=["operations"],
-            responses={503: {"model": ReadyResponse, "description": "Not ready, with the reason."}})
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    tags=["operations"],
+    responses={503: {"model": ReadyResponse, "description": "Not ready, with the reason."}},
+)
 async def ready(request: Request) -> JSONResponse:
     """Readiness: 200 only when the model and the index are loaded."""
     rt: Runtime | None = getattr(request.app.state, "runtime", None)
     if rt is None:
         reason = getattr(request.app.state, "not_ready_reason", "the model and index are not loaded")
         return JSONResponse(ReadyResponse(ready=False, reason=reason).model_dump(), status_code=503)
-    body = ReadyResponse(ready=True, index=rt.index.name, build_id=rt.index.manifest.build_id,
-                         documents=rt.index.manifest.count, model=rt.encoder.path)
+    body = ReadyResponse(
+        ready=True,
+        index=rt.index.name,
+        build_id=rt.index.manifest.build_id,
+        documents=rt.index.manifest.count,
+        model=rt.encoder.path,
+    )
     return JSONResponse(body.model_dump())
 
 
@@ -85,8 +97,11 @@ def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]
     started = time.perf_counter()
     if body.pairs is not None:
         if len(body.pairs) > s.max_pairs:
-            reject(("body", "pairs"), f"{len(body.pairs)} pairs; the limit is {s.max_pairs} (SIMSEARCH_MAX_PAIRS)",
-                   kind="too_long")
+            reject(
+                ("body", "pairs"),
+                f"{len(body.pairs)} pairs; the limit is {s.max_pairs} (SIMSEARCH_MAX_PAIRS)",
+                kind="too_long",
+            )
         _check_lengths(rt, [(("body", "pairs", i, j), t) for i, p in enumerate(body.pairs) for j, t in enumerate(p)])
         pairs = [(a, b) for a, b in body.pairs]
         cut = rt.encoder.truncated([t for p in pairs for t in p])
@@ -95,11 +110,14 @@ def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]
     else:
         assert body.source is not None and body.targets is not None  # the schema guarantees the other form
         if len(body.targets) > s.max_targets:
-            reject(("body", "targets"),
-                   f"{len(body.targets)} targets; the limit is {s.max_targets} (SIMSEARCH_MAX_TARGETS)",
-                   kind="too_long")
-        _check_lengths(rt, [(("body", "source"), body.source)]
-                       + [(("body", "targets", i), t) for i, t in enumerate(body.targets)])
+            reject(
+                ("body", "targets"),
+                f"{len(body.targets)} targets; the limit is {s.max_targets} (SIMSEARCH_MAX_TARGETS)",
+                kind="too_long",
+            )
+        _check_lengths(
+            rt, [(("body", "source"), body.source)] + [(("body", "targets", i), t) for i, t in enumerate(body.targets)]
+        )
         source_cut, *target_cut = rt.encoder.truncated([body.source, *body.targets])
         truncated = [i for i, c in enumerate(target_cut) if c or source_cut]
         scores = source_scores(rt.encoder, body.source, body.targets)

@@ -80,8 +80,7 @@ class DocStore:
                 sorted(set(wanted)),
             ).fetchall()
         by_pos = {
-            pos: Document(id=i, title=t, text=x, metadata=json.loads(m) if m else None)
-            for pos, i, t, x, m in rows
+            pos: Document(id=i, title=t, text=x, metadata=json.loads(m) if m else None) for pos, i, t, x, m in rows
         }
         missing = [p for p in wanted if p not in by_pos]
         if missing:

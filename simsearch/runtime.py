@@ -57,6 +57,9 @@ def load_runtime(settings: Settings) -> Runtime:
         raise StartupError(str(exc)) from None
     log.info(
         "loaded index %s (%d documents, %s) and model %s",
-        index.name, index.manifest.count, index.manifest.index.type, encoder.path,
+        index.name,
+        index.manifest.count,
+        index.manifest.index.type,
+        encoder.path,
     )
     return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher)

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="Torch device for the encoders.")
     query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
-    document_prefix: str = Field("", description='Text put before every document at index build time.')
+    document_prefix: str = Field("", description="Text put before every document at index build time.")
     encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size for encoding.")
     torch_threads: int | None = Field(None, ge=1, description="Torch intra-op threads (default: torch's).")
 

@@ -14,7 +14,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TINY_MAX_SEQ_LENGTH = 32
 
 DOCS = [
-    {"_id": "d1", "title": "Cats", "text": "Cats are small domesticated carnivorous mammals.", "metadata": {"lang": "en"}},
+    {
+        "_id": "d1",
+        "title": "Cats",
+        "text": "Cats are small domesticated carnivorous mammals.",
+        "metadata": {"lang": "en"},
+    },
     {"_id": "d2", "title": "Dogs", "text": "Dogs were the first species to be domesticated by humans."},
     {"_id": "d3", "title": "", "text": "The stock market fell sharply on Monday after the announcement."},
     {"_id": "d4", "title": "Rain", "text": "Heavy rain is expected across the north of the country tomorrow."},
@@ -40,8 +45,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     hf_dir, st_dir = root / "hf", root / "st"
     tokenizer = AutoTokenizer.from_pretrained(default_bi_model())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
     transformer = Transformer(str(hf_dir), max_seq_length=TINY_MAX_SEQ_LENGTH)

@@ -24,8 +24,14 @@ def free_port() -> int:
 
 
 def server_env(tiny_model: str, index_dir: Path, port: int) -> dict[str, str]:
-    return {**os.environ, "SIMSEARCH_BI_MODEL": tiny_model, "SIMSEARCH_INDEX_DIR": str(index_dir),
-            "SIMSEARCH_INDEX_NAME": "e2e", "SIMSEARCH_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "SIMSEARCH_BI_MODEL": tiny_model,
+        "SIMSEARCH_INDEX_DIR": str(index_dir),
+        "SIMSEARCH_INDEX_NAME": "e2e",
+        "SIMSEARCH_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def test_server_builds_missing_index_and_answers(tiny_model: str, tmp_path: Path) -> None:
@@ -33,8 +39,11 @@ def test_server_builds_missing_index_and_answers(tiny_model: str, tmp_path: Path
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "service", "--build-from", str(corpus)],
-        env=server_env(tiny_model, tmp_path / "indexes", port), cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=server_env(tiny_model, tmp_path / "indexes", port),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -64,8 +73,12 @@ def test_server_builds_missing_index_and_answers(tiny_model: str, tmp_path: Path
 
 def test_server_with_missing_index_exits_with_one_clear_message(tiny_model: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "service"], env=server_env(tiny_model, tmp_path / "none", free_port()),
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "service"],
+        env=server_env(tiny_model, tmp_path / "none", free_port()),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "error: cannot start: index" in proc.stderr and "does not exist: build it with" in proc.stderr
@@ -74,6 +87,7 @@ def test_server_with_missing_index_exits_with_one_clear_message(tiny_model: str,
 
 def test_server_with_invalid_setting_names_it(tiny_model: str, tmp_path: Path) -> None:
     env = {**server_env(tiny_model, tmp_path, free_port()), "SIMSEARCH_MAX_PAIRS": "many"}
-    proc = subprocess.run([sys.executable, "-m", "service"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "max_pairs" in proc.stderr and "Traceback" not in proc.stderr

@@ -60,8 +60,9 @@ def test_rebuild_swaps_atomically_and_prunes(tmp_path: Path, tiny_encoder: BiEnc
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".link-*"))
 
 
-def test_failed_build_leaves_the_previous_index(tmp_path: Path, tiny_encoder: BiEncoder, corpus_file: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_build_leaves_the_previous_index(
+    tmp_path: Path, tiny_encoder: BiEncoder, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = build_index(corpus_file, tiny_encoder, tmp_path, "x", progress=False)
     before = path.resolve()
     calls = {"n": 0}

@@ -21,8 +21,14 @@ from tests.conftest import DOCS, TINY_MAX_SEQ_LENGTH
 def client(tiny_model: str, built_index: Path) -> Iterator[TestClient]:
     from simsearch.settings import Settings
 
-    settings = Settings(bi_model=tiny_model, index_dir=built_index.parent, index_name=built_index.name,
-                        max_pairs=4, max_targets=3, max_text_chars=200)
+    settings = Settings(
+        bi_model=tiny_model,
+        index_dir=built_index.parent,
+        index_name=built_index.name,
+        max_pairs=4,
+        max_targets=3,
+        max_text_chars=200,
+    )
     with TestClient(create_app(settings)) as c:
         yield c
 
@@ -34,6 +40,7 @@ def message(response) -> str:
 
 
 # ---- operations -----------------------------------------------------------------------------------------
+
 
 def test_health(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
@@ -64,6 +71,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 # ---- search ---------------------------------------------------------------------------------------------
+
 
 def test_search_returns_k_hits_best_first(client: TestClient, tiny_encoder: BiEncoder) -> None:
     r = client.post("/search", json={"query": "domestic animals", "k": 3})
@@ -123,6 +131,7 @@ def test_search_non_json_body(client: TestClient) -> None:
 
 # ---- similarity -----------------------------------------------------------------------------------------
 
+
 def test_similarity_pairs_are_cosines_in_order(client: TestClient, tiny_encoder: BiEncoder) -> None:
     pairs = [["a cat sat", "a dog sat"], ["rain today", "sunny tomorrow"], ["same", "same"]]
     r = client.post("/similarity", json={"pairs": pairs})
@@ -180,6 +189,7 @@ def test_huge_bad_input_is_not_echoed_in_full(client: TestClient) -> None:
 
 
 # ---- start-up -------------------------------------------------------------------------------------------
+
 
 def start(settings) -> None:
     with TestClient(create_app(settings)):

@@ -25,8 +25,15 @@ def test_environment_prefix_and_dotenv(tmp_path: Path, monkeypatch: pytest.Monke
     assert s.index_path == Path("indexes/from-dotenv")
 
 
-@pytest.mark.parametrize(("name", "value"), [("SIMSEARCH_PORT", "0"), ("SIMSEARCH_MAX_PAIRS", "many"),
-                                             ("SIMSEARCH_INDEX_NAME", "../escape"), ("SIMSEARCH_BI_MODEL", " ")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIMSEARCH_PORT", "0"),
+        ("SIMSEARCH_MAX_PAIRS", "many"),
+        ("SIMSEARCH_INDEX_NAME", "../escape"),
+        ("SIMSEARCH_BI_MODEL", " "),
+    ],
+)
 def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError) as err:

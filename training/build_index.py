@@ -20,8 +20,9 @@ from training.cli import fail, settings_with
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="simsearch-build-index", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="simsearch-build-index", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--corpus", type=Path, required=True, help="corpus.jsonl, a BEIR folder, or a .txt file")
     p.add_argument("--name", help="index name (default: SIMSEARCH_INDEX_NAME)")
     p.add_argument("--format", choices=["auto", "beir", "text"], default="auto")
@@ -38,8 +39,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = settings_with(index_name=args.name, index_dir=args.index_dir, bi_model=args.model,
-                             encode_batch_size=args.batch_size, document_prefix=args.document_prefix)
+    settings = settings_with(
+        index_name=args.name,
+        index_dir=args.index_dir,
+        bi_model=args.model,
+        encode_batch_size=args.batch_size,
+        document_prefix=args.document_prefix,
+    )
     # 1. the encoder
     try:
         encoder = load_encoder(settings)
@@ -49,17 +55,26 @@ def main(argv: list[str] | None = None) -> int:
     params = {"factory": args.factory} if args.index_type == "faiss" else {}
     try:
         path = build_index(
-            args.corpus, encoder, settings.index_dir, settings.index_name, fmt=args.format,
-            kind=args.index_type, params=params, document_prefix=settings.document_prefix,
-            keep_builds=args.keep_builds, progress=not args.no_progress,
+            args.corpus,
+            encoder,
+            settings.index_dir,
+            settings.index_name,
+            fmt=args.format,
+            kind=args.index_type,
+            params=params,
+            document_prefix=settings.document_prefix,
+            keep_builds=args.keep_builds,
+            progress=not args.no_progress,
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     # 3. report
     index = open_index(path)
     m = index.manifest
-    print(f"built {path} -> {index.path.name}: {m.count} documents, {m.model.dimension}-d, "
-          f"{m.index.type} {m.index.params}, {m.docs_per_s:.1f} docs/s, {m.build_seconds:.1f} s")
+    print(
+        f"built {path} -> {index.path.name}: {m.count} documents, {m.model.dimension}-d, "
+        f"{m.index.type} {m.index.params}, {m.docs_per_s:.1f} docs/s, {m.build_seconds:.1f} s"
+    )
     index.close()
     return 0
 

@@ -17,9 +17,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
 def settings_with(**overrides: Any) -> Settings:

@@ -1,6 +1,6 @@
 """Evaluate an index on a BEIR benchmark (nDCG@10, Recall@100, MRR@10) with the service's search code.
 
-    python -m training.evaluate --data ../shared/data/scifact --name scifact --out report.json
+python -m training.evaluate --data ../shared/data/scifact --name scifact --out report.json
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from training.cli import fail, settings_with
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="simsearch-evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="simsearch-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", type=Path, required=True, help="BEIR folder with queries.jsonl and qrels/")
     p.add_argument("--split", default="test")
     p.add_argument("--name", help="index name (default: SIMSEARCH_INDEX_NAME)")

