@@ -16,7 +16,9 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def summary(errors: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{field_name(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
+    return "; ".join(
+        f"{field_name(e.get('loc', ()))}: {str(e.get('msg', 'invalid')).removeprefix('Value error, ')}" for e in errors
+    )
 
 
 def reject(loc: tuple[str | int, ...], message: str, value: Any = None, kind: str = "value_error") -> None:

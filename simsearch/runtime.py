@@ -55,6 +55,7 @@ def load_runtime(settings: Settings) -> Runtime:
     except (StartupError, IndexLoadError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
+    searcher.search(["warm-up"], 1)  # the first forward pass is slow; pay it before the first request
     log.info(
         "loaded index %s (%d documents, %s) and model %s",
         index.name,

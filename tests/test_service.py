@@ -222,3 +222,43 @@ def test_startup_refuses_index_of_another_model(settings_for, built_index: Path,
 def test_startup_refuses_missing_model(settings_for, tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="model folder .* does not exist .*SIMSEARCH_BI_MODEL"):
         start(settings_for(bi_model=str(tmp_path / "no-model")))
+
+
+# ---- concurrency ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one search is stuck inside the encoder, other requests are still answered."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    from simsearch.runtime import load_runtime
+
+    runtime = load_runtime(settings_for())
+    app = create_app(runtime.settings)
+    app.state.runtime = runtime  # ASGITransport does not run the lifespan
+    entered, release = threading.Event(), threading.Event()
+    real_search = runtime.searcher.search
+
+    def held_search(queries, k):
+        entered.set()
+        release.wait(30)
+        return real_search(queries, k)
+
+    monkeypatch.setattr(runtime.searcher, "search", held_search)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        pending = asyncio.create_task(c.post("/search", json={"query": "tea"}))
+        assert await asyncio.to_thread(entered.wait, 30)
+        health = await asyncio.wait_for(c.get("/health"), timeout=10)
+        assert health.status_code == 200 and not pending.done()
+        release.set()
+        assert (await pending).status_code == 200
+    runtime.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
