@@ -1,0 +1,63 @@
+"""Shared by the training benchmarks: run a training job or reuse its finished run, and plot dev curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training.recipe import TrainConfig
+
+MODELS = Path("models") / "bench"
+
+
+def train_or_reuse(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's report; a finished run with the same configuration is reused instead of retrained."""
+    folder = cfg.output / (cfg.name or "")
+    report_path = folder / "report.json"
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        if report.get("config") == json.loads(cfg.model_dump_json()):
+            print(f"reusing {folder}")
+            return report
+    if cfg.kind == "bi":
+        from training.train_bi import run
+    else:
+        from training.train_cross import run
+    result = run(cfg)
+    return json.loads((result.path / "report.json").read_text())
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "test_spearman": report["test_spearman"],
+        "dev_spearman": report["dev_spearman"],
+        "dev_spearman_before": report["dev_spearman_before"],
+        "best_step": report["best_step"],
+        "steps": report["steps"],
+        "train_seconds": report["seconds"],
+        "dev_curve": report["dev_curve"],
+    }
+
+
+def plot_curves(panels: dict[str, dict[str, list[dict[str, float]]]], path: Path, title: str) -> None:
+    """One panel per key of ``panels``: dev Spearman against training steps, one line per loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items(), strict=True):
+        for label, points in curves.items():
+            ax.plot([p["step"] for p in points], [p["spearman"] for p in points], marker="o", ms=3, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("dev Spearman ×100")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

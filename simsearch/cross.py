@@ -1,0 +1,66 @@
+"""Cross-encoders: a model that reads both texts together and returns one relevance score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sentence_transformers import CrossEncoder
+
+from simsearch.encoders import ModelLoadError
+from simsearch.model_files import model_hash
+
+
+@dataclass
+class CrossScorer:
+    """A trained one-output ``CrossEncoder``. Scores are raw logits: higher means more similar, comparable
+    across pairs of one model (CoSENT-trained logits are unbounded, so no sigmoid is applied)."""
+
+    model: CrossEncoder
+    path: str
+    sha256: str
+    batch_size: int = 32
+
+    @classmethod
+    def load(cls, path: str, *, device: str = "cpu", batch_size: int = 32) -> CrossScorer:
+        local = Path(path).is_dir()
+        if not local and (path.startswith(("/", ".", "~")) or Path(path).suffix):
+            raise ModelLoadError(f"cross-encoder folder {path!r} does not exist")
+        try:
+            model = CrossEncoder(path, device=device, local_files_only=local)
+        except Exception as exc:  # the library raises many types
+            raise ModelLoadError(f"cannot load cross-encoder {path!r}: {type(exc).__name__}: {exc}") from exc
+        if model.num_labels != 1:
+            raise ModelLoadError(f"cross-encoder {path!r} has {model.num_labels} outputs; one score is needed")
+        model.eval()
+        return cls(model=model, path=path, sha256=model_hash(path), batch_size=batch_size)
+
+    @property
+    def max_seq_length(self) -> int:
+        length = self.model.max_seq_length
+        return int(length) if length is not None else int(self.model.tokenizer.model_max_length)
+
+    def score(self, pairs: Sequence[tuple[str, str]], *, progress: bool = False) -> np.ndarray:
+        """One float32 score per ``(a, b)`` pair, in order."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        inputs: Any = [list(p) for p in pairs]
+        scores = self.model.predict(
+            inputs,
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            activation_fn=torch.nn.Identity(),
+            convert_to_numpy=True,
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(-1)
+
+    def truncated(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Which pairs are longer together than the model's window and will be cut."""
+        if not pairs:
+            return []
+        encoded = self.model.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=False, verbose=False)
+        return [len(ids) > self.max_seq_length for ids in encoded["input_ids"]]

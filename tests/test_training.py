@@ -1,0 +1,194 @@
+"""CoSENT for cross-encoders, the pair readers, and the two training jobs on a toy task."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from simsearch.pairs import PairDataError, read_pairs
+from training.losses import CoSENTCrossEncoderLoss, cosent_ranking_loss
+from training.recipe import TrainConfig
+
+# ---- the loss -------------------------------------------------------------------------------------------
+
+
+def test_cosent_against_hand_computed_three_pairs() -> None:
+    s = torch.tensor([0.5, 0.2, 0.9], dtype=torch.float64)
+    y = torch.tensor([2.0, 1.0, 3.0], dtype=torch.float64)
+    # ordered (i, j) with y_i > y_j: (0, 1), (2, 0), (2, 1) -> exp(s_j - s_i) for each
+    expected = math.log(1 + math.exp(0.2 - 0.5) + math.exp(0.5 - 0.9) + math.exp(0.2 - 0.9))
+    assert cosent_ranking_loss(s, y, scale=1.0).item() == pytest.approx(expected, rel=1e-6)
+    expected20 = math.log(1 + math.exp(20 * -0.3) + math.exp(20 * -0.4) + math.exp(20 * -0.7))
+    assert cosent_ranking_loss(s, y, scale=20.0).item() == pytest.approx(expected20, rel=1e-6)
+
+
+def test_cosent_label_direction_and_ties() -> None:
+    y = torch.tensor([1.0, 0.0])
+    right, wrong = torch.tensor([0.8, 0.1]), torch.tensor([0.1, 0.8])
+    assert cosent_ranking_loss(right, y, 1.0) < cosent_ranking_loss(wrong, y, 1.0)
+    # only the order of labels counts: any monotone relabelling gives the same loss
+    assert cosent_ranking_loss(right, torch.tensor([5.0, -3.0]), 1.0) == cosent_ranking_loss(right, y, 1.0)
+    # equal labels give no term: log(1) = 0
+    assert cosent_ranking_loss(right, torch.tensor([2.0, 2.0]), 1.0).item() == 0.0
+
+
+def test_cross_encoder_loss_uses_the_models_logits(tiny_model: str) -> None:
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    model = CrossEncoder(tiny_model, num_labels=1, max_length=32, device="cpu")
+    model.eval()  # no dropout, so the forward pass is deterministic
+    a, b = ["a cat sat", "stock prices", "rain falls"], ["a dog sat", "a red car", "it is raining"]
+    labels = torch.tensor([3.0, 0.5, 4.0])
+    logits = model.predict(list(zip(a, b, strict=True)), activation_fn=torch.nn.Identity(), convert_to_tensor=True)
+    loss = CoSENTCrossEncoderLoss(model, scale=2.0)
+    value = loss([a, b], labels)
+    s = logits.tolist()
+    terms = [math.exp(2.0 * (s[j] - s[i])) for i in range(3) for j in range(3) if labels[i] > labels[j]]
+    assert value.item() == pytest.approx(math.log(1 + sum(terms)), rel=1e-5)
+    value.backward()  # gradients reach the transformer
+    assert model[0].model.classifier.weight.grad is not None
+    assert loss.get_config_dict() == {"scale": 2.0} and "kexue.fm/archives/9341" in loss.citation
+
+
+def test_cross_encoder_loss_rejects_wrong_shapes(tiny_model: str) -> None:
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(tiny_model, num_labels=1, device="cpu")
+    loss = CoSENTCrossEncoderLoss(model)
+    with pytest.raises(ValueError, match="two text columns"):
+        loss([["a"]], torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="one label per pair"):
+        loss([["a", "b"], ["c", "d"]], torch.tensor([1.0]))
+
+
+# ---- pair files -----------------------------------------------------------------------------------------
+
+
+def test_generic_files_with_headers(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text('sentence1,sentence2,score\n"a, b",c,4.5\nd,e,1\n')
+    (tmp_path / "p.jsonl").write_text('{"s1": "a", "s2": "b", "label": 1}\n{"s1": "c", "s2": "d", "label": 0}\n')
+    (tmp_path / "p.tsv").write_text("x\ty\t0.5\n")
+    csv_pairs = read_pairs(tmp_path / "p.csv")
+    assert (csv_pairs.a, csv_pairs.b, csv_pairs.scores) == (["a, b", "d"], ["c", "e"], [4.5, 1.0])
+    assert read_pairs(tmp_path / "p.jsonl").scores == [1.0, 0.0]
+    assert read_pairs(tmp_path / "p.tsv").a == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.tsv", "", "the file is empty"),
+        ("short.tsv", "a\tb\t1\nc\td\n", "short.tsv line 2: expected at least 3 columns, got 2"),
+        ("label.tsv", "a\tb\t1\nc\td\thigh\n", "label.tsv line 2: label 'high' is not a number"),
+        ("nan.tsv", "a\tb\tnan\n", "line 1: label 'nan' is not a finite number"),
+        ("blank.tsv", "a\t \t1\n", "blank.tsv line 1: empty text"),
+        ("noscore.csv", "sentence1,sentence2\na,b\n", "no score column"),
+        ("missing.jsonl", '{"s1": "a", "s2": "b", "label": 1}\n{"s1": "a", "label": 1}\n', "line 2: missing 's2'"),
+        ("bad.jsonl", '{"s1": "a", "s2": "b", "label": "x"}\n', "line 1: label 'x' is not a number"),
+    ],
+)
+def test_bad_pair_files_are_named(tmp_path: Path, name: str, content: str, message: str) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(PairDataError, match=message):
+        read_pairs(tmp_path / name)
+
+
+def test_bad_training_file_on_the_command_line(tmp_path: Path, tiny_model: str, capsys) -> None:
+    from training.train_bi import main
+
+    (tmp_path / "train.tsv").write_text("a\tb\tyes\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--train", str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "train.tsv"), "--model", tiny_model])
+    assert exit_.value.code == 2
+    assert "error: train.tsv line 1: label 'yes' is not a number" in capsys.readouterr().err
+
+
+# ---- training on a toy task -----------------------------------------------------------------------------
+
+ANIMALS = ["cat", "dog", "horse", "cow", "sheep", "goat", "pig", "duck"]
+VEHICLES = ["car", "bus", "train", "truck", "plane", "boat", "tram", "bike"]
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Pairs of words: similar (1) when both are animals or both vehicles. A random model knows nothing of
+    it, so the Spearman before training is near 0 and any gain comes from training."""
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("toy")
+    rows = []
+    for _ in range(360):
+        g1 = rng.choice([ANIMALS, VEHICLES])
+        same = rng.random() < 0.5
+        g2 = g1 if same else (VEHICLES if g1 is ANIMALS else ANIMALS)
+        w1 = rng.choice(g1)
+        w2 = rng.choice([w for w in g2 if w != w1])
+        rows.append(f"the {w1}\tthe {w2}\t{int(same)}")
+    for name, part in (("train", rows[:240]), ("valid", rows[240:300]), ("test", rows[300:])):
+        (folder / f"{name}.tsv").write_text("\n".join(part) + "\n")
+    return folder
+
+
+def toy_config(kind: str, loss: str, model: str, data: Path, out: Path, **extra) -> TrainConfig:
+    return TrainConfig(
+        kind=kind,
+        loss=loss,
+        base_model=model,
+        data=data,
+        output=out,
+        name=f"{kind}-{loss}",
+        epochs=extra.pop("epochs", 4),
+        batch_size=16,
+        lr=extra.pop("lr", 3e-3),
+        warmup_ratio=0.0,
+        max_length=16,
+        evals=4,
+        progress=False,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("loss", ["cosent", "cosine", "softmax"])
+def test_train_bi_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_path: Path, loss: str) -> None:
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    from training.train_bi import run
+
+    result = run(toy_config("bi", loss, tiny_model, toy_data, tmp_path))
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["test_spearman"] > report["test_spearman_before"] + 20, report
+    losses = [p["loss"] for p in report["train_loss"]]
+    assert losses[-1] < losses[0]
+    assert report["dev_curve"][0]["step"] == 0 and len(report["dev_curve"]) >= 4
+    assert report["data"]["train"]["pairs"] == 240 and report["config"]["seed"] == 42
+    assert (result.path / "README.md").is_file() and not (result.path / "checkpoints").exists()
+    # the saved model is the trained one
+    texts = ["the cat", "the bus", "the duck"]
+    reloaded = SentenceTransformer(str(result.path), device="cpu")
+    np.testing.assert_allclose(reloaded.encode(texts), result.model.encode(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["cosent", "bce"])
+def test_train_cross_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_path: Path, loss: str) -> None:
+    import json
+
+    from simsearch.cross import CrossScorer
+    from training.train_cross import run
+
+    result = run(toy_config("cross", loss, tiny_model, toy_data, tmp_path, epochs=10))
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["test_spearman"] > 30 and report["dev_spearman"] > report["dev_spearman_before"] + 20, report
+    losses = [p["loss"] for p in report["train_loss"]]
+    assert losses[-1] < losses[0]
+    pairs = [("the cat", "the dog"), ("the cat", "the bus")]
+    reloaded = CrossScorer.load(str(result.path))
+    expected = result.model.predict(pairs, activation_fn=torch.nn.Identity())
+    np.testing.assert_allclose(reloaded.score(pairs), expected, atol=1e-5)
+    assert reloaded.score(pairs)[0] > reloaded.score(pairs)[1]
