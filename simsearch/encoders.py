@@ -6,11 +6,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from simsearch.model_files import model_hash
+from simsearch.whitening import read_whitening
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class BiEncoder:
     path: str
     sha256: str
     batch_size: int = 32
+    whitening: dict[str, Any] | None = None  # parameters, when the model folder holds a fitted whitening
     _dim: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,7 +56,9 @@ class BiEncoder:
     def load(cls, path: str, *, device: str = "cpu", batch_size: int = 32) -> BiEncoder:
         model = load_sentence_transformer(path, device)
         model.eval()
-        return cls(model=model, path=path, sha256=model_hash(path), batch_size=batch_size)
+        return cls(
+            model=model, path=path, sha256=model_hash(path), batch_size=batch_size, whitening=read_whitening(path)
+        )
 
     @property
     def dim(self) -> int:

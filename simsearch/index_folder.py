@@ -139,6 +139,7 @@ def build_index(
                 dimension=encoder.dim,
                 max_seq_length=encoder.max_seq_length,
                 document_prefix=document_prefix,
+                whitening=encoder.whitening,
             ),
             index=IndexInfo(type=kind, params=ann.params(), recall_at_10=1.0 if _is_exact(kind, ann) else None),
             source=SourceInfo(path=str(corpus), format=resolved_fmt, sha256=file_sha256(corpus_file)),

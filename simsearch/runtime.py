@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from simsearch.cross import CrossScorer
 from simsearch.encoders import BiEncoder, ModelLoadError
 from simsearch.index_folder import IndexLoadError, LoadedIndex, open_index
 from simsearch.search import Searcher
@@ -29,6 +30,7 @@ class Runtime:
     encoder: BiEncoder
     index: LoadedIndex
     searcher: Searcher
+    cross: CrossScorer | None = None
 
     def close(self) -> None:
         self.index.close()
@@ -43,6 +45,15 @@ def load_encoder(settings: Settings) -> BiEncoder:
         raise StartupError(f"{exc} (setting SIMSEARCH_BI_MODEL)") from None
 
 
+def load_cross(settings: Settings) -> CrossScorer | None:
+    if not settings.cross_model:
+        return None
+    try:
+        return CrossScorer.load(settings.cross_model, device=settings.device, batch_size=settings.encode_batch_size)
+    except ModelLoadError as exc:
+        raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
+
+
 def load_runtime(settings: Settings) -> Runtime:
     """Open the index first (cheap, and the likelier thing to be wrong), then the model."""
     try:
@@ -52,6 +63,7 @@ def load_runtime(settings: Settings) -> Runtime:
     try:
         encoder = load_encoder(settings)
         searcher = Searcher(encoder, index, query_prefix=settings.query_prefix)
+        cross = load_cross(settings)
     except (StartupError, IndexLoadError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
@@ -63,4 +75,4 @@ def load_runtime(settings: Settings) -> Runtime:
         index.manifest.index.type,
         encoder.path,
     )
-    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher)
+    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher, cross=cross)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         default_factory=default_bi_model,
         description="Bi-encoder: a sentence-transformers folder (default: the packaged all-MiniLM-L6-v2).",
     )
+    cross_model: str | None = Field(
+        None, description="Trained cross-encoder folder for /similarity with model=cross (optional)."
+    )
     device: str = Field("cpu", description="Torch device for the encoders.")
     query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
     document_prefix: str = Field("", description="Text put before every document at index build time.")

@@ -24,9 +24,3 @@ def pair_scores(encoder: BiEncoder, pairs: Sequence[tuple[str, str]]) -> np.ndar
     vectors, rows = _encode_unique(encoder, [t for pair in pairs for t in pair])
     a, b = vectors[rows[0::2]], vectors[rows[1::2]]
     return np.einsum("ij,ij->i", a, b)
-
-
-def source_scores(encoder: BiEncoder, source: str, targets: Sequence[str]) -> np.ndarray:
-    """Cosine similarity of ``source`` to each target, in input order."""
-    vectors, rows = _encode_unique(encoder, [source, *targets])
-    return vectors[rows[1:]] @ vectors[rows[0]]

@@ -62,6 +62,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_cross(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A cross-encoder on the tiny BERT with a seeded, untrained one-logit head (deterministic scores)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-cross") / "ce"
+    CrossEncoder(tiny_model, num_labels=1, max_length=TINY_MAX_SEQ_LENGTH, device="cpu").save(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tiny_model: str):
     from simsearch.encoders import BiEncoder
 

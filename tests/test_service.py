@@ -174,7 +174,12 @@ def test_similarity_reports_truncated_inputs(client: TestClient) -> None:
         ({"source": "s", "targets": ["t"] * 4}, "body.targets", "4 targets; the limit is 3 (SIMSEARCH_MAX_TARGETS)"),
         ({"source": "s", "targets": []}, "body.targets", "at least 1 item"),
         ({"source": "s", "targets": ["ok", "x" * 300]}, "body.targets.1", "300 characters"),
-        ({"pairs": [["a", "b"]], "model": "cross"}, "body.model", "Input should be 'bi'"),
+        ({"pairs": [["a", "b"]], "model": "tri"}, "body.model", "Input should be 'bi' or 'cross'"),
+        (
+            {"pairs": [["a", "b"]], "model": "cross"},
+            "body.model",
+            "no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL",
+        ),
     ],
 )
 def test_similarity_bad_input(client: TestClient, body: dict, field: str, text: str) -> None:
@@ -186,6 +191,47 @@ def test_similarity_bad_input(client: TestClient, body: dict, field: str, text: 
 def test_huge_bad_input_is_not_echoed_in_full(client: TestClient) -> None:
     r = client.post("/similarity", json={"pairs": [["a", "b"]] * 5000})
     assert r.status_code == 422 and len(r.content) < 2000
+
+
+# ---- cross-encoder ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cross_client(tiny_cross: str, tiny_model: str, built_index: Path) -> Iterator[TestClient]:
+    from simsearch.settings import Settings
+
+    settings = Settings(
+        bi_model=tiny_model, cross_model=tiny_cross, index_dir=built_index.parent, index_name=built_index.name
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_similarity_with_the_cross_encoder(cross_client: TestClient, tiny_cross: str) -> None:
+    from simsearch.cross import CrossScorer
+
+    scorer = CrossScorer.load(tiny_cross)
+    pairs = [["a cat sat", "a dog sat"], ["rain today", "sunny tomorrow"]]
+    body = cross_client.post("/similarity", json={"pairs": pairs, "model": "cross"}).json()
+    assert body["model"] == "cross"
+    assert body["scores"] == pytest.approx(scorer.score([tuple(p) for p in pairs]).tolist(), abs=1e-5)
+    bi = cross_client.post("/similarity", json={"pairs": pairs}).json()
+    assert bi["model"] == "bi" and bi["scores"] != body["scores"]
+    targets = ["a dog sat", "sunny tomorrow"]
+    body = cross_client.post("/similarity", json={"source": "a cat sat", "targets": targets, "model": "cross"}).json()
+    assert body["scores"] == pytest.approx(scorer.score([("a cat sat", t) for t in targets]).tolist(), abs=1e-5)
+    assert cross_client.get("/ready").json()["cross_model"] == tiny_cross
+
+
+def test_cross_truncation_counts_the_pair_together(cross_client: TestClient) -> None:
+    half = " ".join(["word"] * (TINY_MAX_SEQ_LENGTH // 2 + 2))  # each text fits alone, the pair does not
+    body = cross_client.post("/similarity", json={"pairs": [["a", "b"], [half, half]], "model": "cross"}).json()
+    assert body["truncated"] == [1]
+
+
+def test_startup_refuses_missing_cross_encoder(settings_for, tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="cross-encoder folder .* does not exist .*SIMSEARCH_CROSS_MODEL"):
+        start(settings_for(cross_model=str(tmp_path / "nope")))
 
 
 # ---- start-up -------------------------------------------------------------------------------------------
