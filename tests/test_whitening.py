@@ -99,3 +99,70 @@ def test_saved_model_reloads_and_encodes_whitened(tiny_model: str, tmp_path: Pat
         "fitted_on": 80,
         "fitted_on_source": "toy",
     }
+
+
+def test_fit_whitening_job_grid_then_index_and_service(tiny_model: str, tmp_path: Path) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+    from sentence_transformers import SentenceTransformer
+
+    from service.app import create_app
+    from simsearch.encoders import BiEncoder
+    from simsearch.index_folder import build_index, open_index
+    from simsearch.settings import Settings
+    from tests.conftest import DOCS, write_jsonl
+    from training.fit_whitening import main
+
+    words = ["cats", "dogs", "rain", "tea", "cars", "music", "bread", "snow"]
+    lines = [
+        f"a note on {w} number {i}\tanother line on {words[(i * 3) % 8]} {i}\t{i % 6}" for i, w in enumerate(words * 8)
+    ]
+    (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "whitened"
+    assert (
+        main(
+            [
+                "--model",
+                tiny_model,
+                "--pairs",
+                str(tmp_path / "pairs.tsv"),
+                "--grid",
+                "--val-pairs",
+                str(tmp_path / "pairs.tsv"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert {(r["beta"], r["gamma"]) for r in report["rows"]} == {(1.0, 1.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0)}
+    assert report["chosen"]["score"] >= report["best_score"] - report["tolerance"]
+    assert isinstance(report["baseline_score"], float) and report["sentences"] == 128
+
+    encoder = BiEncoder.load(str(out))
+    assert encoder.whitening is not None and encoder.whitening["k"] == report["chosen"]["k"]
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCS)
+    path = build_index(corpus, encoder, tmp_path / "indexes", "w", progress=False)
+    assert open_index(path).manifest.model.whitening == encoder.whitening
+
+    settings = Settings(bi_model=str(out), index_dir=tmp_path / "indexes", index_name="w")
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/similarity", json={"pairs": [["a note on cats", "rain and snow"]]}).json()
+        hits = client.post("/search", json={"query": "tea", "k": 3}).json()["hits"]
+    v = SentenceTransformer(str(out), device="cpu").encode(["a note on cats", "rain and snow"])
+    assert body["scores"][0] == pytest.approx(float(v[0] @ v[1]), abs=1e-5)
+    assert len(hits) == 3
+
+
+def test_fit_whitening_job_needs_sentences_and_validation(tiny_model: str, tmp_path: Path, capsys) -> None:
+    from training.fit_whitening import main
+
+    with pytest.raises(SystemExit):
+        main(["--model", tiny_model, "--output", str(tmp_path / "o")])
+    assert "give --corpus and/or --pairs" in capsys.readouterr().err
+    (tmp_path / "p.tsv").write_text("a\tb\t1\nc\td\t0\ne\tf\t1\n")
+    with pytest.raises(SystemExit):
+        main(["--model", tiny_model, "--pairs", str(tmp_path / "p.tsv"), "--grid", "--output", str(tmp_path / "o")])
+    assert "--grid needs a validation set" in capsys.readouterr().err
