@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -21,7 +21,7 @@ def summary(errors: list[dict[str, Any]]) -> str:
     )
 
 
-def reject(loc: tuple[str | int, ...], message: str, value: Any = None, kind: str = "value_error") -> None:
+def reject(loc: tuple[str | int, ...], message: str, value: Any = None, kind: str = "value_error") -> NoReturn:
     """Fail the request with HTTP 422, in the same shape as a schema error, for limits set in settings."""
     raise RequestValidationError([{"type": kind, "loc": loc, "msg": message, "input": value}])
 

@@ -24,6 +24,7 @@ from service.schemas import (
     SimilarityResponse,
 )
 from simsearch.runtime import Runtime
+from simsearch.search import ModeUnavailableError
 from simsearch.similarity import pair_scores
 
 router = APIRouter()
@@ -78,16 +79,26 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
 def search(body: SearchRequest, rt: Annotated[Runtime, Depends(runtime)]) -> SearchResponse:
-    """The `k` documents nearest to the query (cosine of bi-encoder embeddings)."""
+    """The `k` best documents for the query: by bi-encoder cosine (`dense`), re-ranked by the
+    cross-encoder (`rerank`), or by the CUR approximation of the cross-encoder (`cur`)."""
     _check_lengths(rt, [(("body", "query"), body.query)])
+    limit = rt.settings.max_rerank
+    if body.k_r is not None and body.k_r > limit:
+        reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
+    k_r = body.k_r or min(100, limit)
     started = time.perf_counter()
     truncated = rt.encoder.truncated([body.query], prefix=rt.searcher.query_prefix)[0]
-    (hits,) = rt.searcher.search([body.query], body.k)
+    try:
+        hits, calls = rt.searcher.search_mode(body.query, body.k, body.mode, k_r)
+    except ModeUnavailableError as exc:
+        reject(("body", "mode"), str(exc), kind="unavailable")
     return SearchResponse(
         hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in hits],
         took_ms=round(1000 * (time.perf_counter() - started), 3),
         index=rt.index.name,
         truncated=truncated,
+        mode=body.mode,
+        cross_encoder_calls=calls,
     )
 
 

@@ -26,6 +26,14 @@ class Strict(BaseModel):
 class SearchRequest(Strict):
     query: Text = Field(description="What to search for.", examples=["Vitamin D deficiency raises the risk of MS."])
     k: int = Field(10, ge=1, le=100, description="Number of hits (1-100).")
+    mode: Literal["dense", "rerank", "cur"] = Field(
+        "dense",
+        description="dense: bi-encoder + FAISS. rerank: dense top k_r re-scored by the cross-encoder. "
+        "cur: the CUR approximation of the cross-encoder (k_i anchor calls), top k_r re-scored exactly.",
+    )
+    k_r: int | None = Field(
+        None, ge=1, description="Cross-encoder budget: candidates re-scored (default 100; limit SIMSEARCH_MAX_RERANK)."
+    )
 
 
 class SearchHit(BaseModel):
@@ -41,6 +49,8 @@ class SearchResponse(BaseModel):
     took_ms: float
     index: str
     truncated: bool = Field(description="The query was longer than the model's window and was cut to fit it.")
+    mode: Literal["dense", "rerank", "cur"]
+    cross_encoder_calls: int = Field(description="Cross-encoder calls this search spent (0 in dense mode).")
 
 
 class SimilarityRequest(Strict):

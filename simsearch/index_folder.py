@@ -21,7 +21,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from simsearch.ann import AnnIndex, backend, create_index
 from simsearch.atomic import fsync_dir
 from simsearch.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
+from simsearch.cur_store import CurArrays, load_cur
 from simsearch.docstore import DocStore, DocStoreWriter
 from simsearch.encoders import BiEncoder
 from simsearch.manifest import IndexInfo, Manifest, ManifestError, ModelInfo, SourceInfo
@@ -53,6 +54,7 @@ class LoadedIndex:
     manifest: Manifest
     ann: AnnIndex
     store: DocStore
+    cur: CurArrays | None = None
 
     @property
     def name(self) -> str:
@@ -72,9 +74,12 @@ def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        else:
+            fsync_dir(path)
     fsync_dir(folder)
 
 
@@ -157,6 +162,45 @@ def build_index(
     return link
 
 
+def publish_derived(
+    path: Path,
+    write_extra: Callable[[Path], list[str]],
+    update: Callable[[Manifest], Manifest],
+    *,
+    keep_builds: int = 2,
+) -> Path:
+    """Publish a new build of the index at ``path``: the current build's files (hard links, never
+    modified), plus the files ``write_extra(folder)`` writes (it returns their relative paths), under the
+    manifest ``update`` returns. Atomic like :func:`build_index`; the current build is kept for rollback."""
+    path = Path(path)
+    real, root, name = path.resolve(), path.parent, path.name
+    manifest = Manifest.read(real)
+    build_id = _new_build_id()
+    tmp = root / f".tmp-{name}-{build_id}"
+    tmp.mkdir()
+    try:
+        for rel in manifest.files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(real / rel, tmp / rel)
+            except OSError:  # another file system, or no hard links: copy
+                shutil.copy2(real / rel, tmp / rel)
+        written = write_extra(tmp)
+        files = {**manifest.files, **{rel: file_sha256(tmp / rel) for rel in written}}
+        update(manifest.model_copy(update={"build_id": build_id, "built_at": datetime.now(UTC), "files": files})).write(
+            tmp
+        )
+        _fsync_tree(tmp)
+        final = root / f"{name}@{build_id}"
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link = publish(root, name, final)
+    prune_builds(root, name, keep=keep_builds)
+    return link
+
+
 def _is_exact(kind: str, ann: AnnIndex) -> bool:
     return kind == "exact" or ann.params().get("factory") == "Flat"
 
@@ -214,7 +258,14 @@ def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         raise IndexLoadError(
             f"index {path}: {ann.count()} vectors and {len(store)} documents, the manifest says {manifest.count}"
         )
-    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store)
+    cur = None
+    if manifest.cur is not None:
+        try:
+            cur = load_cur(real, manifest.cur)
+        except (ValueError, OSError) as exc:
+            store.close()
+            raise IndexLoadError(f"index {path}: CUR arrays: {exc}") from None
+    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store, cur=cur)
 
 
 def check_model(index: LoadedIndex, encoder: BiEncoder) -> None:

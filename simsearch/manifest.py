@@ -43,6 +43,29 @@ class SourceInfo(BaseModel):
     sha256: str
 
 
+class CrossEncoderInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sha256: str
+    max_seq_length: int
+
+
+class CurInfo(BaseModel):
+    """How the CUR arrays in ``cur/`` were fitted (simsearch.cur)."""
+
+    model_config = ConfigDict(extra="forbid")
+    k_q: int = Field(description="Anchor queries (rows of R).")
+    k_i: int = Field(description="Anchor items (rows of E): cross-encoder calls per query before re-ranking.")
+    selection: str = Field(description="How anchor items were chosen: random or kmeans.")
+    seed: int
+    rcond: float = Field(description="Rank cut-off of the pseudo-inverse, relative to the largest singular value.")
+    rank: int = Field(description="Numerical rank of R[:, anchors] kept by the cut-off.")
+    query_source: str
+    cross_encoder: CrossEncoderInfo
+    calls: int = Field(description="Cross-encoder calls the fit made (k_q x N).")
+    seconds: float
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
@@ -56,6 +79,7 @@ class Manifest(BaseModel):
     index: IndexInfo
     source: SourceInfo
     files: dict[str, str] = Field(description="File name -> SHA-256, checked at load time.")
+    cur: CurInfo | None = None
 
     def write(self, folder: Path) -> None:
         atomic_write_json(Path(folder) / MANIFEST_NAME, json.loads(self.model_dump_json()))

@@ -62,8 +62,8 @@ def load_runtime(settings: Settings) -> Runtime:
         raise StartupError(str(exc)) from None
     try:
         encoder = load_encoder(settings)
-        searcher = Searcher(encoder, index, query_prefix=settings.query_prefix)
         cross = load_cross(settings)
+        searcher = Searcher(encoder, index, query_prefix=settings.query_prefix, cross=cross)
     except (StartupError, IndexLoadError) as exc:
         index.close()
         raise StartupError(str(exc)) from None

@@ -1,15 +1,24 @@
-"""The searcher: query texts -> vectors -> nearest documents, used by the service and the evaluation."""
+"""The searcher: a query to ranked documents, by dense retrieval, dense + cross-encoder re-ranking, or the
+CUR approximation of the cross-encoder. Used by the service and by the evaluation jobs alike."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from simsearch.cross import CrossScorer
 from simsearch.encoders import BiEncoder
-from simsearch.index_folder import LoadedIndex, check_model
+from simsearch.index_folder import IndexLoadError, LoadedIndex, check_model
+
+Mode = Literal["dense", "rerank", "cur"]
+MODES: tuple[Mode, ...] = ("dense", "rerank", "cur")
+
+
+class ModeUnavailableError(ValueError):
+    """A search mode this index or configuration cannot serve; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +30,35 @@ class Hit:
     metadata: dict[str, Any] | None
 
 
-class Searcher:
-    """Dense search over one loaded index with the encoder that built it."""
+@dataclass(frozen=True)
+class Ranking:
+    """Positions and scores, best first, and what the cross-encoder was asked to do to get them."""
 
-    def __init__(self, encoder: BiEncoder, index: LoadedIndex, *, query_prefix: str = "") -> None:
+    positions: list[int]
+    scores: list[float]
+    cross_encoder_calls: int = 0
+
+
+class Searcher:
+    """Search over one loaded index with the encoder that built it (and an optional cross-encoder)."""
+
+    def __init__(
+        self, encoder: BiEncoder, index: LoadedIndex, *, query_prefix: str = "", cross: CrossScorer | None = None
+    ) -> None:
         check_model(index, encoder)
+        if index.cur is not None and cross is not None and index.cur.info.cross_encoder.sha256 != cross.sha256:
+            fitted = index.cur.info.cross_encoder
+            raise IndexLoadError(
+                f"index {index.name!r} has CUR arrays fitted with cross-encoder {fitted.path} "
+                f"(sha256 {fitted.sha256[:12]}), but the configured one is {cross.path} (sha256 {cross.sha256[:12]}): "
+                "set SIMSEARCH_CROSS_MODEL to the fitted one, or fit CUR again with this one"
+            )
         self.encoder = encoder
         self.index = index
         self.query_prefix = query_prefix
+        self.cross = cross
 
+    # -- dense ------------------------------------------------------------------------------------------
     def encode_queries(self, queries: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.encoder.encode(queries, prefix=self.query_prefix, progress=progress)
 
@@ -49,5 +78,53 @@ class Searcher:
         ]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Top ``k`` documents for each query, best first."""
+        """Dense top ``k`` documents for each query, best first."""
         return [self.hits(ranked) for ranked in self.search_vectors(self.encode_queries(queries), k)]
+
+    # -- cross-encoder modes ----------------------------------------------------------------------------
+    def _cross(self) -> CrossScorer:
+        if self.cross is None:
+            raise ModeUnavailableError("no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL to a trained one")
+        return self.cross
+
+    def cross_scores(self, query: str, positions: Sequence[int]) -> np.ndarray:
+        """Exact cross-encoder scores of ``query`` against the documents at ``positions``."""
+        docs = self.index.store.get(list(positions))
+        return self._cross().score([(query, d.content()) for d in docs])
+
+    def rank(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> Ranking:
+        """The top ``k`` by ``mode``. ``rerank``: dense top ``k_r`` re-scored by the cross-encoder
+        (``k_r`` calls). ``cur``: ``k_i`` calls for the anchor items, approximate scores ``c · E`` for every
+        item, the top ``k_r`` of them re-scored exactly (the anchors' exact scores are kept too)."""
+        if mode == "dense":
+            ((ranked),) = self.search_vectors(self.encode_queries([query]), k)
+            return Ranking([p for p, _ in ranked], [s for _, s in ranked])
+        if mode == "rerank":
+            ((ranked),) = self.search_vectors(self.encode_queries([query]), k_r)
+            candidates = [p for p, _ in ranked]
+            return _top(candidates, self.cross_scores(query, candidates), k, len(candidates))
+        if mode == "cur":
+            cur = self.index.cur
+            if cur is None:
+                raise ModeUnavailableError(
+                    f"index {self.index.name!r} has no CUR arrays: fit them with "
+                    f"`python -m training.fit_cur --index {self.index.name}`"
+                )
+            anchors = [int(a) for a in cur.anchors]
+            c = self.cross_scores(query, anchors)
+            found, _ = cur.candidates(c, k_r + len(anchors))  # anchors may be among the best
+            anchor_set = set(anchors)
+            fresh = [int(p) for p in found if int(p) not in anchor_set][:k_r]
+            exact = self.cross_scores(query, fresh)
+            return _top(anchors + fresh, np.concatenate([c, exact]), k, len(anchors) + len(fresh))
+        raise ModeUnavailableError(f"unknown search mode {mode!r}; use one of {MODES}")
+
+    def search_mode(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> tuple[list[Hit], int]:
+        """Hits for one query by ``mode``, and the cross-encoder calls spent."""
+        ranking = self.rank(query, k, mode, k_r)
+        return self.hits(list(zip(ranking.positions, ranking.scores, strict=True))), ranking.cross_encoder_calls
+
+
+def _top(positions: Sequence[int], scores: np.ndarray, k: int, calls: int) -> Ranking:
+    order = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    return Ranking([int(positions[i]) for i in order], [float(scores[i]) for i in order], calls)

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the service binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service binds.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    max_rerank: int = Field(500, ge=1, description="Largest `k_r` (candidates re-scored by the cross-encoder).")
     max_pairs: int = Field(256, ge=1, description="Most pairs one /similarity request may send.")
     max_targets: int = Field(256, ge=1, description="Most targets one /similarity request may send.")
     max_text_chars: int = Field(

@@ -287,14 +287,14 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
     app = create_app(runtime.settings)
     app.state.runtime = runtime  # ASGITransport does not run the lifespan
     entered, release = threading.Event(), threading.Event()
-    real_search = runtime.searcher.search
+    real_search = runtime.searcher.search_mode
 
-    def held_search(queries, k):
+    def held_search(*args, **kwargs):
         entered.set()
         release.wait(30)
-        return real_search(queries, k)
+        return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(runtime.searcher, "search", held_search)
+    monkeypatch.setattr(runtime.searcher, "search_mode", held_search)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         pending = asyncio.create_task(c.post("/search", json={"query": "tea"}))
         assert await asyncio.to_thread(entered.wait, 30)

@@ -1,0 +1,226 @@
+"""CUR: exact recovery of low-rank matrices, resumable scoring, budget accounting, and the search modes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from simsearch.cur import adaptive_cur, approximate_scores, fit_cur, score_matrix, select_anchor_items
+
+
+def low_rank(n_queries: int, n_items: int, rank: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n_queries, rank)) @ rng.normal(size=(rank, n_items))
+
+
+def test_rank_r_matrix_is_recovered_exactly_from_its_anchors() -> None:
+    M = low_rank(70, 300, rank=5)
+    R = M[:20]  # anchor queries
+    anchors = select_anchor_items(300, 8, "random", seed=1)  # k_i = 8 >= rank 5
+    factors = fit_cur(R, anchors)
+    assert factors.rank == 5 and factors.E.shape == (8, 300)
+    for q in range(20, 70):  # queries never seen while fitting
+        np.testing.assert_allclose(approximate_scores(M[q, anchors], factors.E), M[q], rtol=1e-3, atol=1e-3)
+
+
+def test_approximate_top_k_equals_exact_top_k_on_low_rank() -> None:
+    M = low_rank(60, 500, rank=4, seed=2)
+    factors = fit_cur(M[:30], select_anchor_items(500, 10, "random", seed=3))
+    for q in range(30, 60):
+        approx = approximate_scores(M[q, factors.anchors], factors.E)
+        assert list(np.argsort(-approx)[:10]) == list(np.argsort(-M[q])[:10])
+
+
+def test_adaptive_cur_finds_the_exact_top_within_budget() -> None:
+    M = low_rank(40, 400, rank=3, seed=4)
+    R, q = M[:20], M[25]
+    calls: list[int] = []
+
+    def score_items(positions: np.ndarray) -> np.ndarray:
+        calls.append(len(positions))
+        return q[positions]
+
+    positions, scores = adaptive_cur(score_items, R, np.array([1, 50, 99]), budget=30, rounds=3)
+    assert sum(calls) == 30 == len(positions)
+    assert set(np.argsort(-q)[:10]) <= set(positions.tolist())
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_kmeans_anchor_selection_is_distinct_and_seeded() -> None:
+    emb = np.random.default_rng(0).normal(size=(200, 8))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    a = select_anchor_items(200, 12, "kmeans", seed=5, embeddings=emb)
+    assert len(set(a.tolist())) == 12 and list(a) == sorted(a)
+    np.testing.assert_array_equal(a, select_anchor_items(200, 12, "kmeans", seed=5, embeddings=emb))
+    with pytest.raises(ValueError, match="k_i must be between 1 and the 200 items"):
+        select_anchor_items(200, 201, "random", seed=0)
+
+
+class CountingScorer:
+    def __init__(self) -> None:
+        self.pairs = 0
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        self.pairs += len(pairs)
+        return np.array([len(a) * 0.5 - len(b) + (hash(a + b) % 7) for a, b in pairs], dtype=np.float32)
+
+
+def test_interrupted_then_resumed_score_matrix_equals_uninterrupted(tmp_path: Path) -> None:
+    queries = [f"query {i}" for i in range(6)]
+    items = [f"item text {j}" * (j % 3 + 1) for j in range(25)]
+    full = score_matrix(
+        CountingScorer(), queries, items, tmp_path / "a" / "R.npy", model_key="m", chunk=7, progress=False
+    )
+    scorer = CountingScorer()
+    with pytest.raises(InterruptedError, match="stopped after 2 of 6 rows"):
+        score_matrix(
+            scorer, queries, items, tmp_path / "b" / "R.npy", model_key="m", chunk=7, progress=False, stop_after_rows=2
+        )
+    assert scorer.pairs == 2 * 25
+    resumed = score_matrix(scorer, queries, items, tmp_path / "b" / "R.npy", model_key="m", chunk=7, progress=False)
+    assert scorer.pairs == 6 * 25  # finished rows were not scored again
+    np.testing.assert_array_equal(resumed, full)
+    # a checkpoint made for another model is not reused
+    other = CountingScorer()
+    score_matrix(other, queries, items, tmp_path / "b" / "R.npy", model_key="other", progress=False)
+    assert other.pairs == 6 * 25
+
+
+# ---- the fit job, the search modes, the service ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cur_index(tmp_path_factory: pytest.TempPathFactory, tiny_model: str, tiny_cross: str) -> Path:
+    """A copy of the tiny index with CUR arrays fitted by the job (anchor queries sampled from documents)."""
+    from tests.conftest import DOCS, write_jsonl
+    from training.build_index import main as build
+    from training.fit_cur import main as fit
+
+    root = tmp_path_factory.mktemp("cur-indexes")
+    corpus = write_jsonl(root / "corpus.jsonl", DOCS)
+    assert (
+        build(
+            ["--corpus", str(corpus), "--name", "c", "--index-dir", str(root), "--model", tiny_model, "--no-progress"]
+        )
+        == 0
+    )
+    assert (
+        fit(
+            [
+                "--index",
+                "c",
+                "--index-dir",
+                str(root),
+                "--cross",
+                tiny_cross,
+                "--k-q",
+                "6",
+                "--k-i",
+                "3",
+                "--selection",
+                "kmeans",
+                "--work-dir",
+                str(root / "work"),
+            ]
+        )
+        == 0
+    )
+    return root / "c"
+
+
+def test_fit_job_publishes_a_new_build_with_cur(cur_index: Path, tiny_cross: str) -> None:
+    from simsearch.index_folder import open_index
+
+    index = open_index(cur_index)
+    info = index.manifest.cur
+    assert info is not None and (info.k_q, info.k_i, info.selection) == (6, 3, "kmeans")
+    assert info.calls == 6 * 8 and info.cross_encoder.path == tiny_cross
+    assert index.cur is not None and index.cur.E.shape == (3, 8) and len(index.cur.anchor_queries) == 6
+    assert "cur/E.npy" in index.manifest.files
+    assert len(list(cur_index.parent.glob("c@*"))) == 2  # the build without CUR is kept for rollback
+
+
+@pytest.fixture(scope="module")
+def cur_client(cur_index: Path, tiny_model: str, tiny_cross: str) -> Iterator[TestClient]:
+    from service.app import create_app
+    from simsearch.settings import Settings
+
+    settings = Settings(
+        bi_model=tiny_model, cross_model=tiny_cross, index_dir=cur_index.parent, index_name="c", max_rerank=5
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_rerank_mode_rescores_dense_candidates(cur_client: TestClient, tiny_cross: str) -> None:
+    from simsearch.cross import CrossScorer
+    from tests.conftest import DOCS
+
+    body = cur_client.post("/search", json={"query": "hot drinks", "k": 3, "mode": "rerank", "k_r": 5}).json()
+    assert body["mode"] == "rerank" and body["cross_encoder_calls"] == 5 and len(body["hits"]) == 3
+    dense = cur_client.post("/search", json={"query": "hot drinks", "k": 5}).json()
+    assert dense["cross_encoder_calls"] == 0
+    content = {d["_id"]: f"{d['title']} {d['text']}".strip() for d in DOCS}
+    candidates = [h["id"] for h in dense["hits"]]
+    exact = CrossScorer.load(tiny_cross).score([("hot drinks", content[i]) for i in candidates])
+    expected = [candidates[i] for i in np.argsort(-exact, kind="stable")[:3]]
+    assert [h["id"] for h in body["hits"]] == expected
+    assert [h["score"] for h in body["hits"]] == pytest.approx(sorted(exact, reverse=True)[:3], abs=1e-5)
+
+
+def test_cur_mode_spends_k_i_plus_k_r_calls(cur_client: TestClient) -> None:
+    body = cur_client.post("/search", json={"query": "hot drinks", "k": 4, "mode": "cur", "k_r": 2}).json()
+    assert body["mode"] == "cur" and body["cross_encoder_calls"] == 3 + 2 and len(body["hits"]) == 4
+    scores = [h["score"] for h in body["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    # a budget larger than the corpus scores every item once, never more
+    body = cur_client.post("/search", json={"query": "hot drinks", "k": 8, "mode": "cur", "k_r": 5}).json()
+    assert body["cross_encoder_calls"] == 8 and len({h["id"] for h in body["hits"]}) == 8
+
+
+def test_k_r_over_the_limit(cur_client: TestClient) -> None:
+    r = cur_client.post("/search", json={"query": "x", "mode": "rerank", "k_r": 6})
+    assert (
+        r.status_code == 422 and "body.k_r: 6 candidates; the limit is 5 (SIMSEARCH_MAX_RERANK)" in r.json()["message"]
+    )
+
+
+def test_mode_errors(settings_for, built_index: Path, tiny_cross: str) -> None:
+    from service.app import create_app
+
+    with TestClient(create_app(settings_for(cross_model=tiny_cross))) as client:
+        r = client.post("/search", json={"query": "x", "mode": "cur"})
+        assert r.status_code == 422
+        assert (
+            "body.mode: index 'tiny' has no CUR arrays: fit them with `python -m training.fit_cur"
+            in r.json()["message"]
+        )
+        assert client.post("/search", json={"query": "x", "mode": "fast"}).status_code == 422
+    with TestClient(create_app(settings_for())) as client:
+        r = client.post("/search", json={"query": "x", "mode": "rerank"})
+        assert r.status_code == 422 and "no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL" in r.json()["message"]
+
+
+def test_cur_fitted_with_another_cross_encoder_is_refused(
+    cur_index: Path, tiny_model: str, tiny_cross: str, tmp_path: Path
+) -> None:
+    from service.app import create_app
+    from simsearch.runtime import StartupError
+    from simsearch.settings import Settings
+
+    other = tmp_path / "other-ce"
+    shutil.copytree(tiny_cross, other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "classifier_dropout": 0.5}))
+    settings = Settings(bi_model=tiny_model, cross_model=str(other), index_dir=cur_index.parent, index_name="c")
+    with (
+        pytest.raises(StartupError, match="CUR arrays fitted with cross-encoder .* set SIMSEARCH_CROSS_MODEL"),
+        TestClient(create_app(settings)),
+    ):
+        pass

@@ -1,0 +1,120 @@
+"""Fit the CUR approximation of a cross-encoder over an index (ANNCUR) and publish it with the index.
+
+    python -m training.fit_cur --index scifact --cross models/ce-scifact \
+        --queries ../shared/data/scifact --queries-split train --k-q 100 --k-i 50 --selection kmeans
+
+Scores ``k_q`` anchor queries against every document with the cross-encoder (the expensive step: a
+progress bar, and checkpoints under ``--work-dir`` so an interrupted run resumes where it stopped), picks
+``k_i`` anchor items, solves ``E = pinv(R[:, anchors]) · R`` and publishes a new build of the index with
+``cur/`` and its manifest entry. ``POST /search`` with ``mode: "cur"`` then uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simsearch.beir import load_qrels, load_queries
+from simsearch.cross import CrossScorer
+from simsearch.cur import fit_cur, score_matrix, select_anchor_items
+from simsearch.cur_store import save_cur
+from simsearch.encoders import ModelLoadError
+from simsearch.index_folder import IndexLoadError, open_index, publish_derived
+from simsearch.manifest import CrossEncoderInfo, CurInfo, Manifest
+from training.cli import fail, settings_with
+
+
+def anchor_queries(source: Path | None, split: str | None, k_q: int, seed: int, documents: list[str]) -> list[str]:
+    """``k_q`` query texts: a seeded sample of a query file (BEIR folder/``queries.jsonl``, or one a line),
+    or of the documents themselves when there is no query file."""
+    if source is None:
+        pool = documents
+    elif source.is_dir() or source.suffix == ".jsonl":
+        folder = source if source.is_dir() else source.parent
+        queries = load_queries(folder)
+        ids = sorted(load_qrels(folder, split)) if split else sorted(queries)
+        pool = [queries[i] for i in ids if i in queries]
+    else:
+        pool = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pool = list(dict.fromkeys(pool))
+    if len(pool) < k_q:
+        raise ValueError(f"{len(pool)} distinct anchor queries available, k_q = {k_q} asked for")
+    return random.Random(seed).sample(pool, k_q)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="simsearch-fit-cur", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--index", help="index name (default: SIMSEARCH_INDEX_NAME)")
+    p.add_argument("--index-dir", type=Path)
+    p.add_argument("--cross", help="trained cross-encoder (default: SIMSEARCH_CROSS_MODEL)")
+    p.add_argument("--queries", type=Path, help="anchor query source; default: sampled documents")
+    p.add_argument("--queries-split", help="with a BEIR folder: only queries judged in this split (e.g. train)")
+    p.add_argument("--k-q", type=int, default=100, help="anchor queries (default: %(default)s)")
+    p.add_argument("--k-i", type=int, default=50, help="anchor items (default: %(default)s)")
+    p.add_argument("--selection", choices=["random", "kmeans"], default="kmeans")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rcond", type=float, default=1e-3, help="pseudo-inverse rank cut-off (relative)")
+    p.add_argument("--work-dir", type=Path, default=Path("cache/cur"), help="resumable score checkpoints")
+    args = p.parse_args(argv)
+    settings = settings_with(index_name=args.index, index_dir=args.index_dir, cross_model=args.cross)
+    if not settings.cross_model:
+        fail("give --cross or set SIMSEARCH_CROSS_MODEL: the cross-encoder to approximate")
+    if not 1 <= args.k_i <= args.k_q:
+        fail(f"--k-i must be between 1 and --k-q ({args.k_q}): E = pinv(R[:, anchors]) needs k_i <= k_q")
+    started = time.perf_counter()
+    try:
+        # 1. the index and the cross-encoder
+        index = open_index(settings.index_path, verify=settings.verify_checksums)
+        cross = CrossScorer.load(settings.cross_model, batch_size=64)
+        documents = [d.content() for d in index.store.get(list(range(index.manifest.count)))]
+        # 2. anchor queries and anchor items
+        queries = anchor_queries(args.queries, args.queries_split, args.k_q, args.seed, documents)
+        embeddings = np.load(index.path / "embeddings.npy", allow_pickle=False) if args.selection == "kmeans" else None
+        anchors = select_anchor_items(len(documents), args.k_i, args.selection, args.seed, embeddings)
+        # 3. R = CE(anchor queries x all items): resumable
+        work = args.work_dir / f"{index.name}-{index.manifest.build_id}-{cross.sha256[:12]}-q{args.k_q}-s{args.seed}"
+        R = score_matrix(cross.score, queries, documents, work / "R.npy", model_key=cross.sha256)
+        # 4. E = pinv(R[:, anchors]) R
+        factors = fit_cur(R, anchors, rcond=args.rcond)
+    except (IndexLoadError, ModelLoadError, ValueError, OSError) as exc:
+        fail(str(exc))
+    info = CurInfo(
+        k_q=args.k_q,
+        k_i=args.k_i,
+        selection=args.selection,
+        seed=args.seed,
+        rcond=args.rcond,
+        rank=factors.rank,
+        query_source=str(args.queries or "sampled documents")
+        + (f":{args.queries_split}" if args.queries_split else ""),
+        cross_encoder=CrossEncoderInfo(path=cross.path, sha256=cross.sha256, max_seq_length=cross.max_seq_length),
+        calls=int(R.size),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+    def update(m: Manifest) -> Manifest:
+        return m.model_copy(update={"cur": info})
+
+    # 5. a new build of the index with cur/, published atomically
+    path = publish_derived(
+        settings.index_path,
+        lambda folder: save_cur(folder, E=factors.E, R=R, anchors=factors.anchors, anchor_queries=queries),
+        update,
+    )
+    index.close()
+    print(
+        f"published {path} -> {path.resolve().name}: CUR k_q={args.k_q} k_i={args.k_i} ({args.selection}), "
+        f"rank {factors.rank}, {info.calls} cross-encoder calls, {info.seconds:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
