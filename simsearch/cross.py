@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
-from simsearch.encoders import ModelLoadError
+from simsearch.encoders import ModelLoadError, load_onnx
 from simsearch.model_files import model_hash
+from simsearch.onnx_backend import Backend, OnnxRunner, run_batched
 
 
 @dataclass
@@ -24,9 +25,19 @@ class CrossScorer:
     path: str
     sha256: str
     batch_size: int = 32
+    backend: Backend = "torch"
+    onnx: OnnxRunner | None = None
 
     @classmethod
-    def load(cls, path: str, *, device: str = "cpu", batch_size: int = 32) -> CrossScorer:
+    def load(
+        cls,
+        path: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        backend: Backend = "torch",
+        threads: int | None = None,
+    ) -> CrossScorer:
         local = Path(path).is_dir()
         if not local and (path.startswith(("/", ".", "~")) or Path(path).suffix):
             raise ModelLoadError(f"cross-encoder folder {path!r} does not exist")
@@ -37,7 +48,14 @@ class CrossScorer:
         if model.num_labels != 1:
             raise ModelLoadError(f"cross-encoder {path!r} has {model.num_labels} outputs; one score is needed")
         model.eval()
-        return cls(model=model, path=path, sha256=model_hash(path), batch_size=batch_size)
+        return cls(
+            model=model,
+            path=path,
+            sha256=model_hash(path),
+            batch_size=batch_size,
+            backend=backend,
+            onnx=load_onnx(model, path, "cross", backend, threads),
+        )
 
     @property
     def max_seq_length(self) -> int:
@@ -48,6 +66,9 @@ class CrossScorer:
         """One float32 score per ``(a, b)`` pair, in order."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
+        if self.onnx is not None:
+            logits = run_batched(self.onnx, self._tokenize, list(pairs), self.batch_size)
+            return np.asarray(logits, dtype=np.float32).reshape(-1)
         inputs: Any = [list(p) for p in pairs]
         scores = self.model.predict(
             inputs,
@@ -57,6 +78,18 @@ class CrossScorer:
             convert_to_numpy=True,
         )
         return np.asarray(scores, dtype=np.float32).reshape(-1)
+
+    def _tokenize(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        return dict(
+            self.model.tokenizer(
+                [a for a, _ in pairs],
+                [b for _, b in pairs],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+        )
 
     def truncated(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """Which pairs are longer together than the model's window and will be cut."""

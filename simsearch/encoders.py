@@ -6,12 +6,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from simsearch.model_files import model_hash
+from simsearch.onnx_backend import Backend, ExportError, OnnxRunner, export, onnx_path, run_batched
 from simsearch.whitening import read_whitening
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,31 @@ def load_sentence_transformer(path: str, device: str = "cpu") -> SentenceTransfo
         raise ModelLoadError(f"cannot load model {path!r}: {type(exc).__name__}: {exc}") from exc
 
 
+def load_onnx(
+    model: Any, path: str, kind: Literal["bi", "cross"], backend: Backend, threads: int | None
+) -> OnnxRunner | None:
+    """The ONNX Runtime session for ``backend`` (``None`` for torch), exporting the model first if needed."""
+    if backend == "torch":
+        return None
+    file = onnx_path(path, backend)
+    if not file.is_file():
+        log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
+        try:
+            export(model, path, kind)
+        except ExportError as exc:
+            raise ModelLoadError(
+                f"{exc}: export it where the folder is writable with "
+                f"`python -m training.export_onnx --model {path} --kind {kind}`"
+            ) from None
+    return OnnxRunner(file, threads)
+
+
 @dataclass
 class BiEncoder:
     """A sentence-transformers model plus what identifies it (path and weights hash).
 
-    Embeddings are L2-normalised float32, so the inner product is the cosine similarity.
+    Embeddings are L2-normalised float32, so the inner product is the cosine similarity. With an ONNX
+    backend the same tokenizer feeds an ONNX Runtime session of the whole model instead of torch.
     """
 
     model: SentenceTransformer
@@ -44,6 +65,8 @@ class BiEncoder:
     sha256: str
     batch_size: int = 32
     whitening: dict[str, Any] | None = None  # parameters, when the model folder holds a fitted whitening
+    backend: Backend = "torch"
+    onnx: OnnxRunner | None = None
     _dim: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,11 +76,25 @@ class BiEncoder:
         self._dim = int(dim)
 
     @classmethod
-    def load(cls, path: str, *, device: str = "cpu", batch_size: int = 32) -> BiEncoder:
+    def load(
+        cls,
+        path: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        backend: Backend = "torch",
+        threads: int | None = None,
+    ) -> BiEncoder:
         model = load_sentence_transformer(path, device)
         model.eval()
         return cls(
-            model=model, path=path, sha256=model_hash(path), batch_size=batch_size, whitening=read_whitening(path)
+            model=model,
+            path=path,
+            sha256=model_hash(path),
+            batch_size=batch_size,
+            whitening=read_whitening(path),
+            backend=backend,
+            onnx=load_onnx(model, path, "bi", backend, threads),
         )
 
     @property
@@ -76,6 +113,10 @@ class BiEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = [prefix + t for t in texts] if prefix else list(texts)
+        if self.onnx is not None:
+            vectors = run_batched(self.onnx, self._tokenize, inputs, batch_size or self.batch_size)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return np.ascontiguousarray(vectors, dtype=np.float32)
         vectors = self.model.encode(
             inputs,
             batch_size=batch_size or self.batch_size,
@@ -84,6 +125,13 @@ class BiEncoder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
+        return dict(
+            self.model.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
+            )
+        )
 
     def truncated(self, texts: Sequence[str], *, prefix: str = "") -> list[bool]:
         """Which texts are longer than the model's window and will be cut to ``max_seq_length`` tokens."""

@@ -40,7 +40,13 @@ def load_encoder(settings: Settings) -> BiEncoder:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     try:
-        return BiEncoder.load(settings.bi_model, device=settings.device, batch_size=settings.encode_batch_size)
+        return BiEncoder.load(
+            settings.bi_model,
+            device=settings.device,
+            batch_size=settings.encode_batch_size,
+            backend=settings.backend,
+            threads=settings.torch_threads,
+        )
     except ModelLoadError as exc:
         raise StartupError(f"{exc} (setting SIMSEARCH_BI_MODEL)") from None
 
@@ -49,7 +55,13 @@ def load_cross(settings: Settings) -> CrossScorer | None:
     if not settings.cross_model:
         return None
     try:
-        return CrossScorer.load(settings.cross_model, device=settings.device, batch_size=settings.encode_batch_size)
+        return CrossScorer.load(
+            settings.cross_model,
+            device=settings.device,
+            batch_size=settings.encode_batch_size,
+            backend=settings.backend,
+            threads=settings.torch_threads,
+        )
     except ModelLoadError as exc:
         raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
 

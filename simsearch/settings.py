@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         None, description="Trained cross-encoder folder for /similarity with model=cross (optional)."
     )
     device: str = Field("cpu", description="Torch device for the encoders.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="Inference runtime for both encoders: torch, ONNX Runtime fp32, or ONNX int8."
+    )
     query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
     document_prefix: str = Field("", description="Text put before every document at index build time.")
     encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size for encoding.")

@@ -1,0 +1,125 @@
+"""ONNX Runtime backends for the bi-encoder and the cross-encoder: fp32 and int8 (dynamic quantisation).
+
+sentence-transformers' own ONNX backend needs ``optimum-onnx``, whose releases pin transformers < 4.58
+and so cannot be installed beside sentence-transformers 6 / transformers 5 (huggingface/optimum-onnx
+#114). We therefore export with ``torch.onnx.export`` and quantise with onnxruntime's own
+``quantize_dynamic`` (MatMul weights, int8 per channel: the embedding tables stay fp32, which keeps
+cosines within about 0.99 of fp32 where quantising every op drops them to about 0.93). The files live in
+``<model>/onnx/`` beside the original weights, where sentence-transformers keeps its exports too; the
+model hash (simsearch.model_files) ignores that folder, since it is the same model in another runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+ONNX_DIR = "onnx"
+FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx"}
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported or its export cannot be written."""
+
+
+def onnx_path(model_folder: str, backend: Backend) -> Path:
+    return Path(model_folder) / ONNX_DIR / FILES[backend]
+
+
+def _input_names(tokenizer: Any) -> list[str]:
+    sample = tokenizer(["a b"], return_tensors="np")
+    return [k for k in INPUTS if k in sample]
+
+
+def _wrap(model: Any, kind: str, names: list[str]) -> Any:
+    import torch
+
+    class BiGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.model(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
+
+    class CrossGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model[0].model  # the transformers sequence-classification model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, tensors, strict=True))).logits
+
+    return (BiGraph() if kind == "bi" else CrossGraph()).eval()
+
+
+def export(model: Any, model_folder: str, kind: Literal["bi", "cross"]) -> dict[str, Path]:
+    """Write ``onnx/model.onnx`` and ``onnx/model_qint8.onnx`` for a loaded sentence-transformers model
+    (``kind="bi"``) or ``CrossEncoder`` (``kind="cross"``). Each file appears atomically."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(model_folder) / ONNX_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot write {folder}: {exc}") from None
+    names = _input_names(model.tokenizer)
+    sample = model.tokenizer(["an example sentence", "another"], padding=True, return_tensors="pt")
+    out = {"bi": "sentence_embedding", "cross": "logits"}[kind]
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        fp32 = Path(tmp) / FILES["onnx"]
+        with torch.no_grad():
+            torch.onnx.export(
+                _wrap(model, kind, names),
+                tuple(sample[k] for k in names),
+                str(fp32),
+                input_names=names,
+                output_names=[out],
+                dynamic_axes={**{k: {0: "batch", 1: "seq"} for k in names}, out: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        int8 = Path(tmp) / FILES["onnx-int8"]
+        quantize_dynamic(
+            str(fp32), str(int8), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
+        )
+        for backend, path in (("onnx", fp32), ("onnx-int8", int8)):
+            os.replace(path, folder / FILES[backend])
+    return {b: folder / f for b, f in FILES.items()}
+
+
+class OnnxRunner:
+    """One ONNX Runtime session; features in, first output out."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {k: features[k].astype(np.int64) for k in self.names})[0]
+
+
+def run_batched(runner: OnnxRunner, tokenize: Any, items: list[Any], batch_size: int) -> np.ndarray:
+    """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order."""
+    order = np.argsort([-len(str(x)) for x in items], kind="stable")
+    outputs: list[np.ndarray] = [np.empty(0)] * len(items)
+    for start in range(0, len(items), batch_size):
+        idx = order[start : start + batch_size]
+        result = runner(tokenize([items[i] for i in idx]))
+        for j, i in enumerate(idx):
+            outputs[i] = result[j]
+    return np.stack(outputs)
