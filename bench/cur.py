@@ -1,0 +1,411 @@
+"""CUR (ANNCUR) against dense retrieve-then-re-rank at equal cross-encoder budgets, on two corpora.
+
+    python -m bench.cur [--corpora stsb scifact] [--queries 50] [--k-q 50]
+
+Ground truth: the exact cross-encoder scores of ``--queries`` held-apart test queries against the whole
+corpus. For budgets of 50, 100, 200 and 500 calls it reports Top-k-Recall (k = 1, 10, 50: the share of
+the exact top k that the method returns) for ``rerank`` (dense top B re-scored), ``cur-random`` and
+``cur-kmeans`` (k_i anchor calls + the top B - k_i approximate items re-scored), ``adacur`` (the adaptive
+multi-round variant) and ``union`` (rerank and cur-kmeans candidates together: it spends up to 2B calls,
+reported in ``calls``), the measured query latency of each mode, and the offline cost.
+
+Corpora: (a) the 15,457 unique sentences of STS-B less the held-apart queries, scored by the STS-B
+cross-encoder of ``bench.cosent_stsb_en``; (b) the 5,183 SciFact abstracts, scored by a cross-encoder
+trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
+``training.train_cross``). Score matrices are cached under cache/cur/, keyed by the model's hash, and
+resume when interrupted. Writes bench/results/cur.json and cur.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, write_result
+from bench.training_runs import MODELS, train_or_reuse
+from simsearch.beir import load_qrels, load_queries
+from simsearch.corpus import iter_documents
+from simsearch.cross import CrossScorer
+from simsearch.cur import adaptive_cur, approximate_scores, fit_cur, score_matrix, select_anchor_items
+from simsearch.encoders import BiEncoder
+from simsearch.ir_metrics import ndcg_at_k
+from simsearch.pairs import read_pairs
+from training.cli import settings_with
+from training.recipe import TrainConfig
+
+CACHE = Path("cache") / "cur"
+BUDGETS = (50, 100, 200, 500)
+KS = (1, 10, 50)
+
+
+def split_budget(budget: int, k_q: int) -> tuple[int, int]:
+    """(k_i, k_r): half the budget on anchors, at most k_q of them (k_i <= k_q), the rest re-ranked."""
+    k_i = min(budget // 2, k_q)
+    return k_i, budget - k_i
+
+
+def recall(found: set[int], exact_top: np.ndarray) -> float:
+    return len(found.intersection(exact_top.tolist())) / len(exact_top)
+
+
+def top_by_exact(candidates: list[int], truth_row: np.ndarray, k: int) -> set[int]:
+    """The method's top k: its candidates ranked by their exact scores (all of them were scored)."""
+    ranked = sorted(set(candidates), key=lambda p: -truth_row[p])
+    return set(ranked[:k])
+
+
+# ---- the corpora --------------------------------------------------------------------------------------
+
+
+def stsb_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str, Any]:
+    sentences: list[str] = []
+    for split in ("train", "dev", "test"):
+        pairs = read_pairs(data / "stsb-en", split)
+        sentences += pairs.a + pairs.b
+    unique = list(dict.fromkeys(sentences))
+    random.Random(seed).shuffle(unique)
+    test, anchors, items = unique[:n_queries], unique[n_queries : n_queries + k_q], unique[n_queries + k_q :]
+    ce_report = json.loads((MODELS / "stsb-en" / "cross-cosent" / "report.json").read_text())
+    return {
+        "name": "stsb",
+        "items": items,
+        "test_queries": test,
+        "anchor_queries": anchors,
+        "cross": str(MODELS / "stsb-en" / "cross-cosent"),
+        "qrels": None,
+        "cross_quality": {"stsb_test_spearman": ce_report["test_spearman"]},
+        "description": f"{len(items)} unique STS-B sentences; {n_queries} held-apart sentences as queries",
+    }
+
+
+def scifact_cross(data: Path) -> str:
+    """The SciFact cross-encoder: train qrels with dense hard negatives, through the train-cross job."""
+    pairs = CACHE / "scifact-train-pairs.tsv"
+    if not pairs.is_file():
+        from training.mine_pairs import main as mine
+
+        mine(
+            [
+                "--data",
+                str(data / "scifact"),
+                "--split",
+                "train",
+                "--index",
+                "scifact",
+                "--negatives",
+                "6",
+                "--skip",
+                "2",
+                "--dev-fraction",
+                "0.1",
+                "--out",
+                str(pairs),
+            ]
+        )
+    cfg = TrainConfig(
+        kind="cross",
+        loss="bce",
+        base_model=settings_with().bi_model,
+        train=pairs,
+        dev=pairs.with_name(pairs.stem + "-dev.tsv"),
+        output=MODELS / "scifact",
+        name="cross-bce",
+        epochs=2,
+        batch_size=16,
+        lr=3e-5,
+        max_length=128,
+        evals=6,
+    )
+    train_or_reuse(cfg)
+    return str(MODELS / "scifact" / "cross-bce")
+
+
+def scifact_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str, Any]:
+    docs = list(iter_documents(data / "scifact"))
+    queries = load_queries(data / "scifact")
+    test_qrels = load_qrels(data / "scifact", "test")
+    train_ids = sorted(load_qrels(data / "scifact", "train"))
+    test_ids = random.Random(seed).sample(sorted(test_qrels), n_queries)
+    anchor_ids = random.Random(seed).sample(train_ids, k_q)
+    doc_pos = {d.id: i for i, d in enumerate(docs)}
+    return {
+        "name": "scifact",
+        "items": [d.content() for d in docs],
+        "test_queries": [queries[q] for q in test_ids],
+        "anchor_queries": [queries[q] for q in anchor_ids],
+        "cross": scifact_cross(data),
+        "qrels": [{doc_pos[d]: g for d, g in test_qrels[q].items() if d in doc_pos} for q in test_ids],
+        "description": f"{len(docs)} SciFact abstracts (title + text); {n_queries} test claims as queries, "
+        f"anchor queries from the train claims",
+    }
+
+
+# ---- one corpus ---------------------------------------------------------------------------------------
+
+
+def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    name, items = c["name"], c["items"]
+    cross = CrossScorer.load(c["cross"], backend=args.backend, batch_size=64, threads=None)
+    cross.model.max_seq_length = min(cross.max_seq_length, args.max_length)
+    key = f"{cross.sha256}-{args.backend}-{cross.max_seq_length}"
+    folder = CACHE / name / f"{cross.sha256[:12]}-{args.backend}-L{cross.max_seq_length}"
+    t0 = time.perf_counter()
+    truth = score_matrix(cross.score, c["test_queries"], items, folder / "truth.npy", model_key=key)
+    R = score_matrix(cross.score, c["anchor_queries"], items, folder / "R.npy", model_key=key)
+    offline = {
+        "calls": int(R.size),
+        "truth_calls": int(truth.size),
+        "minutes_this_run": round((time.perf_counter() - t0) / 60, 1),
+    }
+    timing_file = folder / "timing.json"
+    if timing_file.is_file():
+        offline.update(json.loads(timing_file.read_text()))
+    elif offline["minutes_this_run"] > 1:
+        pairs_per_s = (truth.size + R.size) / (60 * offline["minutes_this_run"])
+        offline["pairs_per_s"] = round(pairs_per_s, 1)
+        offline["R_minutes"] = round(R.size / pairs_per_s / 60, 1)
+        timing_file.write_text(json.dumps({"pairs_per_s": offline["pairs_per_s"], "R_minutes": offline["R_minutes"]}))
+
+    # the dense side: the demo's bi-encoder over the same items
+    encoder = BiEncoder.load(settings_with().bi_model, batch_size=64)
+    item_vectors = cached_vectors(encoder, items, CACHE / name / f"dense-{encoder.sha256[:12]}.npy")
+    t = time.perf_counter()
+    query_vectors = encoder.encode(c["test_queries"])
+    dense_order = np.argsort(-(query_vectors @ item_vectors.T), axis=1)
+    anchors = {
+        sel: {
+            k_i: select_anchor_items(len(items), k_i, sel, args.seed, item_vectors)
+            for k_i in sorted({split_budget(b, args.k_q)[0] for b in BUDGETS})
+        }
+        for sel in ("random", "kmeans")
+    }
+    factors = {(sel, k_i): fit_cur(R, a, rcond=args.rcond) for sel, by_k in anchors.items() for k_i, a in by_k.items()}
+    del t
+
+    rows: list[dict[str, Any]] = []
+    for budget in BUDGETS:
+        k_i, k_r = split_budget(budget, args.k_q)
+        found: dict[str, list[list[int]]] = {m: [] for m in ("rerank", "cur-random", "cur-kmeans", "adacur", "union")}
+        for qi in range(len(c["test_queries"])):
+            row = truth[qi]
+            found["rerank"].append(dense_order[qi, :budget].tolist())
+            for sel in ("random", "kmeans"):
+                f = factors[(sel, k_i)]
+                approx = approximate_scores(row[f.anchors], f.E)
+                approx[f.anchors] = -np.inf
+                found[f"cur-{sel}"].append(f.anchors.tolist() + np.argsort(-approx)[:k_r].tolist())
+            first = factors[("kmeans", split_budget(BUDGETS[0], args.k_q)[0])].anchors
+            positions, _ = adaptive_cur(row.__getitem__, R, first, budget, rounds=args.rounds, rcond=args.rcond)
+            found["adacur"].append(positions.tolist())
+            found["union"].append(sorted(set(found["rerank"][-1]) | set(found["cur-kmeans"][-1])))
+        for method, cands in found.items():
+            for k in KS:
+                exact_tops = [np.argsort(-truth[qi])[:k] for qi in range(len(cands))]
+                r = np.mean([recall(top_by_exact(cs, truth[qi], k), exact_tops[qi]) for qi, cs in enumerate(cands)])
+                rows.append(
+                    {
+                        "corpus": name,
+                        "method": method,
+                        "budget": budget,
+                        "k": k,
+                        "top_k_recall": round(float(r), 4),
+                        "calls": round(float(np.mean([len(set(cs)) for cs in cands])), 1),
+                        "k_i": k_i if method.startswith("cur") else None,
+                    }
+                )
+    latency = measure_latency(c, cross, encoder, item_vectors, factors, args)
+    for row in rows:
+        row["ms_per_query"] = latency.get((row["method"], row["budget"]))
+    quality = scorer_quality(c, truth, dense_order)
+    return rows, {
+        "corpus": c["description"],
+        "cross_encoder": {
+            "path": c["cross"],
+            "sha256": cross.sha256,
+            "backend": args.backend,
+            "max_seq_length": cross.max_seq_length,
+            **c.get("cross_quality", {}),
+            **quality,
+        },
+        "offline": offline,
+        "ranks": {f"{sel}-k{k_i}": f.rank for (sel, k_i), f in factors.items()},
+    }
+
+
+def cached_vectors(encoder: BiEncoder, texts: list[str], path: Path) -> np.ndarray:
+    if path.is_file():
+        vectors = np.load(path, allow_pickle=False)
+        if len(vectors) == len(texts):
+            return vectors
+    vectors = encoder.encode(texts, progress=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors, allow_pickle=False)
+    return vectors
+
+
+def scorer_quality(c: dict[str, Any], truth: np.ndarray, dense_order: np.ndarray) -> dict[str, Any]:
+    """For SciFact: nDCG@10 of the exact cross-encoder over the whole corpus, of dense, and of dense
+    top 100 re-ranked, on the test queries (so the scorer approximated is known to be a real one)."""
+    if c["qrels"] is None:
+        return {}
+    out = {}
+    for name, rankings in (
+        ("ndcg@10_cross_encoder_full_corpus", [np.argsort(-t)[:10] for t in truth]),
+        ("ndcg@10_dense", [o[:10] for o in dense_order]),
+        (
+            "ndcg@10_rerank_top100",
+            [o[:100][np.argsort(-t[o[:100]], kind="stable")][:10] for o, t in zip(dense_order, truth, strict=True)],
+        ),
+    ):
+        out[name] = round(
+            100
+            * float(
+                np.mean(
+                    [
+                        ndcg_at_k([str(p) for p in r], {str(d): g for d, g in q.items()}, 10)
+                        for r, q in zip(rankings, c["qrels"], strict=True)
+                    ]
+                )
+            ),
+            2,
+        )
+    return out
+
+
+def measure_latency(
+    c: dict[str, Any],
+    cross: CrossScorer,
+    encoder: BiEncoder,
+    item_vectors: np.ndarray,
+    factors: dict,
+    args: argparse.Namespace,
+) -> dict[tuple[str, int], float]:
+    """Wall time of one query per mode and budget, doing the real work: encoding, search, cross-encoder
+    calls on the chosen texts, and ``c · E``; the median over ``--latency-queries`` queries."""
+    import faiss
+
+    dense = faiss.IndexFlatIP(item_vectors.shape[1])
+    dense.add(item_vectors)
+    items, out = c["items"], {}
+    queries = c["test_queries"][: args.latency_queries]
+    for budget in BUDGETS:
+        k_i, k_r = split_budget(budget, args.k_q)
+        f = factors[("kmeans", k_i)]
+        cur_index = faiss.IndexFlatIP(k_i)
+        cur_index.add(np.ascontiguousarray(f.E.T))
+        times: dict[str, list[float]] = {"rerank": [], "cur-kmeans": []}
+        for q in queries:
+            t0 = time.perf_counter()
+            _, pos = dense.search(encoder.encode([q]), budget)
+            cross.score([(q, items[p]) for p in pos[0]])
+            times["rerank"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cvec = cross.score([(q, items[p]) for p in f.anchors])
+            _, pos = cur_index.search(cvec[None, :].astype(np.float32), k_r + k_i)
+            fresh = [p for p in pos[0] if p not in set(f.anchors.tolist())][:k_r]
+            cross.score([(q, items[p]) for p in fresh])
+            times["cur-kmeans"].append(time.perf_counter() - t0)
+        for m, ts in times.items():
+            out[(m, budget)] = round(1000 * float(np.median(ts)), 1)
+        out[("cur-random", budget)] = out[("cur-kmeans", budget)]  # the same work, other anchors
+    return out
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = list(dict.fromkeys(r["corpus"] for r in rows))
+    fig, axes = plt.subplots(len(corpora), len(KS), figsize=(4 * len(KS), 3.4 * len(corpora)), squeeze=False)
+    for i, corpus in enumerate(corpora):
+        for j, k in enumerate(KS):
+            ax = axes[i][j]
+            for method in ("rerank", "cur-random", "cur-kmeans", "adacur", "union"):
+                pts = [
+                    (r["budget"], r["top_k_recall"])
+                    for r in rows
+                    if r["corpus"] == corpus and r["method"] == method and r["k"] == k
+                ]
+                ax.plot(
+                    [b for b, _ in pts],
+                    [v for _, v in pts],
+                    marker="o",
+                    ms=3,
+                    label=method,
+                    ls="--" if method == "union" else "-",
+                )
+            ax.set_xscale("log")
+            ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+            ax.set_title(f"{corpus}: Top-{k}-Recall")
+            ax.set_xlabel("cross-encoder calls per query")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpora", nargs="+", default=["stsb", "scifact"], choices=["stsb", "scifact"])
+    p.add_argument("--queries", type=int, default=50, help="held-apart test queries per corpus")
+    p.add_argument("--k-q", type=int, default=50, help="anchor queries")
+    p.add_argument("--rounds", type=int, default=4, help="ADACUR rounds")
+    p.add_argument("--rcond", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backend",
+        default="onnx-int8",
+        choices=["torch", "onnx", "onnx-int8"],
+        help="runtime of the cross-encoder being approximated (default: %(default)s, for speed)",
+    )
+    p.add_argument("--max-length", type=int, default=128, help="cross-encoder tokens per pair")
+    p.add_argument("--latency-queries", type=int, default=10)
+    args = p.parse_args(argv)
+    data = settings_with().data_dir
+    build = {"stsb": stsb_corpus, "scifact": scifact_corpus}
+    rows: list[dict[str, Any]] = []
+    corpora: dict[str, Any] = {}
+    for name in args.corpora:
+        c = build[name](data, args.queries, args.k_q, args.seed)
+        corpus_rows, info = run_corpus(c, args)
+        rows += corpus_rows
+        corpora[name] = info
+        print(json.dumps(info, indent=2))
+    plot(rows, RESULTS / "cur.png")
+    path = write_result(
+        "cur",
+        {
+            "benchmark": "Top-k-Recall of the exact cross-encoder's top k at equal cross-encoder budgets",
+            "parameters": {
+                "queries": args.queries,
+                "k_q": args.k_q,
+                "budgets": BUDGETS,
+                "ks": KS,
+                "budget_split": "k_i = min(B/2, k_q) anchor calls, k_r = B - k_i re-ranked",
+                "adacur": {"rounds": args.rounds, "first_anchors": "k-means anchors of the 50-call budget"},
+                "rcond": args.rcond,
+                "seed": args.seed,
+            },
+            "corpora": corpora,
+            "rows": rows,
+        },
+    )
+    for r in rows:
+        if r["k"] == 10:
+            print(r)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

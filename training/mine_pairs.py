@@ -1,0 +1,77 @@
+"""Turn BEIR relevance judgements into cross-encoder training pairs with dense hard negatives.
+
+    python -m training.mine_pairs --data ../shared/data/scifact --split train --index scifact \
+        --negatives 4 --out cache/scifact-train-pairs.tsv
+
+For each judged query: its relevant documents (label 1) and the ``--negatives`` best-ranked documents of
+the dense index that are not judged relevant (label 0), skipping the first ``--skip`` hits (the likeliest
+unjudged positives). Writes ``query<TAB>document<TAB>label`` (the layout ``train_cross`` reads); with
+``--dev-fraction`` a seeded share of the queries goes to a second file for the dev set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from simsearch.atomic import atomic_write_text
+from simsearch.beir import load_qrels, load_queries
+from simsearch.runtime import StartupError, load_runtime
+from training.cli import fail, settings_with
+
+
+def clean(text: str) -> str:
+    return " ".join(text.split())  # tabs and newlines would break the TSV
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="simsearch-mine-pairs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, required=True, help="BEIR folder")
+    p.add_argument("--split", default="train")
+    p.add_argument("--index", help="index of the same corpus (default: SIMSEARCH_INDEX_NAME)")
+    p.add_argument("--negatives", type=int, default=4)
+    p.add_argument("--skip", type=int, default=0, help="dense hits to skip before taking negatives")
+    p.add_argument("--dev-fraction", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    try:
+        runtime = load_runtime(settings_with(index_name=args.index))
+    except StartupError as exc:
+        fail(str(exc))
+    queries, qrels = load_queries(args.data), load_qrels(args.data, args.split)
+    ids = sorted(q for q in qrels if q in queries)
+    random.Random(args.seed).shuffle(ids)
+    n_dev = int(len(ids) * args.dev_fraction)
+    store = runtime.index.store
+    doc_ids = store.ids()
+    position = {d: i for i, d in enumerate(doc_ids)}
+    hits = runtime.searcher.search_vectors(
+        runtime.searcher.encode_queries([queries[q] for q in ids]), args.skip + args.negatives + 20
+    )
+    rows: dict[str, list[str]] = {"train": [], "dev": []}
+    for n, (q, ranked) in enumerate(zip(ids, hits, strict=True)):
+        positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
+        negatives = [p for p, _ in ranked[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
+        chosen = [(position[d], 1) for d in positives] + [(p, 0) for p in negatives]
+        docs = store.get([p for p, _ in chosen])
+        part = "dev" if n < n_dev else "train"
+        rows[part] += [
+            f"{clean(queries[q])}\t{clean(d.content())}\t{label}" for d, (_, label) in zip(docs, chosen, strict=True)
+        ]
+    atomic_write_text(args.out, "\n".join(rows["train"]) + "\n")
+    print(f"wrote {args.out}: {len(rows['train'])} pairs from {len(ids) - n_dev} queries")
+    if n_dev:
+        dev = args.out.with_name(args.out.stem + "-dev" + args.out.suffix)
+        atomic_write_text(dev, "\n".join(rows["dev"]) + "\n")
+        print(f"wrote {dev}: {len(rows['dev'])} pairs from {n_dev} queries")
+    runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
