@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from service import logs
 from service.app import create_app
 from simsearch.corpus import CorpusError
 from simsearch.index_folder import build_index
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     settings = settings_with(host=args.host, port=args.port, index_name=args.index_name)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.build_from and not settings.index_path.exists():
             logging.getLogger("simsearch").warning(
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_keep_alive=5,
+        log_config=None,  # service.logs configured the handlers
+        access_log=False,  # the request middleware writes one JSON line per request
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=int(settings.request_timeout_s),
     )
     return 0
 

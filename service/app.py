@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import RequestContext
 from service.routes import router
 from simsearch import __version__
+from simsearch.engine import Engine
+from simsearch.index_folder import IndexLoadError
 from simsearch.runtime import Runtime, load_runtime
 from simsearch.settings import Settings
 
@@ -20,20 +27,30 @@ log = logging.getLogger("simsearch.service")
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. The lifespan loads the model and index (or takes an already loaded ``runtime``)
-    onto ``app.state.runtime``; a :class:`~simsearch.runtime.StartupError` stops start-up."""
+    and puts an :class:`~simsearch.engine.Engine` on ``app.state.engine``; a
+    :class:`~simsearch.runtime.StartupError` stops start-up. SIGHUP reloads the index."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.not_ready_reason = "loading the model and index"
         loaded = runtime if runtime is not None else await asyncio.to_thread(load_runtime, settings)
-        app.state.runtime = loaded
+        engine = Engine(loaded)
+        engine.bi.on_batch = metrics.batch_size.labels("bi-encoder").observe
+        if engine.cross is not None:
+            engine.cross.on_batch = metrics.batch_size.labels("cross-encoder").observe
+        app.state.engine = engine
+        hangup = _install_sighup(engine, metrics)
         try:
             yield
         finally:
-            app.state.runtime = None
+            if hangup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            app.state.engine = None
             app.state.not_ready_reason = "shutting down"
-            loaded.close()
+            await engine.stop()
+            engine.runtime.close()
 
     app = FastAPI(
         title="simsearch",
@@ -42,7 +59,42 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.runtime = None
+    app.state.metrics = metrics
+    app.state.engine = None
     install_error_handlers(app)
     app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+        )
+    app.add_middleware(
+        RequestContext,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        api_keys=[k.get_secret_value() for k in settings.api_keys],
+    )
     return app
+
+
+def _install_sighup(engine: Engine, metrics: Metrics) -> bool:
+    """``kill -HUP <pid>`` reloads the index, as ``POST /admin/reload`` does (main thread only)."""
+
+    def on_hangup() -> None:
+        async def reload() -> None:
+            try:
+                await engine.reload()
+                metrics.reloads.labels("ok").inc()
+            except IndexLoadError as exc:
+                metrics.reloads.labels("refused").inc()
+                log.error("reload refused, the current index keeps serving: %s", exc)
+
+        asyncio.get_running_loop().create_task(reload())
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+        return True
+    return False

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from simsearch.batching import QueueFullError, RequestTimeoutError
+
 
 def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc) or "body"
@@ -38,6 +40,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=422,
             content={"detail": jsonable_encoder(errors), "message": summary(errors)},
+        )
+
+    @app.exception_handler(QueueFullError)
+    async def _busy(_: Request, exc: QueueFullError) -> JSONResponse:
+        return JSONResponse(
+            status_code=429,
+            content={"detail": str(exc), "message": str(exc)},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(RequestTimeoutError)
+    async def _timeout(_: Request, exc: RequestTimeoutError) -> JSONResponse:
+        message = f"timed out: {exc}"
+        return JSONResponse(
+            status_code=503, content={"detail": message, "message": message}, headers={"Retry-After": "1"}
         )
 
     @app.exception_handler(HTTPException)

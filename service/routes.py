@@ -1,37 +1,44 @@
-"""Routes: validate, make one call into the core, return a typed response.
+"""Routes: validate, make one call into the engine, return a typed response.
 
-Encoding and index search block, so every route that does them is a plain ``def``: FastAPI runs it in
-its thread pool and the event loop stays free.
+Model calls go through the engine's micro-batchers, which run them on their own thread; the routes are
+``async`` only to await them, and every other blocking step (tokenising for the truncation report,
+FAISS, SQLite) runs in the thread pool, so the event loop stays free.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.errors import reject
 from service.schemas import (
     HealthResponse,
+    IndexInfoResponse,
     ReadyResponse,
+    ReloadResponse,
     SearchHit,
     SearchRequest,
     SearchResponse,
     SimilarityRequest,
     SimilarityResponse,
 )
+from simsearch.engine import Engine
+from simsearch.index_folder import IndexLoadError
 from simsearch.runtime import Runtime
 from simsearch.search import ModeUnavailableError
-from simsearch.similarity import pair_scores
 
 router = APIRouter()
 
 
-def runtime(request: Request) -> Runtime:
-    state: Runtime | None = getattr(request.app.state, "runtime", None)
+def engine(request: Request) -> Engine:
+    state: Engine | None = getattr(request.app.state, "engine", None)
     if state is None:
         raise HTTPException(503, "not ready: the model and index are not loaded", headers={"Retry-After": "5"})
     return state
@@ -62,10 +69,11 @@ async def health() -> HealthResponse:
 )
 async def ready(request: Request) -> JSONResponse:
     """Readiness: 200 only when the model and the index are loaded."""
-    rt: Runtime | None = getattr(request.app.state, "runtime", None)
-    if rt is None:
+    eng: Engine | None = getattr(request.app.state, "engine", None)
+    if eng is None:
         reason = getattr(request.app.state, "not_ready_reason", "the model and index are not loaded")
         return JSONResponse(ReadyResponse(ready=False, reason=reason).model_dump(), status_code=503)
+    rt = eng.runtime
     body = ReadyResponse(
         ready=True,
         index=rt.index.name,
@@ -77,37 +85,94 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump())
 
 
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests by endpoint and status, latency, batch sizes, queue depth, index size."""
+    m = request.app.state.metrics
+    eng: Engine | None = getattr(request.app.state, "engine", None)
+    if eng is not None:
+        m.index_documents.set(eng.runtime.index.manifest.count)
+        m.queue_depth.labels("bi-encoder").set(eng.bi.depth)
+        if eng.cross is not None:
+            m.queue_depth.labels("cross-encoder").set(eng.cross.depth)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/indexes", response_model=IndexInfoResponse, tags=["operations"])
+async def indexes(eng: Annotated[Engine, Depends(engine)]) -> IndexInfoResponse:
+    """The loaded index: its manifest (model, dimension, index type, count, build, CUR) and its folder."""
+    rt = eng.runtime
+    return IndexInfoResponse(
+        name=rt.index.name, folder=rt.index.path.name, manifest=rt.index.manifest.model_dump(mode="json")
+    )
+
+
+@router.post(
+    "/admin/reload",
+    response_model=ReloadResponse,
+    tags=["operations"],
+    responses={
+        403: {"description": "Wrong or missing admin key."},
+        409: {"description": "The new build is broken; the current one keeps serving."},
+    },
+)
+async def reload(request: Request, eng: Annotated[Engine, Depends(engine)]) -> ReloadResponse:
+    """Swap in the newest build of the configured index (what `simsearch-build-index` or `fit_cur`
+    published). Requests in flight finish on the old build; a broken build is refused."""
+    admin = eng.runtime.settings.admin_key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if admin is None:
+        raise HTTPException(403, "reload is disabled: set SIMSEARCH_ADMIN_KEY")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin.get_secret_value().encode()):
+        raise HTTPException(403, "wrong or missing admin key: send Authorization: Bearer <SIMSEARCH_ADMIN_KEY>")
+    before = eng.runtime.index.manifest.build_id
+    try:
+        rt = await eng.reload()
+    except IndexLoadError as exc:
+        request.app.state.metrics.reloads.labels("refused").inc()
+        raise HTTPException(409, f"new index refused, still serving build {before}: {exc}") from None
+    request.app.state.metrics.reloads.labels("ok").inc()
+    return ReloadResponse(
+        index=rt.index.name,
+        previous_build_id=before,
+        build_id=rt.index.manifest.build_id,
+        documents=rt.index.manifest.count,
+    )
+
+
 @router.post("/search", response_model=SearchResponse, tags=["search"])
-def search(body: SearchRequest, rt: Annotated[Runtime, Depends(runtime)]) -> SearchResponse:
+async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, Depends(engine)]) -> SearchResponse:
     """The `k` best documents for the query: by bi-encoder cosine (`dense`), re-ranked by the
     cross-encoder (`rerank`), or by the CUR approximation of the cross-encoder (`cur`)."""
+    rt = eng.runtime
     _check_lengths(rt, [(("body", "query"), body.query)])
     limit = rt.settings.max_rerank
     if body.k_r is not None and body.k_r > limit:
         reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
-    k_r = body.k_r or min(100, limit)
     started = time.perf_counter()
-    truncated = rt.encoder.truncated([body.query], prefix=rt.searcher.query_prefix)[0]
+    truncated = await asyncio.to_thread(rt.encoder.truncated, [body.query], prefix=rt.searcher.query_prefix)
     try:
-        hits, calls = rt.searcher.search_mode(body.query, body.k, body.mode, k_r)
+        outcome = await eng.search(body.query, body.k, body.mode, body.k_r or min(100, limit))
     except ModeUnavailableError as exc:
         reject(("body", "mode"), str(exc), kind="unavailable")
+    request.app.state.metrics.cross_calls.inc(outcome.cross_encoder_calls)
     return SearchResponse(
-        hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in hits],
+        hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in outcome.hits],
         took_ms=round(1000 * (time.perf_counter() - started), 3),
-        index=rt.index.name,
-        truncated=truncated,
+        index=outcome.runtime.index.name,
+        truncated=truncated[0],
         mode=body.mode,
-        cross_encoder_calls=calls,
+        cross_encoder_calls=outcome.cross_encoder_calls,
     )
 
 
 @router.post("/similarity", response_model=SimilarityResponse, tags=["similarity"])
-def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]) -> SimilarityResponse:
+async def similarity(body: SimilarityRequest, eng: Annotated[Engine, Depends(engine)]) -> SimilarityResponse:
     """Similarity scores for `pairs`, or for `source` against each of `targets`, in input order.
 
     `model: "bi"` (default) scores the cosine of bi-encoder embeddings; `model: "cross"` reads both texts
     together with the configured cross-encoder (its raw score: higher is more similar)."""
+    rt = eng.runtime
     s = rt.settings
     started = time.perf_counter()
     if body.pairs is not None:
@@ -131,24 +196,26 @@ def similarity(body: SimilarityRequest, rt: Annotated[Runtime, Depends(runtime)]
             rt, [(("body", "source"), body.source)] + [(("body", "targets", i), t) for i, t in enumerate(body.targets)]
         )
         pairs = [(body.source, t) for t in body.targets]
-    if body.model == "cross":
-        if rt.cross is None:
-            reject(
-                ("body", "model"),
-                "no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL to a trained one "
-                "(python -m training.train_cross) and restart",
-                kind="unavailable",
-            )
-        assert rt.cross is not None
-        truncated = [i for i, cut in enumerate(rt.cross.truncated(pairs)) if cut]
-        scores = rt.cross.score(pairs)
-    else:
-        cut = rt.encoder.truncated([t for p in pairs for t in p])
-        truncated = [i for i in range(len(pairs)) if cut[2 * i] or cut[2 * i + 1]]
-        scores = pair_scores(rt.encoder, pairs)  # each distinct text is encoded once (the source only once)
+    if body.model == "cross" and rt.cross is None:
+        reject(
+            ("body", "model"),
+            "no cross-encoder is loaded: set SIMSEARCH_CROSS_MODEL to a trained one "
+            "(python -m training.train_cross) and restart",
+            kind="unavailable",
+        )
+    truncated = await asyncio.to_thread(_truncated, rt, pairs, body.model)
+    scores = await eng.similarity(pairs, body.model)
     return SimilarityResponse(
         scores=[float(x) for x in scores],
         model=body.model,
         took_ms=round(1000 * (time.perf_counter() - started), 3),
         truncated=truncated,
     )
+
+
+def _truncated(rt: Runtime, pairs: list[tuple[str, str]], model: str) -> list[int]:
+    if model == "cross":
+        assert rt.cross is not None
+        return [i for i, cut in enumerate(rt.cross.truncated(pairs)) if cut]
+    cut: list[Any] = rt.encoder.truncated([t for p in pairs for t in p])
+    return [i for i in range(len(pairs)) if cut[2 * i] or cut[2 * i + 1]]

@@ -93,3 +93,16 @@ class ReadyResponse(BaseModel):
     documents: int | None = None
     model: str | None = None
     cross_model: str | None = None
+
+
+class IndexInfoResponse(BaseModel):
+    name: str
+    folder: str = Field(description="The build folder being served (name@build-id).")
+    manifest: dict[str, Any]
+
+
+class ReloadResponse(BaseModel):
+    index: str
+    previous_build_id: str
+    build_id: str
+    documents: int

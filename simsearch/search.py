@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from simsearch.cross import CrossScorer
+from simsearch.cur_store import CurArrays
 from simsearch.encoders import BiEncoder
 from simsearch.index_folder import IndexLoadError, LoadedIndex, check_model
 
@@ -92,32 +93,46 @@ class Searcher:
         docs = self.index.store.get(list(positions))
         return self._cross().score([(query, d.content()) for d in docs])
 
+    def dense_candidates(self, vector: np.ndarray, k: int) -> list[int]:
+        ((ranked),) = self.search_vectors(vector[None, :], k)
+        return [p for p, _ in ranked]
+
+    def cur_arrays(self) -> CurArrays:
+        if self.index.cur is None:
+            raise ModeUnavailableError(
+                f"index {self.index.name!r} has no CUR arrays: fit them with "
+                f"`python -m training.fit_cur --index {self.index.name}`"
+            )
+        return self.index.cur
+
+    def cur_candidates(self, c: np.ndarray, k_r: int) -> list[int]:
+        """The ``k_r`` best items by ``c · E`` that are not anchors (their exact scores are known)."""
+        cur = self.cur_arrays()
+        anchors = set(cur.anchors.tolist())
+        found, _ = cur.candidates(c, k_r + len(anchors))
+        return [int(p) for p in found if int(p) not in anchors][:k_r]
+
+    def texts(self, positions: Sequence[int]) -> list[str]:
+        return [d.content() for d in self.index.store.get(list(positions))]
+
     def rank(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> Ranking:
         """The top ``k`` by ``mode``. ``rerank``: dense top ``k_r`` re-scored by the cross-encoder
         (``k_r`` calls). ``cur``: ``k_i`` calls for the anchor items, approximate scores ``c · E`` for every
         item, the top ``k_r`` of them re-scored exactly (the anchors' exact scores are kept too)."""
+        if mode not in MODES:
+            raise ModeUnavailableError(f"unknown search mode {mode!r}; use one of {MODES}")
         if mode == "dense":
             ((ranked),) = self.search_vectors(self.encode_queries([query]), k)
             return Ranking([p for p, _ in ranked], [s for _, s in ranked])
+        cross = self._cross()
         if mode == "rerank":
-            ((ranked),) = self.search_vectors(self.encode_queries([query]), k_r)
-            candidates = [p for p, _ in ranked]
-            return _top(candidates, self.cross_scores(query, candidates), k, len(candidates))
-        if mode == "cur":
-            cur = self.index.cur
-            if cur is None:
-                raise ModeUnavailableError(
-                    f"index {self.index.name!r} has no CUR arrays: fit them with "
-                    f"`python -m training.fit_cur --index {self.index.name}`"
-                )
-            anchors = [int(a) for a in cur.anchors]
-            c = self.cross_scores(query, anchors)
-            found, _ = cur.candidates(c, k_r + len(anchors))  # anchors may be among the best
-            anchor_set = set(anchors)
-            fresh = [int(p) for p in found if int(p) not in anchor_set][:k_r]
-            exact = self.cross_scores(query, fresh)
-            return _top(anchors + fresh, np.concatenate([c, exact]), k, len(anchors) + len(fresh))
-        raise ModeUnavailableError(f"unknown search mode {mode!r}; use one of {MODES}")
+            candidates = self.dense_candidates(self.encode_queries([query])[0], k_r)
+            return top_k(candidates, cross.score([(query, t) for t in self.texts(candidates)]), k)
+        anchors = self.cur_arrays().anchors.tolist()
+        c = cross.score([(query, t) for t in self.texts(anchors)])
+        fresh = self.cur_candidates(c, k_r)
+        exact = cross.score([(query, t) for t in self.texts(fresh)])
+        return top_k(anchors + fresh, np.concatenate([c, exact]), k)
 
     def search_mode(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> tuple[list[Hit], int]:
         """Hits for one query by ``mode``, and the cross-encoder calls spent."""
@@ -125,6 +140,7 @@ class Searcher:
         return self.hits(list(zip(ranking.positions, ranking.scores, strict=True))), ranking.cross_encoder_calls
 
 
-def _top(positions: Sequence[int], scores: np.ndarray, k: int, calls: int) -> Ranking:
+def top_k(positions: Sequence[int], scores: np.ndarray, k: int) -> Ranking:
+    """The ``k`` best of ``positions`` by their exact cross-encoder ``scores`` (one call each)."""
     order = np.argsort(-np.asarray(scores), kind="stable")[:k]
-    return Ranking([int(positions[i]) for i in order], [float(scores[i]) for i in order], calls)
+    return Ranking([int(positions[i]) for i in order], [float(scores[i]) for i in order], len(positions))

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from simsearch.model_files import default_bi_model
 
@@ -48,12 +48,36 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the service binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service binds.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects or plain text.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated Bearer keys; empty: no authentication."
+    )
+    admin_key: SecretStr | None = Field(None, description="Bearer key for POST /admin/reload (unset: disabled).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger gets HTTP 413.")
+    body_timeout_s: float = Field(10.0, gt=0, description="Time allowed to send a request body; slower gets 408.")
+    keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
+    max_batch: int = Field(64, ge=1, description="Most texts (or pairs) in one batched model call.")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="Extra wait to fill a batch, only when several requests are already queued."
+    )
+    max_queue: int = Field(1024, ge=1, description="Texts waiting for the bi-encoder before requests get 429.")
+    request_timeout_s: float = Field(30.0, gt=0, description="A request waiting longer for its model gets 503.")
     max_rerank: int = Field(500, ge=1, description="Largest `k_r` (candidates re-scored by the cross-encoder).")
     max_pairs: int = Field(256, ge=1, description="Most pairs one /similarity request may send.")
     max_targets: int = Field(256, ge=1, description="Most targets one /similarity request may send.")
     max_text_chars: int = Field(
         8192, ge=16, description="Longest text (in characters) a request may send; longer gets HTTP 422."
     )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("bi_model")
     @classmethod

@@ -281,20 +281,21 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
 
     import httpx
 
+    from simsearch.engine import Engine
     from simsearch.runtime import load_runtime
 
     runtime = load_runtime(settings_for())
-    app = create_app(runtime.settings)
-    app.state.runtime = runtime  # ASGITransport does not run the lifespan
     entered, release = threading.Event(), threading.Event()
-    real_search = runtime.searcher.search_mode
+    real_encode = runtime.encoder.encode
 
-    def held_search(*args, **kwargs):
+    def held_encode(*args, **kwargs):
         entered.set()
         release.wait(30)
-        return real_search(*args, **kwargs)
+        return real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(runtime.searcher, "search_mode", held_search)
+    monkeypatch.setattr(runtime.encoder, "encode", held_encode)
+    app = create_app(runtime.settings)
+    app.state.engine = Engine(runtime)  # ASGITransport does not run the lifespan
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         pending = asyncio.create_task(c.post("/search", json={"query": "tea"}))
         assert await asyncio.to_thread(entered.wait, 30)
@@ -302,6 +303,7 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
         assert health.status_code == 200 and not pending.done()
         release.set()
         assert (await pending).status_code == 200
+    await app.state.engine.stop()
     runtime.close()
 
 

@@ -1,0 +1,31 @@
+"""Prometheus metrics, one registry per app (so several apps in one process, as in tests, stay apart)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "simsearch_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "simsearch_request_seconds",
+            "Request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "simsearch_batch_size", "Items per batched model call", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge("simsearch_queue_depth", "Items waiting for a model", ["model"], registry=r)
+        self.index_documents = Gauge("simsearch_index_documents", "Documents in the loaded index", registry=r)
+        self.cross_calls = Counter("simsearch_cross_encoder_calls", "Cross-encoder calls made by searches", registry=r)
+        self.reloads = Counter("simsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)

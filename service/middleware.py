@@ -1,0 +1,159 @@
+"""The outermost layer of every request, as one pure ASGI middleware:
+
+- a request id (the client's ``X-Request-ID`` when it is sane, else a new one), echoed in the response;
+- the body read whole before the app sees it, with a size limit (413) and a time limit (408), so a slow
+  or oversized upload cannot hold the server; the app then reads it from memory;
+- optional Bearer API keys, compared in constant time (``/health`` and ``/ready`` stay open);
+- one JSON access-log line and the request metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from service.metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+OPEN_PATHS = {"/health", "/ready"}
+log = logging.getLogger("simsearch.access")
+
+
+async def _reply(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": message, "message": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContext:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout_s: float, api_keys: list[str]
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.body_timeout = body_timeout_s
+        self.keys = [k.encode() for k in api_keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if not self._authorised(scope["path"], headers.get("authorization", "")):
+                await _reply(
+                    send_with_id,
+                    401,
+                    "missing or invalid API key: send Authorization: Bearer <key>",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            body = await self._read_body(headers, receive, send_with_id)
+            if body is None:
+                return
+            await self.app(scope, _replay(body, receive), send_with_id)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            self.metrics.requests.labels(endpoint, str(status["code"])).inc()
+            self.metrics.latency.labels(endpoint).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status["code"],
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status["code"],
+                    "ms": round(1000 * elapsed, 2),
+                },
+            )
+
+    def _authorised(self, path: str, authorization: str) -> bool:
+        if not self.keys or path in OPEN_PATHS:
+            return True
+        scheme, _, token = authorization.partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        # compare with every key, always: the time taken does not depend on which key (if any) matched
+        matches = [hmac.compare_digest(given, key) for key in self.keys]
+        return any(matches)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive, send: Send) -> bytes | None:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await _reply(
+                send, 413, f"request body of {declared} bytes; the limit is {self.max_body} (SIMSEARCH_MAX_BODY_BYTES)"
+            )
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.perf_counter() + self.body_timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.perf_counter()))
+            except TimeoutError:
+                await _reply(send, 408, f"the request body did not arrive within {self.body_timeout:g} s")
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _reply(send, 413, f"request body over {self.max_body} bytes (SIMSEARCH_MAX_BODY_BYTES)")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as a server would
+
+    return replay

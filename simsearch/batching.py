@@ -1,0 +1,155 @@
+"""Micro-batching: concurrent requests for one model are coalesced into batched model calls.
+
+Every model call runs on one dedicated thread (two calls at once would only fight over the same cores),
+so while a batch is being computed, new requests queue up and are all taken by the next batch. A request
+that arrives when the model is idle is dispatched at once: nobody waits for company. ``max_wait_ms``
+only adds a short wait when several requests are already queued (a sign of load), to fill the batch.
+
+Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
+:class:`QueueFullError` tells the caller to answer 429. Each request has a deadline; past it
+:class:`RequestTimeoutError` tells the caller to answer 503 instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+class QueueFullError(RuntimeError):
+    """The batcher's queue is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, name: str, retry_after: int) -> None:
+        super().__init__(f"the {name} queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RequestTimeoutError(TimeoutError):
+    """The request's deadline passed before its batch was computed."""
+
+
+@dataclass
+class _Job(Generic[T]):
+    items: list[T]
+    future: asyncio.Future[np.ndarray]
+    deadline: float
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher(Generic[T]):
+    """Runs ``fn(items) -> array`` (one row per item) on batches drawn from concurrent ``submit`` calls."""
+
+    def __init__(
+        self,
+        fn: Callable[[list[T]], np.ndarray],
+        *,
+        name: str,
+        max_batch: int = 64,
+        max_wait_ms: float = 2.0,
+        max_queue: int = 1024,
+        executor: ThreadPoolExecutor | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.max_queue = max_queue
+        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self.on_batch = on_batch  # called with each batch's size (metrics)
+        self.batches = 0
+        self._queue: asyncio.Queue[_Job[T]] | None = None
+        self._queued_items = 0
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        """Items waiting (not yet in a running batch)."""
+        return self._queued_items
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def submit(self, items: Sequence[T], deadline_s: float) -> np.ndarray:
+        """The rows of ``fn`` for ``items``, computed in a shared batch; raises QueueFullError or
+        RequestTimeoutError."""
+        if not items:
+            return np.zeros((0,), dtype=np.float32)
+        self.start()
+        assert self._queue is not None
+        if self._queued_items + len(items) > self.max_queue:
+            raise QueueFullError(self.name, retry_after=1)
+        loop = asyncio.get_running_loop()
+        job: _Job[T] = _Job(list(items), loop.create_future(), time.perf_counter() + deadline_s)
+        self._queued_items += len(items)
+        self._queue.put_nowait(job)
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), deadline_s)
+        except TimeoutError:
+            job.future.cancel()  # the worker skips it if it has not started it yet
+            raise RequestTimeoutError(f"no result from the {self.name} within {deadline_s:g} s") from None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            jobs = [await queue.get()]
+            size = len(jobs[0].items)
+            # take what is already waiting, then (only under load) wait briefly for more
+            deadline = time.perf_counter() + self.max_wait
+            while size < self.max_batch:
+                if queue.empty():
+                    remaining = deadline - time.perf_counter()
+                    if len(jobs) == 1 or remaining <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                else:
+                    job = queue.get_nowait()
+                jobs.append(job)
+                size += len(job.items)
+            for job in jobs:
+                self._queued_items -= len(job.items)
+            now = time.perf_counter()
+            live = [j for j in jobs if not j.future.done() and j.deadline > now]
+            for j in jobs:
+                if j not in live and not j.future.done():
+                    j.future.set_exception(RequestTimeoutError(f"deadline passed in the {self.name} queue"))
+            if not live:
+                continue
+            batch = [item for j in live for item in j.items]
+            try:
+                out = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, batch)
+            except Exception as exc:  # a model error fails this batch's requests, not the worker
+                for j in live:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+                continue
+            self.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            start = 0
+            for j in live:
+                if not j.future.done():
+                    j.future.set_result(out[start : start + len(j.items)])
+                start += len(j.items)
