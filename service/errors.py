@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 from fastapi import FastAPI, Request
@@ -28,13 +29,27 @@ def reject(loc: tuple[str | int, ...], message: str, value: Any = None, kind: st
     raise RequestValidationError([{"type": kind, "loc": loc, "msg": message, "input": value}])
 
 
+def _echo(value: Any) -> Any:
+    """The offending input as it can be echoed: JSON-safe (no NaN or infinity, no lone surrogates) and short
+    (thousands of pairs are not sent back)."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        return json.dumps(value, ensure_ascii=True, default=repr)[:200]
+    return value if len(text) <= 200 else text[:200] + "..."
+
+
+BODY_NOT_JSON = "There was an error parsing the body"  # FastAPI's words for undecodable or too deeply nested JSON
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         for e in errors:
-            if "input" in e and len(repr(e["input"])) > 200:  # do not echo thousands of pairs back
-                e["input"] = repr(e["input"])[:200] + "..."
+            if "input" in e:
+                e["input"] = _echo(e["input"])
             if "ctx" in e:  # may hold the exception object itself
                 e["ctx"] = {k: str(v) for k, v in e["ctx"].items()}
         return JSONResponse(
@@ -59,6 +74,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_NOT_JSON:
+            message = "body: not valid JSON (it must be UTF-8 text, nested at most a few hundred levels deep)"
+            return JSONResponse(
+                status_code=422,
+                content={"detail": [{"type": "json_invalid", "loc": ["body"], "msg": message}], "message": message},
+            )
         return JSONResponse(
             status_code=exc.status_code,
             content={"detail": exc.detail, "message": str(exc.detail)},
