@@ -63,13 +63,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.engine = None
     install_error_handlers(app)
     app.include_router(router)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type", "x-request-id"],
-        )
     app.add_middleware(
         RequestContext,
         metrics=metrics,
@@ -77,6 +70,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         body_timeout_s=settings.body_timeout_s,
         api_keys=[k.get_secret_value() for k in settings.api_keys],
     )
+    if settings.cors_origins:  # outermost: browsers' preflight requests carry no API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+        )
     return app
 
 
