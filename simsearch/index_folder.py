@@ -17,21 +17,24 @@ index or the new one, and a build killed at any point leaves the previous index 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from simsearch.ann import AnnIndex, backend, create_index
+from simsearch.ann.tuning import build_tuned
 from simsearch.atomic import fsync_dir
 from simsearch.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.cur_store import CurArrays, load_cur
@@ -95,14 +98,66 @@ def build_index(
     document_prefix: str = "",
     chunk_size: int = 256,
     keep_builds: int = 2,
+    target_recall: float = 0.95,
     progress: bool = True,
 ) -> Path:
-    """Validate, encode and write ``root/<name>``; return the published path (the symlink)."""
+    """Validate, encode and write ``root/<name>``; return the published path (the symlink).
+
+    With ``kind="faiss"`` the index type follows the corpus size unless ``params["factory"]`` names one
+    (simsearch.ann.tuning); approximate types are tuned to ``target_recall`` and the recall reached is
+    recorded in the manifest."""
     corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
     count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
     backend(kind)  # an unknown index type fails now, not after the encoding
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    with build_lock(root, name):
+        final = _build(
+            corpus_file,
+            resolved_fmt,
+            count,
+            encoder,
+            root,
+            name,
+            kind,
+            params or {},
+            document_prefix,
+            chunk_size,
+            target_recall,
+            progress,
+        )
+        link = publish(root, name, final)
+        prune_builds(root, name, keep=keep_builds)
+    return link
+
+
+@contextmanager
+def build_lock(root: Path, name: str) -> Iterator[None]:
+    """One build of ``name`` at a time; the holder removes what killed builds left behind."""
+    with (root / f".lock-{name}").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another build of {name!r} is running in {root}") from None
+        for stale in root.glob(f".tmp-{name}-*"):  # no build of this name runs now: these are leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
+def _build(
+    corpus_file: Path,
+    resolved_fmt: Literal["beir", "text"],
+    count: int,
+    encoder: BiEncoder,
+    root: Path,
+    name: str,
+    kind: str,
+    params: dict[str, Any],
+    document_prefix: str,
+    chunk_size: int,
+    target_recall: float,
+    progress: bool,
+) -> Path:
     build_id = _new_build_id()
     tmp = root / f".tmp-{name}-{build_id}"
     tmp.mkdir()
@@ -126,8 +181,14 @@ def build_index(
         if done != count or writer.close() != count:
             raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
         embeddings.flush()
-        ann = create_index(kind, encoder.dim, params)
-        ann.add(embeddings)
+        ann: AnnIndex
+        if kind == "faiss":
+            ann, measured = build_tuned(embeddings, params.get("factory", "auto"), target_recall=target_recall)
+            recall: float | None = measured["recall_at_10"]
+        else:
+            ann = create_index(kind, encoder.dim, params)
+            ann.add(embeddings)
+            recall = 1.0 if kind == "exact" else None
         del embeddings
         ann_file = ann.save(tmp)
         files = {p.name: file_sha256(p) for p in (ann_file, tmp / DOCS_FILE, tmp / EMBEDDINGS_FILE)}
@@ -146,8 +207,8 @@ def build_index(
                 document_prefix=document_prefix,
                 whitening=encoder.whitening,
             ),
-            index=IndexInfo(type=kind, params=ann.params(), recall_at_10=1.0 if _is_exact(kind, ann) else None),
-            source=SourceInfo(path=str(corpus), format=resolved_fmt, sha256=file_sha256(corpus_file)),
+            index=IndexInfo(type=kind, params=ann.params(), recall_at_10=recall),
+            source=SourceInfo(path=str(corpus_file), format=resolved_fmt, sha256=file_sha256(corpus_file)),
             files=files,
         )
         manifest.write(tmp)
@@ -157,9 +218,7 @@ def build_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    link = publish(root, name, final)
-    prune_builds(root, name, keep=keep_builds)
-    return link
+    return final
 
 
 def publish_derived(
@@ -173,6 +232,13 @@ def publish_derived(
     modified), plus the files ``write_extra(folder)`` writes (it returns their relative paths), under the
     manifest ``update`` returns. Atomic like :func:`build_index`; the current build is kept for rollback."""
     path = Path(path)
+    with build_lock(path.parent, path.name):
+        return _derive(path, write_extra, update, keep_builds)
+
+
+def _derive(
+    path: Path, write_extra: Callable[[Path], list[str]], update: Callable[[Manifest], Manifest], keep_builds: int
+) -> Path:
     real, root, name = path.resolve(), path.parent, path.name
     manifest = Manifest.read(real)
     build_id = _new_build_id()
@@ -196,13 +262,7 @@ def publish_derived(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    link = publish(root, name, final)
-    prune_builds(root, name, keep=keep_builds)
-    return link
-
-
-def _is_exact(kind: str, ann: AnnIndex) -> bool:
-    return kind == "exact" or ann.params().get("factory") == "Flat"
+    return final
 
 
 def publish(root: Path, name: str, build: Path) -> Path:

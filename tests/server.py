@@ -34,16 +34,30 @@ class Server:
 
 
 def server_env(model: str, index_dir: Path, name: str, port: int, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SIMSEARCH_BI_MODEL": model, "SIMSEARCH_INDEX_DIR": str(index_dir),
-            "SIMSEARCH_INDEX_NAME": name, "SIMSEARCH_PORT": str(port), "HF_HUB_OFFLINE": "1", **extra}
+    return {
+        **os.environ,
+        "SIMSEARCH_BI_MODEL": model,
+        "SIMSEARCH_INDEX_DIR": str(index_dir),
+        "SIMSEARCH_INDEX_NAME": name,
+        "SIMSEARCH_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }
 
 
 @contextmanager
-def running_server(model: str, index_dir: Path, name: str, *args: str, timeout: float = 120,
-                   **env: str) -> Iterator[Server]:
+def running_server(
+    model: str, index_dir: Path, name: str, *args: str, timeout: float = 120, **env: str
+) -> Iterator[Server]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "service", *args], env=server_env(model, index_dir, name, port, **env),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", *args],
+        env=server_env(model, index_dir, name, port, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     server = Server(proc, port)
     try:
         deadline = time.monotonic() + timeout

@@ -62,3 +62,33 @@ def test_wrong_dimension_is_refused(kind: str) -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="unknown index type 'annoy'"):
         create_index("annoy", DIM)
+
+
+# ---- index type by size, tuned to a measured recall ----------------------------------------------------
+
+
+def test_auto_factory_follows_size() -> None:
+    from simsearch.ann.tuning import auto_factory
+
+    assert auto_factory(5_000, 384) == "Flat"
+    assert auto_factory(1_000_000, 384) == "HNSW32"
+    assert auto_factory(20_000_000, 384).startswith("IVF") and auto_factory(20_000_000, 384).endswith(",PQ96")
+
+
+@pytest.mark.parametrize(("factory", "knob"), [("auto", "efSearch"), ("IVF32,Flat", "nprobe")])
+def test_build_tuned_reaches_the_target_recall(factory: str, knob: str, tmp_path: Path) -> None:
+    from simsearch.ann.tuning import build_tuned, exact_neighbours, recall_at_10
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, DIM))
+    data = (centres[rng.integers(0, 20, 4000)] + 0.3 * rng.normal(size=(4000, DIM))).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index, measured = build_tuned(data, factory, target_recall=0.95, queries=300, exact_limit=1000)
+    assert measured["recall_at_10"] >= 0.95 and knob in measured["tuned"]
+    assert index.params()[knob] == measured["tuned"][knob]
+    index.save(tmp_path)
+    loaded = backend("faiss").load(tmp_path, DIM, index.params())
+    sample = np.random.default_rng(1).choice(4000, 300, replace=False)
+    assert recall_at_10(loaded, data, sample, exact_neighbours(data, sample)) >= 0.9  # other queries, same knob
+    flat, measured = build_tuned(data[:500], "auto", exact_limit=1000)
+    assert flat.factory == "Flat" and measured == {"recall_at_10": 1.0, "tuned": {}}

@@ -38,8 +38,12 @@ def test_server_builds_missing_index_and_answers(tiny_model: str, tmp_path: Path
 
 def test_server_with_missing_index_exits_with_one_clear_message(tiny_model: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "service"], env=server_env(tiny_model, tmp_path / "none", "e2e", free_port()),
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "service"],
+        env=server_env(tiny_model, tmp_path / "none", "e2e", free_port()),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "error: cannot start: index" in proc.stderr and "does not exist: build it with" in proc.stderr
@@ -48,6 +52,7 @@ def test_server_with_missing_index_exits_with_one_clear_message(tiny_model: str,
 
 def test_server_with_invalid_setting_names_it(tiny_model: str, tmp_path: Path) -> None:
     env = {**server_env(tiny_model, tmp_path, "e2e", free_port()), "SIMSEARCH_MAX_PAIRS": "many"}
-    proc = subprocess.run([sys.executable, "-m", "service"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "max_pairs" in proc.stderr and "Traceback" not in proc.stderr

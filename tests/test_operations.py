@@ -129,8 +129,14 @@ def test_busy_model_gives_429_then_503(settings_for, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="module")
 def keyed(tiny_model: str, built_index: Path) -> Iterator[TestClient]:
-    settings = Settings(bi_model=tiny_model, index_dir=built_index.parent, index_name=built_index.name,
-                        api_keys="k1,k2", max_body_bytes=2048, cors_origins="https://app.example")
+    settings = Settings(
+        bi_model=tiny_model,
+        index_dir=built_index.parent,
+        index_name=built_index.name,
+        api_keys="k1,k2",
+        max_body_bytes=2048,
+        cors_origins="https://app.example",
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -205,8 +211,10 @@ def test_indexes_shows_the_loaded_manifest(keyed: TestClient, built_index: Path)
 
 # ---- hot reload ---------------------------------------------------------------------------------------
 
-NEW_DOCS = [{"_id": f"n{i}", "text": f"fresh document number {i} about {w}"} for i, w in
-            enumerate(["tea", "rain", "cats", "cars", "bread", "music"])]
+NEW_DOCS = [
+    {"_id": f"n{i}", "text": f"fresh document number {i} about {w}"}
+    for i, w in enumerate(["tea", "rain", "cats", "cars", "bread", "music"])
+]
 
 
 @pytest.fixture
@@ -241,8 +249,9 @@ def test_broken_new_build_is_refused_and_the_old_one_serves(reloadable, tiny_enc
     settings, tmp = reloadable
     with TestClient(create_app(settings)) as client:
         before = client.get("/ready").json()["build_id"]
-        path = build_index(write_jsonl(tmp / "new.jsonl", NEW_DOCS), tiny_encoder, tmp / "indexes", "live",
-                           progress=False)
+        path = build_index(
+            write_jsonl(tmp / "new.jsonl", NEW_DOCS), tiny_encoder, tmp / "indexes", "live", progress=False
+        )
         (path.resolve() / "index.faiss").write_bytes(b"truncated")
         r = client.post("/admin/reload", headers={"authorization": "Bearer secret"})
         assert r.status_code == 409 and f"still serving build {before}" in r.json()["message"]
@@ -269,8 +278,14 @@ def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -
         builds = set()
         for i in range(4):
             docs = NEW_DOCS if i % 2 == 0 else DOCS
-            build_index(write_jsonl(tmp / f"v{i}.jsonl", docs), tiny_encoder, tmp / "indexes", "live", progress=False,
-                        keep_builds=3)
+            build_index(
+                write_jsonl(tmp / f"v{i}.jsonl", docs),
+                tiny_encoder,
+                tmp / "indexes",
+                "live",
+                progress=False,
+                keep_builds=3,
+            )
             r = client.post("/admin/reload", headers={"authorization": "Bearer secret"})
             assert r.status_code == 200
             builds.add(r.json()["build_id"])

@@ -19,6 +19,15 @@ class FaissIndex(AnnIndex):
         super().__init__(dim)
         self.factory = factory
         self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self.search_params: dict[str, int] = {}
+        for name in ("efSearch", "nprobe"):
+            if name in params:
+                self.set_search_param(name, int(params[name]))
+
+    def set_search_param(self, name: str, value: int) -> None:
+        """A search-time knob (``efSearch`` for HNSW, ``nprobe`` for IVF), recorded in the manifest."""
+        faiss.ParameterSpace().set_index_parameter(self.index, name, value)
+        self.search_params[name] = value
 
     def add(self, vectors: np.ndarray) -> None:
         vectors = self._check(vectors)
@@ -53,7 +62,11 @@ class FaissIndex(AnnIndex):
         AnnIndex.__init__(index, dim)
         index.factory = params.get("factory", "Flat")
         index.index = raw
+        index.search_params = {}
+        for name in ("efSearch", "nprobe"):
+            if name in params:
+                index.set_search_param(name, int(params[name]))
         return index
 
     def params(self) -> dict[str, Any]:
-        return {"factory": self.factory}
+        return {"factory": self.factory, **self.search_params}
