@@ -29,11 +29,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--index-dir", type=Path, help="default: SIMSEARCH_INDEX_DIR")
     p.add_argument("--model", help="bi-encoder folder (default: SIMSEARCH_BI_MODEL)")
     p.add_argument("--index-type", default="faiss", help="ANN backend: faiss or exact (default: %(default)s)")
-    p.add_argument("--factory", default="auto",
-                   help="FAISS index-factory string, or auto: Flat up to 100,000 documents, HNSW32 above, "
-                        "IVF+PQ above 5,000,000 (default: %(default)s)")
-    p.add_argument("--target-recall", type=float, default=0.95,
-                   help="recall@10 against exact search that approximate indexes are tuned to (default: %(default)s)")
+    p.add_argument(
+        "--factory",
+        default="auto",
+        help="FAISS index-factory string, or auto: Flat up to 100,000 documents, HNSW32 above, "
+        "IVF+PQ above 5,000,000 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--target-recall",
+        type=float,
+        default=0.95,
+        help="recall@10 against exact search that approximate indexes are tuned to (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, help="default: SIMSEARCH_ENCODE_BATCH_SIZE")
     p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
