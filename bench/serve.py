@@ -1,0 +1,213 @@
+"""Load benchmark: this service against a naive baseline (and txtai when it installs), over loopback HTTP.
+
+    python -m bench.serve [--duration 20]
+
+Each system runs as one server process on the SciFact demo index with the same model; wrk drives
+``POST /search`` (k = 10) and ``POST /similarity`` (a query and 10 texts) at concurrency 1, 16 and 64,
+cycling through SciFact test claims. Also measured in-process, in the same run: the model's batched
+encoding throughput and one query's encode + search time, the limits a server can approach.
+Writes bench/results/serve.json (rows: system, endpoint, concurrency, qps, p50_ms, p99_ms, errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.common import write_result
+from simsearch.beir import load_qrels, load_queries
+from simsearch.runtime import load_runtime
+from tests.server import ROOT, free_port
+from training.cli import settings_with
+
+CONCURRENCY = (1, 16, 64)
+TXTAI_NOTE = (
+    "txtai not measured: its API would need its own environment here (it resolves torch and "
+    "transformers versions of its own), which this benchmark does not build; see MEASUREMENTS for "
+    "txtai 9.14 on the same kind of machine"
+)
+
+
+def lua_script(bodies: list[dict[str, Any]]) -> str:
+    items = ",\n".join("[[" + json.dumps(b) + "]]" for b in bodies)
+    return f"""
+local bodies = {{
+{items}
+}}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, bodies[i])
+end
+"""
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def ms(value: str, unit: str) -> float:
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    pct = {
+        m.group(1): ms(m.group(2), m.group(3)) for m in re.finditer(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {"qps": round(rps, 1), "p50_ms": round(pct["50"], 1), "p99_ms": round(pct["99"], 1), "errors": errors}
+
+
+def start(system: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = {
+        "simsearch": [sys.executable, "-m", "service", "--port", str(port)],
+        "naive": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.naive_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+    }[system]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "warm up"}, timeout=5).raise_for_status()
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"{system} did not start")
+
+
+def raw_limits(queries: list[str]) -> dict[str, Any]:
+    """In-process: batched encode throughput, and one query's encode + FAISS search (p50)."""
+    runtime = load_runtime(settings_with())
+    enc, searcher = runtime.encoder, runtime.searcher
+    out: dict[str, Any] = {}
+    for batch in (16, 32, 64):
+        texts = (queries * 4)[: batch * 8]
+        enc.encode(texts[:batch], batch_size=batch)
+        t = time.perf_counter()
+        enc.encode(texts, batch_size=batch)
+        out[f"batched_encode_texts_per_s_batch{batch}"] = round(len(texts) / (time.perf_counter() - t), 1)
+    single = []
+    for q in queries[:100]:
+        t = time.perf_counter()
+        searcher.search_vectors(searcher.encode_queries([q]), 10)
+        single.append(time.perf_counter() - t)
+    out["single_query_encode_search_p50_ms"] = round(1000 * float(np.median(single)), 2)
+    out["batched_encode_texts_per_s"] = max(v for k, v in out.items() if k.startswith("batched"))
+    runtime.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=int, default=20, help="seconds per point")
+    p.add_argument("--systems", nargs="+", default=["naive", "simsearch"], choices=["naive", "simsearch"])
+    args = p.parse_args(argv)
+    settings = settings_with()
+    data = settings.data_dir / "scifact"
+    queries_by_id = load_queries(data)
+    queries = [queries_by_id[q] for q in sorted(load_qrels(data, "test"))]
+    texts = queries[50:60]
+    bodies: dict[str, list[dict[str, Any]]] = {
+        "/search": [{"query": q, "k": 10} for q in queries[:50]],
+        "/similarity": [{"source": q, "targets": texts} for q in queries[:50]],
+    }
+    limits = raw_limits(queries)
+    print(json.dumps(limits))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIMSEARCH_LOG_LEVEL": "warning", "TOKENIZERS_PARALLELISM": "false"}
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scripts = {}
+        for endpoint, b in bodies.items():
+            scripts[endpoint] = Path(tmp) / f"{endpoint.strip('/')}.lua"
+            scripts[endpoint].write_text(lua_script(b))
+        for system in args.systems:
+            port = free_port()
+            proc = start(system, port, env)
+            try:
+                for endpoint in bodies:
+                    for c in CONCURRENCY:
+                        out = subprocess.run(
+                            [
+                                "wrk",
+                                "-t1",
+                                f"-c{c}",
+                                f"-d{args.duration}s",
+                                "--latency",
+                                "--timeout",
+                                "30s",
+                                "-s",
+                                str(scripts[endpoint]),
+                                f"http://127.0.0.1:{port}{endpoint}",
+                            ],
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                        ).stdout
+                        row = {"system": system, "endpoint": endpoint, "concurrency": c, **parse_wrk(out)}
+                        rows.append(row)
+                        print(json.dumps(row))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    by = {(r["system"], r["endpoint"], r["concurrency"]): r for r in rows}
+    checks = {}
+    if ("naive", "/search", 16) in by and ("simsearch", "/search", 16) in by:
+        ours, naive = by[("simsearch", "/search", 16)], by[("naive", "/search", 16)]
+        checks["search_c16_vs_naive"] = round(ours["qps"] / naive["qps"], 2)
+        checks["search_c16_vs_raw_batched"] = round(ours["qps"] / limits["batched_encode_texts_per_s"], 2)
+        checks["search_c1_p50_minus_raw_single_ms"] = round(
+            by[("simsearch", "/search", 1)]["p50_ms"] - limits["single_query_encode_search_p50_ms"], 1
+        )
+        ours_s, naive_s = by[("simsearch", "/similarity", 16)], by[("naive", "/similarity", 16)]
+        checks["similarity_c16_vs_naive"] = round(ours_s["qps"] / naive_s["qps"], 2)
+        checks["similarity_c16_vs_raw_batched"] = round(11 * ours_s["qps"] / limits["batched_encode_texts_per_s"], 2)
+    path = write_result(
+        "serve",
+        {
+            "benchmark": "loopback HTTP load, wrk, one server process each, SciFact index (5,183 documents)",
+            "parameters": {
+                "duration_s": args.duration,
+                "concurrency": CONCURRENCY,
+                "search_body": "query (SciFact test claim) + k = 10",
+                "similarity_body": "source + 10 targets",
+                "simsearch": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms},
+            },
+            "targets": {
+                "search_c16_vs_naive": ">= 3",
+                "search_c16_vs_raw_batched": ">= 0.8",
+                "search_c1_p50_minus_raw_single_ms": "<= 3",
+            },
+            "raw_limits": limits,
+            "checks": checks,
+            "rows": rows,
+            "txtai": TXTAI_NOTE,
+        },
+    )
+    print(json.dumps(checks, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
