@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-length", type=int, default=128, help="cross-encoder tokens per pair")
     p.add_argument("--latency-queries", type=int, default=10)
+    p.add_argument("--max-items", type=int, help="cut each corpus to this many items (a quick smoke run)")
     args = p.parse_args(argv)
     data = settings_with().data_dir
     build = {"stsb": stsb_corpus, "scifact": scifact_corpus}
@@ -377,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     corpora: dict[str, Any] = {}
     for name in args.corpora:
         c = build[name](data, args.queries, args.k_q, args.seed)
+        if args.max_items:
+            c["items"] = c["items"][: args.max_items]
+            c["qrels"] = (
+                None if c["qrels"] is None else [{d: g for d, g in q.items() if d < args.max_items} for q in c["qrels"]]
+            )
         corpus_rows, info = run_corpus(c, args)
         rows += corpus_rows
         corpora[name] = info

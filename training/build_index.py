@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help="default: SIMSEARCH_ENCODE_BATCH_SIZE")
     p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the index already exists")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         encode_batch_size=args.batch_size,
         document_prefix=args.document_prefix,
     )
+    if args.if_missing and settings.index_path.exists():
+        print(f"{settings.index_path} exists; nothing to do (--if-missing)")
+        return 0
     # 1. the encoder
     try:
         encoder = load_encoder(settings)
