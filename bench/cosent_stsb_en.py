@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--only", choices=[f"{k}.{loss}" for k, loss in RUNS], action="append")
+    p.add_argument("--variant", help="a name for a run with another budget: its own models and result file")
     args = p.parse_args(argv)
     settings = settings_with()
     data = args.data or settings.data_dir / "stsb-en"
@@ -78,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("bi", "cross")
             if result[kind]
         },
-        RESULTS / "cosent_stsb_en.png",
+        RESULTS / f"cosent_stsb_en{'_' + args.variant if args.variant else ''}.png",
         f"STS-B dev Spearman during training ({args.epochs:g} epoch, batch {args.batch_size}, lr {args.lr:g})",
     )
-    path = write_result("cosent_stsb_en", result)
+    path = write_result("cosent_stsb_en" + (f"_{args.variant}" if args.variant else ""), result)
     print(json.dumps({k: {n: v.get("test_spearman") for n, v in result[k].items()} for k in ("bi", "cross")}, indent=2))
     print(f"wrote {path}")
     return 0

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     qids = sorted(qrels)
     rows: list[dict[str, Any]] = []
     for name, (key, model) in encoders.items():
-        model.max_seq_length = 256 if hasattr(model, "max_seq_length") and model.max_seq_length else None
         s = cached(f"{key}-stsb-test", sts_sentences, model)
         d = cached(f"{key}-scifact-corpus", doc_texts, model)
         q = cached(f"{key}-scifact-queries", [queries[i] for i in qids], model)

@@ -19,6 +19,7 @@ from simsearch.batching import MicroBatcher
 from simsearch.index_folder import IndexLoadError, open_index
 from simsearch.runtime import Runtime
 from simsearch.search import Hit, Mode, ModeUnavailableError, Ranking, Searcher, top_k
+from simsearch.similarity import distinct_texts, paired_cosines
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,8 @@ class Engine:
     async def similarity(self, pairs: Sequence[tuple[str, str]], model: str) -> np.ndarray:
         if model == "cross":
             return await self.cross_scores(pairs)
-        unique = list(dict.fromkeys(t for p in pairs for t in p))  # each distinct text is encoded once
-        vectors = await self.encode(unique)
-        row = {t: i for i, t in enumerate(unique)}
-        a = vectors[[row[x] for x, _ in pairs]]
-        b = vectors[[row[y] for _, y in pairs]]
-        return np.einsum("ij,ij->i", a, b)
+        texts, rows_a, rows_b = distinct_texts(pairs)
+        return paired_cosines(await self.encode(texts), rows_a, rows_b)
 
     # -- hot reload -------------------------------------------------------------------------------------
     async def reload(self) -> Runtime:

@@ -134,11 +134,6 @@ class Searcher:
         exact = cross.score([(query, t) for t in self.texts(fresh)])
         return top_k(anchors + fresh, np.concatenate([c, exact]), k)
 
-    def search_mode(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> tuple[list[Hit], int]:
-        """Hits for one query by ``mode``, and the cross-encoder calls spent."""
-        ranking = self.rank(query, k, mode, k_r)
-        return self.hits(list(zip(ranking.positions, ranking.scores, strict=True))), ranking.cross_encoder_calls
-
 
 def top_k(positions: Sequence[int], scores: np.ndarray, k: int) -> Ranking:
     """The ``k`` best of ``positions`` by their exact cross-encoder ``scores`` (one call each)."""

@@ -1,4 +1,4 @@
-"""Sentence similarity with a bi-encoder: cosine of unit vectors, each distinct text encoded once."""
+"""Sentence similarity with a bi-encoder: the cosine of unit vectors, each distinct text encoded once."""
 
 from __future__ import annotations
 
@@ -6,21 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simsearch.encoders import BiEncoder
+
+def distinct_texts(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[int], list[int]]:
+    """The distinct texts of ``pairs`` (to encode once each) and, per pair, the rows of its two texts."""
+    row: dict[str, int] = {}
+    for a, b in pairs:
+        row.setdefault(a, len(row))
+        row.setdefault(b, len(row))
+    return list(row), [row[a] for a, _ in pairs], [row[b] for _, b in pairs]
 
 
-def _encode_unique(encoder: BiEncoder, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-    index: dict[str, int] = {}
-    for t in texts:
-        index.setdefault(t, len(index))
-    vectors = encoder.encode(list(index))
-    return vectors, [index[t] for t in texts]
-
-
-def pair_scores(encoder: BiEncoder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Cosine similarity of each ``(a, b)`` pair, in input order."""
-    if not pairs:
-        return np.zeros(0, dtype=np.float32)
-    vectors, rows = _encode_unique(encoder, [t for pair in pairs for t in pair])
-    a, b = vectors[rows[0::2]], vectors[rows[1::2]]
-    return np.einsum("ij,ij->i", a, b)
+def paired_cosines(vectors: np.ndarray, rows_a: list[int], rows_b: list[int]) -> np.ndarray:
+    """Cosine of each pair of unit vectors, in pair order."""
+    return np.einsum("ij,ij->i", vectors[rows_a], vectors[rows_b])
