@@ -262,7 +262,9 @@ def _derive(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+    link = publish(root, name, final)
+    prune_builds(root, name, keep=keep_builds)
+    return link
 
 
 def publish(root: Path, name: str, build: Path) -> Path:
