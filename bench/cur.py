@@ -117,11 +117,11 @@ def scifact_cross(data: Path) -> str:
         dev=pairs.with_name(pairs.stem + "-dev.tsv"),
         output=MODELS / "scifact",
         name="cross-bce",
-        epochs=2,
+        epochs=1,
         batch_size=16,
         lr=3e-5,
         max_length=128,
-        evals=6,
+        evals=4,
     )
     train_or_reuse(cfg)
     return str(MODELS / "scifact" / "cross-bce")
