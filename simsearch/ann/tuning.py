@@ -64,7 +64,8 @@ def build_tuned(
     index = FaissIndex(dim, factory=factory)
     if not index.index.is_trained:
         rng = np.random.default_rng(seed)
-        train = vectors[rng.choice(n, size=min(n, 256 * _lists(factory) or n), replace=False)]
+        # 64 training points per list is within faiss's advice (39 to 256) and keeps k-means affordable
+        train = vectors[rng.choice(n, size=min(n, 64 * _lists(factory) or n), replace=False)]
         index.index.train(train)
     index.add(vectors)
     if factory == "Flat":
