@@ -23,10 +23,11 @@ from simsearch.corpus import iter_documents
 from simsearch.cross import CrossScorer
 from simsearch.encoders import BiEncoder
 from simsearch.evaluation import ndcg_from_vectors, sts_spearman
+from simsearch.onnx_backend import Backend
 from simsearch.pairs import read_pairs
 from training.cli import settings_with
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
 CROSS = Path("models/bench/stsb-en/cross-cosent")
 
 
