@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,  # service.logs configured the handlers
         access_log=False,  # the request middleware writes one JSON line per request
         timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.request_timeout_s),
     )
     return 0

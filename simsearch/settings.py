@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger gets HTTP 413.")
     body_timeout_s: float = Field(10.0, gt=0, description="Time allowed to send a request body; slower gets 408.")
     keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
+    max_connections: int = Field(512, ge=1, description="Open connections beyond this are answered 503 at once.")
     max_batch: int = Field(64, ge=1, description="Most texts (or pairs) in one batched model call.")
     max_wait_ms: float = Field(
         2.0, ge=0, description="Extra wait to fill a batch, only when several requests are already queued."

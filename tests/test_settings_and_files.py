@@ -61,3 +61,9 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> 
     assert path.read_text() == '{\n  "b": 2\n}\n'
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"SIMSEARCH_{name.upper()}`" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"
