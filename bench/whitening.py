@@ -116,8 +116,25 @@ def main(argv: list[str] | None = None) -> int:
             if beta is None or gamma is None:
                 ts, td, tq = s, d, q
             else:
-                w_sts = Whitening(beta, gamma, k).fit(s)
-                w_doc = Whitening(beta, gamma, k).fit(d)
+                try:
+                    w_sts = Whitening(beta, gamma, k).fit(s)
+                    w_doc = Whitening(beta, gamma, k).fit(d)
+                except ValueError as exc:  # k above the numerical rank: the estimator refuses, we report it
+                    rows.append(
+                        {
+                            "encoder": name,
+                            "beta": beta,
+                            "gamma": gamma,
+                            "k": k,
+                            "stsb_test_spearman": None,
+                            "scifact_ndcg@10": None,
+                            "index_bytes": None,
+                            "search_ms": None,
+                            "error": str(exc),
+                        }
+                    )
+                    print(json.dumps(rows[-1]))
+                    continue
                 ts, td, tq = w_sts.transform(s), w_doc.transform(d), w_doc.transform(q)
             a = ts[[row_of[t] for t in sts.a]]
             b = ts[[row_of[t] for t in sts.b]]
@@ -172,7 +189,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 pts = sorted(
                     (r["k"], r[metric])
                     for r in rows
-                    if r["encoder"] == encoder and r["beta"] == beta and r["gamma"] == gamma
+                    if r["encoder"] == encoder and r["beta"] == beta and r["gamma"] == gamma and r[metric] is not None
                 )
                 ax.plot(
                     [k for k, _ in pts], [v for _, v in pts], style, color=color, ms=4, label=f"{encoder}, β=γ={beta:g}"
