@@ -280,6 +280,17 @@ def publish(root: Path, name: str, build: Path) -> Path:
     return link
 
 
+def rollback(root: Path, name: str) -> Path:
+    """Point ``root/<name>`` back at the build before the current one; return that build."""
+    current = (root / name).resolve()
+    builds = sorted((p for p in root.glob(f"{name}@*") if p.is_dir()), key=lambda p: p.name)
+    older = [b for b in builds if b.name < current.name]
+    if not older:
+        raise IndexLoadError(f"index {name!r} has no build older than {current.name} to roll back to")
+    publish(root, name, older[-1])
+    return older[-1]
+
+
 def prune_builds(root: Path, name: str, *, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` builds of ``name`` (never the published one)."""
     current = (root / name).resolve()

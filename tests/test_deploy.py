@@ -77,7 +77,7 @@ def test_api_service(compose: dict[str, Any]) -> None:
 
 def test_retrain_and_scale_profiles(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for job in ("build-index", "train-bi", "train-cross", "fit-whitening", "fit-cur", "rollout"):
+    for job in ("build-index", "train-bi", "train-cross", "fit-whitening", "fit-cur", "rollback", "rollout"):
         assert services[job]["profiles"] == ["retrain"] and services[job]["restart"] == "no"
     volumes = mounts(services["build-index"])
     assert volumes["/indexes"] == volumes["/models"] == "rw" and volumes["/data"] == "ro"

@@ -168,3 +168,16 @@ def test_index_of_another_model_is_refused(built_index: Path, tmp_path: Path, ti
     encoder = BiEncoder.load(str(other))
     with pytest.raises(IndexLoadError, match="was built with model .* but the configured model is .*other-model"):
         check_model(open_index(built_index), encoder)
+
+
+def test_rollback_to_the_previous_build(tmp_path: Path, tiny_encoder: BiEncoder, corpus_file: Path) -> None:
+    from training.rollback import main as rollback_main
+
+    first = build_index(corpus_file, tiny_encoder, tmp_path, "x", progress=False).resolve()
+    write_jsonl(corpus_file, DOCS[:2])
+    second = build_index(corpus_file, tiny_encoder, tmp_path, "x", progress=False).resolve()
+    assert rollback_main(["--name", "x", "--index-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "x").resolve() == first and open_index(tmp_path / "x").manifest.count == len(DOCS)
+    assert second.is_dir()  # nothing is deleted by a rollback
+    with pytest.raises(SystemExit):
+        rollback_main(["--name", "x", "--index-dir", str(tmp_path)])  # nothing older than the first build
