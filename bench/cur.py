@@ -33,7 +33,14 @@ from bench.training_runs import MODELS, train_or_reuse
 from simsearch.beir import load_qrels, load_queries
 from simsearch.corpus import iter_documents
 from simsearch.cross import CrossScorer
-from simsearch.cur import adaptive_cur, approximate_scores, fit_cur, score_matrix, select_anchor_items
+from simsearch.cur import (
+    adaptive_cur,
+    approximate_scores,
+    choose_rcond,
+    fit_cur,
+    score_matrix,
+    select_anchor_items,
+)
 from simsearch.encoders import BiEncoder
 from simsearch.ir_metrics import ndcg_at_k
 from simsearch.pairs import read_pairs
@@ -164,14 +171,18 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
         "truth_calls": int(truth.size),
         "minutes_this_run": round((time.perf_counter() - t0) / 60, 1),
     }
+    # the scoring speed of the run that computed the matrices (a cached run computes nothing)
     timing_file = folder / "timing.json"
-    if timing_file.is_file():
-        offline.update(json.loads(timing_file.read_text()))
-    elif offline["minutes_this_run"] > 1:
+    shape = [len(c["test_queries"]), len(c["anchor_queries"]), len(items)]
+    if offline["minutes_this_run"] > 1:
         pairs_per_s = (truth.size + R.size) / (60 * offline["minutes_this_run"])
-        offline["pairs_per_s"] = round(pairs_per_s, 1)
-        offline["R_minutes"] = round(R.size / pairs_per_s / 60, 1)
-        timing_file.write_text(json.dumps({"pairs_per_s": offline["pairs_per_s"], "R_minutes": offline["R_minutes"]}))
+        timing_file.write_text(
+            json.dumps(
+                {"shape": shape, "pairs_per_s": round(pairs_per_s, 1), "R_minutes": round(R.size / pairs_per_s / 60, 1)}
+            )
+        )
+    if timing_file.is_file() and json.loads(timing_file.read_text()).get("shape") == shape:
+        offline.update({k: v for k, v in json.loads(timing_file.read_text()).items() if k != "shape"})
 
     # the dense side: the demo's bi-encoder over the same items
     encoder = BiEncoder.load(settings_with().bi_model, batch_size=64)
@@ -186,7 +197,16 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
         }
         for sel in ("random", "kmeans")
     }
-    factors = {(sel, k_i): fit_cur(R, a, rcond=args.rcond) for sel, by_k in anchors.items() for k_i, a in by_k.items()}
+    factors, cutoffs = {}, {}
+    for sel, by_k in anchors.items():
+        for k_i, a in by_k.items():
+            rcond, tried = choose_rcond(R, a) if args.rcond is None else (args.rcond, {})
+            factors[(sel, k_i)] = fit_cur(R, a, rcond=rcond)
+            cutoffs[f"{sel}-k{k_i}"] = {
+                "rcond": rcond,
+                "rank": factors[(sel, k_i)].rank,
+                "held_out_recall@10": {str(g): round(v, 3) for g, v in tried.items()},
+            }
     del t
 
     rows: list[dict[str, Any]] = []
@@ -201,8 +221,10 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
                 approx = approximate_scores(row[f.anchors], f.E)
                 approx[f.anchors] = -np.inf
                 found[f"cur-{sel}"].append(f.anchors.tolist() + np.argsort(-approx)[:k_r].tolist())
-            first = factors[("kmeans", split_budget(BUDGETS[0], args.k_q)[0])].anchors
-            positions, _ = adaptive_cur(row.__getitem__, R, first, budget, rounds=args.rounds, rcond=args.rcond)
+            first = factors[("kmeans", split_budget(BUDGETS[0], args.k_q)[0])]
+            positions, _ = adaptive_cur(
+                row.__getitem__, R, first.anchors, budget, rounds=args.rounds, rcond=first.rcond
+            )
             found["adacur"].append(positions.tolist())
             found["union"].append(sorted(set(found["rerank"][-1]) | set(found["cur-kmeans"][-1])))
         for method, cands in found.items():
@@ -235,7 +257,7 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
             **quality,
         },
         "offline": offline,
-        "ranks": {f"{sel}-k{k_i}": f.rank for (sel, k_i), f in factors.items()},
+        "cut_offs": cutoffs,
     }
 
 
@@ -360,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=50, help="held-apart test queries per corpus")
     p.add_argument("--k-q", type=int, default=50, help="anchor queries")
     p.add_argument("--rounds", type=int, default=4, help="ADACUR rounds")
-    p.add_argument("--rcond", type=float, default=1e-3)
+    p.add_argument("--rcond", type=float, help="rank cut-off; default: chosen on held-out anchor queries")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--backend",
@@ -387,9 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += corpus_rows
         corpora[name] = info
         print(json.dumps(info, indent=2))
-    plot(rows, RESULTS / "cur.png")
+    result_name = "cur-smoke" if args.max_items else "cur"
+    plot(rows, RESULTS / f"{result_name}.png")
     path = write_result(
-        "cur",
+        result_name,
         {
             "benchmark": "Top-k-Recall of the exact cross-encoder's top k at equal cross-encoder budgets",
             "parameters": {
@@ -399,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ks": KS,
                 "budget_split": "k_i = min(B/2, k_q) anchor calls, k_r = B - k_i re-ranked",
                 "adacur": {"rounds": args.rounds, "first_anchors": "k-means anchors of the 50-call budget"},
-                "rcond": args.rcond,
+                "rcond": args.rcond or "chosen per anchor set by 5-fold validation on the anchor queries",
                 "seed": args.seed,
             },
             "corpora": corpora,

@@ -224,3 +224,15 @@ def test_cur_fitted_with_another_cross_encoder_is_refused(
         TestClient(create_app(settings)),
     ):
         pass
+
+
+def test_choose_rcond_prefers_the_cut_off_that_generalises() -> None:
+    from simsearch.cur import choose_rcond
+
+    rng = np.random.default_rng(7)
+    signal = low_rank(40, 400, rank=2, seed=7) * 5
+    M = signal + rng.normal(scale=0.3, size=signal.shape)  # rank 2 plus noise, like cross-encoder scores
+    anchors = select_anchor_items(400, 30, "random", seed=0)
+    best, scores = choose_rcond(M, anchors)
+    assert scores[best] == max(scores.values()) and scores[best] > scores[1e-6]
+    assert fit_cur(M, anchors, rcond=best).rank < 30  # the noise directions are cut

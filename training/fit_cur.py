@@ -21,7 +21,7 @@ import numpy as np
 
 from simsearch.beir import load_qrels, load_queries
 from simsearch.cross import CrossScorer
-from simsearch.cur import fit_cur, score_matrix, select_anchor_items
+from simsearch.cur import choose_rcond, fit_cur, score_matrix, select_anchor_items
 from simsearch.cur_store import save_cur
 from simsearch.encoders import ModelLoadError
 from simsearch.index_folder import IndexLoadError, open_index, publish_derived
@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k-i", type=int, default=50, help="anchor items (default: %(default)s)")
     p.add_argument("--selection", choices=["random", "kmeans"], default="kmeans")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rcond", type=float, default=1e-3, help="pseudo-inverse rank cut-off (relative)")
+    p.add_argument(
+        "--rcond",
+        type=float,
+        help="pseudo-inverse rank cut-off, relative (default: chosen by 5-fold validation on the anchor queries)",
+    )
     p.add_argument("--work-dir", type=Path, default=Path("cache/cur"), help="resumable score checkpoints")
     args = p.parse_args(argv)
     settings = settings_with(index_name=args.index, index_dir=args.index_dir, cross_model=args.cross)
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work_dir / f"{index.name}-{index.manifest.build_id}-{cross.sha256[:12]}-q{args.k_q}-s{args.seed}"
         R = score_matrix(cross.score, queries, documents, work / "R.npy", model_key=cross.sha256)
         # 4. E = pinv(R[:, anchors]) R
-        factors = fit_cur(R, anchors, rcond=args.rcond)
+        rcond = args.rcond if args.rcond is not None else choose_rcond(R, anchors)[0]
+        factors = fit_cur(R, anchors, rcond=rcond)
     except (IndexLoadError, ModelLoadError, ValueError, OSError) as exc:
         fail(str(exc))
     info = CurInfo(

@@ -5,8 +5,9 @@
 
 For each judged query: its relevant documents (label 1) and the ``--negatives`` best-ranked documents of
 the dense index that are not judged relevant (label 0), skipping the first ``--skip`` hits (the likeliest
-unjudged positives). Writes ``query<TAB>document<TAB>label`` (the layout ``train_cross`` reads); with
-``--dev-fraction`` a seeded share of the queries goes to a second file for the dev set.
+unjudged positives), plus ``--random-negatives`` random documents. Writes ``query<TAB>document<TAB>label``
+(the layout ``train_cross`` reads); with ``--dev-fraction`` a seeded share of the queries goes to a second
+file for the dev set.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", help="index of the same corpus (default: SIMSEARCH_INDEX_NAME)")
     p.add_argument("--negatives", type=int, default=4)
     p.add_argument("--skip", type=int, default=0, help="dense hits to skip before taking negatives")
+    p.add_argument("--random-negatives", type=int, default=0, help="also this many random documents per query")
     p.add_argument("--dev-fraction", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(exc))
     queries, qrels = load_queries(args.data), load_qrels(args.data, args.split)
     ids = sorted(q for q in qrels if q in queries)
-    random.Random(args.seed).shuffle(ids)
+    rng = random.Random(args.seed)
+    rng.shuffle(ids)
     n_dev = int(len(ids) * args.dev_fraction)
     store = runtime.index.store
     doc_ids = store.ids()
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     for n, (q, ranked) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
         negatives = [p for p, _ in ranked[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
+        negatives += [
+            p
+            for p in rng.sample(range(len(doc_ids)), args.random_negatives + 5)
+            if doc_ids[p] not in qrels[q] and p not in negatives
+        ][: args.random_negatives]
         chosen = [(position[d], 1) for d in positives] + [(p, 0) for p in negatives]
         docs = store.get([p for p, _ in chosen])
         part = "dev" if n < n_dev else "train"
