@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
-from simsearch.encoders import ModelLoadError, load_onnx
+from simsearch.encoders import ModelLoadError, is_local, load_onnx
 from simsearch.model_files import model_hash
 from simsearch.onnx_backend import Backend, OnnxRunner, run_batched
 
@@ -38,9 +37,7 @@ class CrossScorer:
         backend: Backend = "torch",
         threads: int | None = None,
     ) -> CrossScorer:
-        local = Path(path).is_dir()
-        if not local and (path.startswith(("/", ".", "~")) or Path(path).suffix):
-            raise ModelLoadError(f"cross-encoder folder {path!r} does not exist")
+        local = is_local(path, "cross-encoder")
         try:
             model = CrossEncoder(path, device=device, local_files_only=local)
         except Exception as exc:  # the library raises many types

@@ -22,11 +22,19 @@ class ModelLoadError(RuntimeError):
     """A model path that does not hold a loadable model."""
 
 
+def is_local(path: str, what: str = "model") -> bool:
+    """True for an existing folder; a path that looks like a folder but is missing is an error, anything
+    else is taken for a hub id (tried only where a hub is reachable)."""
+    if Path(path).is_dir():
+        return True
+    if path.startswith(("/", ".", "~")) or Path(path).suffix:
+        raise ModelLoadError(f"{what} folder {path!r} does not exist")
+    return False
+
+
 def load_sentence_transformer(path: str, device: str = "cpu") -> SentenceTransformer:
     """Load from a local folder without touching a hub; hub ids are tried only when no folder exists."""
-    local = Path(path).is_dir()
-    if not local and (path.startswith(("/", ".", "~")) or Path(path).suffix):
-        raise ModelLoadError(f"model folder {path!r} does not exist")
+    local = is_local(path)
     try:
         return SentenceTransformer(path, device=device, local_files_only=local)
     except Exception as exc:  # the library raises many types (OSError, ValueError, KeyError, ...)

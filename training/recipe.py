@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,8 +168,51 @@ def write_report(out: Path, cfg: TrainConfig, splits: Splits, payload: dict[str,
     return out / "report.json"
 
 
-def remove_checkpoints(out: Path) -> None:
+def finish_run(
+    cfg: TrainConfig,
+    splits: Splits,
+    out: Path,
+    model: Any,
+    trainer: Any,
+    loss: Any,
+    metric: str,
+    spearman: Callable[[Any, PairSet, str], float],
+    dev_before: float,
+    test_before: float | None,
+    started: float,
+) -> TrainResult:
+    """Steps shared by both jobs once the trainer has restored the best checkpoint: evaluate it on dev
+    and test, save it (sentence-transformers writes the model card), drop the checkpoints, write the report."""
+    # 7. the kept model on dev and test
+    model.eval()
+    dev_after = spearman(model, splits.dev, "dev")
+    test_after = spearman(model, splits.test, "test") if splits.test else None
+    # 8. the model, its card, the report
+    model.save(str(out))
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    best = trainer.state.best_model_checkpoint
+    write_report(
+        out,
+        cfg,
+        splits,
+        {
+            "loss_config": loss_config(loss),
+            "steps": trainer.state.global_step,
+            "best_step": int(best.rsplit("-", 1)[-1]) if best else None,
+            "dev_spearman_before": _pct(dev_before),
+            "test_spearman_before": _pct(test_before),
+            "dev_spearman": _pct(dev_after),
+            "test_spearman": _pct(test_after),
+            "dev_curve": dev_curve(trainer.state.log_history, metric, dev_before),
+            "train_loss": train_losses(trainer.state.log_history),
+        },
+        started,
+    )
+    return TrainResult(out, model)
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 3)
 
 
 def add_common_arguments(p: argparse.ArgumentParser, *, default_scale: float) -> None:

@@ -29,14 +29,10 @@ from training.recipe import (
     TrainConfig,
     TrainResult,
     add_common_arguments,
-    dev_curve,
+    finish_run,
     load_splits,
-    loss_config,
     primary_metric,
-    remove_checkpoints,
-    train_losses,
     trainer_arguments,
-    write_report,
 )
 
 LOSSES = ("cosent", "cosine", "softmax")
@@ -97,39 +93,8 @@ def run(cfg: TrainConfig) -> TrainResult:
         model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=dev_evaluator
     )
     trainer.train()
-    # 7. the best model on dev and test
-    model.eval()
-    dev_after = spearman(model, splits.dev, "dev")
-    test_after = spearman(model, splits.test, "test") if splits.test else None
-    # 8. save the model (with its model card) and the report
-    model.save(str(out))
-    remove_checkpoints(out)
-    write_report(
-        out,
-        cfg,
-        splits,
-        {
-            "loss_config": loss_config(loss),
-            "steps": trainer.state.global_step,
-            "best_step": _best_step(trainer.state.best_model_checkpoint),
-            "dev_spearman_before": _pct(dev_before),
-            "test_spearman_before": _pct(test_before),
-            "dev_spearman": _pct(dev_after),
-            "test_spearman": _pct(test_after),
-            "dev_curve": dev_curve(trainer.state.log_history, metric, dev_before),
-            "train_loss": train_losses(trainer.state.log_history),
-        },
-        started,
-    )
-    return TrainResult(out, model)
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else round(100 * x, 3)
-
-
-def _best_step(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
+    # 7-8. evaluate the kept checkpoint, save it with its card and the report
+    return finish_run(cfg, splits, out, model, trainer, loss, metric, spearman, dev_before, test_before, started)
 
 
 def main(argv: list[str] | None = None) -> int:

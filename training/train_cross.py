@@ -28,14 +28,10 @@ from training.recipe import (
     TrainConfig,
     TrainResult,
     add_common_arguments,
-    dev_curve,
+    finish_run,
     load_splits,
-    loss_config,
     primary_metric,
-    remove_checkpoints,
-    train_losses,
     trainer_arguments,
-    write_report,
 )
 
 LOSSES = ("cosent", "bce")
@@ -88,32 +84,8 @@ def run(cfg: TrainConfig) -> TrainResult:
         model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=dev_evaluator
     )
     trainer.train()
-    # 7. evaluate the best checkpoint
-    model.eval()
-    dev_after = spearman(model, splits.dev, "dev")
-    test_after = spearman(model, splits.test, "test") if splits.test else None
-    # 8. save model, card and report
-    model.save(str(out))
-    remove_checkpoints(out)
-    write_report(
-        out,
-        cfg,
-        splits,
-        {
-            "loss_config": loss_config(loss),
-            "steps": trainer.state.global_step,
-            "best_step": int(trainer.state.best_model_checkpoint.rsplit("-", 1)[-1])
-            if trainer.state.best_model_checkpoint
-            else None,
-            "dev_spearman_before": round(100 * dev_before, 3),
-            "dev_spearman": round(100 * dev_after, 3),
-            "test_spearman": None if test_after is None else round(100 * test_after, 3),
-            "dev_curve": dev_curve(trainer.state.log_history, metric, dev_before),
-            "train_loss": train_losses(trainer.state.log_history),
-        },
-        started,
-    )
-    return TrainResult(out, model)
+    # 7-8. evaluate the kept checkpoint, save it with its card and the report
+    return finish_run(cfg, splits, out, model, trainer, loss, metric, spearman, dev_before, None, started)
 
 
 def main(argv: list[str] | None = None) -> int:
