@@ -144,6 +144,26 @@ def build_lock(root: Path, name: str) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _staged(root: Path, name: str) -> Iterator[tuple[Path, Path]]:
+    """A private folder for a new build, and the name it will have. When the block succeeds the folder is
+    flushed to disk and renamed into place; on any error or interruption it is removed."""
+    build_id = _new_build_id()
+    tmp, final = root / f".tmp-{name}-{build_id}", root / f"{name}@{build_id}"
+    tmp.mkdir()
+    try:
+        yield tmp, final
+        _fsync_tree(tmp)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _build_id(final: Path) -> str:
+    return final.name.split("@", 1)[1]
+
+
 def _build(
     corpus_file: Path,
     resolved_fmt: Literal["beir", "text"],
@@ -158,10 +178,7 @@ def _build(
     target_recall: float,
     progress: bool,
 ) -> Path:
-    build_id = _new_build_id()
-    tmp = root / f".tmp-{name}-{build_id}"
-    tmp.mkdir()
-    try:
+    with _staged(root, name) as (tmp, final):
         started = time.perf_counter()
         encode_seconds = 0.0
         embeddings = np.lib.format.open_memmap(
@@ -194,7 +211,7 @@ def _build(
         files = {p.name: file_sha256(p) for p in (ann_file, tmp / DOCS_FILE, tmp / EMBEDDINGS_FILE)}
         manifest = Manifest(
             name=name,
-            build_id=build_id,
+            build_id=_build_id(final),
             built_at=datetime.now(UTC),
             build_seconds=round(time.perf_counter() - started, 3),
             docs_per_s=round(count / encode_seconds, 2) if encode_seconds > 0 else 0.0,
@@ -212,12 +229,6 @@ def _build(
             files=files,
         )
         manifest.write(tmp)
-        _fsync_tree(tmp)
-        final = root / f"{name}@{build_id}"
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
@@ -232,19 +243,18 @@ def publish_derived(
     modified), plus the files ``write_extra(folder)`` writes (it returns their relative paths), under the
     manifest ``update`` returns. Atomic like :func:`build_index`; the current build is kept for rollback."""
     path = Path(path)
-    with build_lock(path.parent, path.name):
-        return _derive(path, write_extra, update, keep_builds)
+    root, name = path.parent, path.name
+    with build_lock(root, name):
+        final = _derive(path, write_extra, update)
+        link = publish(root, name, final)
+        prune_builds(root, name, keep=keep_builds)
+    return link
 
 
-def _derive(
-    path: Path, write_extra: Callable[[Path], list[str]], update: Callable[[Manifest], Manifest], keep_builds: int
-) -> Path:
+def _derive(path: Path, write_extra: Callable[[Path], list[str]], update: Callable[[Manifest], Manifest]) -> Path:
     real, root, name = path.resolve(), path.parent, path.name
     manifest = Manifest.read(real)
-    build_id = _new_build_id()
-    tmp = root / f".tmp-{name}-{build_id}"
-    tmp.mkdir()
-    try:
+    with _staged(root, name) as (tmp, final):
         for rel in manifest.files:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -253,18 +263,9 @@ def _derive(
                 shutil.copy2(real / rel, tmp / rel)
         written = write_extra(tmp)
         files = {**manifest.files, **{rel: file_sha256(tmp / rel) for rel in written}}
-        update(manifest.model_copy(update={"build_id": build_id, "built_at": datetime.now(UTC), "files": files})).write(
-            tmp
-        )
-        _fsync_tree(tmp)
-        final = root / f"{name}@{build_id}"
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    link = publish(root, name, final)
-    prune_builds(root, name, keep=keep_builds)
-    return link
+        changes = {"build_id": _build_id(final), "built_at": datetime.now(UTC), "files": files}
+        update(manifest.model_copy(update=changes)).write(tmp)
+    return final
 
 
 def publish(root: Path, name: str, build: Path) -> Path:

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         k_i=args.k_i,
         selection=args.selection,
         seed=args.seed,
-        rcond=args.rcond,
+        rcond=rcond,
         rank=factors.rank,
         query_source=str(args.queries or "sampled documents")
         + (f":{args.queries_split}" if args.queries_split else ""),
