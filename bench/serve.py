@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -32,25 +33,39 @@ from tests.server import ROOT, free_port
 from training.cli import settings_with
 
 CONCURRENCY = (1, 16, 64)
-TXTAI_NOTE = (
-    "txtai not measured: its API would need its own environment here (it resolves torch and "
-    "transformers versions of its own), which this benchmark does not build; see MEASUREMENTS for "
-    "txtai 9.14 on the same kind of machine"
-)
 
 
-def lua_script(bodies: list[dict[str, Any]]) -> str:
-    items = ",\n".join("[[" + json.dumps(b) + "]]" for b in bodies)
+def lua_script(requests: list[tuple[str, str, dict[str, Any] | None]]) -> str:
+    """A wrk script cycling through ``(method, path, JSON body or None)``."""
+    entries = ",\n".join(
+        f'{{"{m}", [[{path}]], {"[[" + json.dumps(body) + "]]" if body is not None else "nil"}}}'
+        for m, path, body in requests
+    )
     return f"""
-local bodies = {{
-{items}
+local reqs = {{
+{entries}
 }}
 local i = 0
 request = function()
-  i = i % #bodies + 1
-  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, bodies[i])
+  i = i % #reqs + 1
+  local r = reqs[i]
+  if r[3] then
+    return wrk.format(r[1], r[2], {{["Content-Type"] = "application/json"}}, r[3])
+  end
+  return wrk.format(r[1], r[2])
 end
 """
+
+
+def requests_for(system: str, endpoint: str, queries: list[str], texts: list[str]) -> list[tuple[str, str, Any]]:
+    """The same work in each system's own API: txtai searches with GET and names its fields differently."""
+    if system == "txtai":
+        if endpoint == "/search":
+            return [("GET", f"/search?query={quote(q)}&limit=10", None) for q in queries]
+        return [("POST", "/similarity", {"query": q, "texts": texts}) for q in queries]
+    if endpoint == "/search":
+        return [("POST", "/search", {"query": q, "k": 10}) for q in queries]
+    return [("POST", "/similarity", {"source": q, "targets": texts}) for q in queries]
 
 
 def parse_wrk(out: str) -> dict[str, float]:
@@ -67,8 +82,25 @@ def parse_wrk(out: str) -> dict[str, float]:
     return {"qps": round(rps, 1), "p50_ms": round(pct["50"], 1), "p99_ms": round(pct["99"], 1), "errors": errors}
 
 
-def start(system: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace, tmp: Path) -> subprocess.Popen[bytes]:
+    if system == "txtai":  # its own environment (see bench/txtai_index.py), its own index of the same corpus
+        config = tmp / "txtai.yml"
+        config.write_text(f"path: {Path(args.txtai_index).resolve()}\nwritable: false\n")
+        env = {**env, "CONFIG": str(config)}
     cmd = {
+        "txtai": [
+            args.txtai_python,
+            "-m",
+            "uvicorn",
+            "txtai.api:app",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         "simsearch": [sys.executable, "-m", "service", "--port", str(port)],
         "naive": [
             sys.executable,
@@ -88,7 +120,10 @@ def start(system: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "warm up"}, timeout=5).raise_for_status()
+            if system == "txtai":
+                httpx.get(f"http://127.0.0.1:{port}/search", params={"query": "warm up"}, timeout=5).raise_for_status()
+            else:
+                httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "warm up"}, timeout=5).raise_for_status()
             return proc
         except httpx.HTTPError:
             time.sleep(0.5)
@@ -121,31 +156,33 @@ def raw_limits(queries: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=20, help="seconds per point")
-    p.add_argument("--systems", nargs="+", default=["naive", "simsearch"], choices=["naive", "simsearch"])
+    p.add_argument(
+        "--systems", nargs="+", default=["naive", "txtai", "simsearch"], choices=["naive", "txtai", "simsearch"]
+    )
+    p.add_argument("--txtai-python", default="../txtai-venv/bin/python", help="Python of an environment with txtai")
+    p.add_argument("--txtai-index", default="cache/txtai-scifact", help="made by bench/txtai_index.py")
     args = p.parse_args(argv)
     settings = settings_with()
     data = settings.data_dir / "scifact"
     queries_by_id = load_queries(data)
     queries = [queries_by_id[q] for q in sorted(load_qrels(data, "test"))]
     texts = queries[50:60]
-    bodies: dict[str, list[dict[str, Any]]] = {
-        "/search": [{"query": q, "k": 10} for q in queries[:50]],
-        "/similarity": [{"source": q, "targets": texts} for q in queries[:50]],
-    }
+    endpoints = ("/search", "/similarity")
     limits = raw_limits(queries)
     print(json.dumps(limits))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIMSEARCH_LOG_LEVEL": "warning", "TOKENIZERS_PARALLELISM": "false"}
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        scripts = {}
-        for endpoint, b in bodies.items():
-            scripts[endpoint] = Path(tmp) / f"{endpoint.strip('/')}.lua"
-            scripts[endpoint].write_text(lua_script(b))
         for system in args.systems:
+            if system == "txtai" and not Path(args.txtai_python).is_file():
+                print(f"skipping txtai: no {args.txtai_python} (see bench/txtai_index.py)")
+                continue
             port = free_port()
-            proc = start(system, port, env)
+            proc = start(system, port, env, args, Path(tmp))
             try:
-                for endpoint in bodies:
+                for endpoint in endpoints:
+                    script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
+                    script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
                     for c in CONCURRENCY:
                         out = subprocess.run(
                             [
@@ -157,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "--timeout",
                                 "30s",
                                 "-s",
-                                str(scripts[endpoint]),
-                                f"http://127.0.0.1:{port}{endpoint}",
+                                str(script),
+                                f"http://127.0.0.1:{port}",
                             ],
                             capture_output=True,
                             text=True,
@@ -201,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "raw_limits": limits,
             "checks": checks,
             "rows": rows,
-            "txtai": TXTAI_NOTE,
+            "txtai": "txtai 9.14 API (its default faiss index, built by bench/txtai_index.py), same model and corpus",
         },
     )
     print(json.dumps(checks, indent=2))
