@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for system in args.systems:
-            if system == "txtai" and not Path(args.txtai_python).is_file():
+            if system == "txtai" and not (Path(args.txtai_python).is_file() and Path(args.txtai_index).exists()):
                 print(f"skipping txtai: no {args.txtai_python} (see bench/txtai_index.py)")
                 continue
             port = free_port()
