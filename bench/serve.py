@@ -85,7 +85,8 @@ def parse_wrk(out: str) -> dict[str, float]:
 def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace, tmp: Path) -> subprocess.Popen[bytes]:
     if system == "txtai":  # its own environment (see bench/txtai_index.py), its own index of the same corpus
         config = tmp / "txtai.yml"
-        config.write_text(f"path: {Path(args.txtai_index).resolve()}\nwritable: false\n")
+        # an `embeddings` key mounts the search and similarity routes; `path` loads the saved index
+        config.write_text(f"path: {Path(args.txtai_index).resolve()}\nwritable: false\nembeddings:\n")
         env = {**env, "CONFIG": str(config)}
     cmd = {
         "txtai": [
