@@ -150,7 +150,7 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
     if body.k_r is not None and body.k_r > limit:
         reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
     started = time.perf_counter()
-    truncated = await asyncio.to_thread(rt.encoder.truncated, [body.query], prefix=rt.searcher.query_prefix)
+    truncated = rt.encoder.truncated([body.query], prefix=rt.searcher.query_prefix)  # no tokenising when short
     try:
         outcome = await eng.search(body.query, body.k, body.mode, body.k_r or min(100, limit))
     except ModeUnavailableError as exc:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
-from simsearch.encoders import ModelLoadError, is_local, load_onnx
+from simsearch.encoders import ModelLoadError, flag_too_long, is_local, load_onnx
 from simsearch.model_files import model_hash
 from simsearch.onnx_backend import Backend, OnnxRunner, run_batched
 
@@ -90,7 +90,4 @@ class CrossScorer:
 
     def truncated(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """Which pairs are longer together than the model's window and will be cut."""
-        if not pairs:
-            return []
-        encoded = self.model.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=False, verbose=False)
-        return [len(ids) > self.max_seq_length for ids in encoded["input_ids"]]
+        return flag_too_long([tuple(p) for p in pairs], self.max_seq_length, self.model.tokenizer)

@@ -22,6 +22,30 @@ class ModelLoadError(RuntimeError):
     """A model path that does not hold a loadable model."""
 
 
+SPECIAL_TOKENS_MARGIN = 4  # [CLS] a [SEP] b [SEP], or <s> a </s></s> b </s>
+
+
+def flag_too_long(texts: Sequence[Any], limit: int, tokenizer: Any) -> list[bool]:
+    """Which texts (or ``(a, b)`` pairs) tokenise to more than ``limit`` tokens. Every token covers at least
+    one byte of UTF-8, so a text with fewer bytes than the limit (less the special tokens) cannot be cut
+    and is not tokenised: the common short query costs nothing."""
+
+    def size(x: Any) -> int:
+        return sum(len(t.encode("utf-8")) for t in x) if isinstance(x, tuple) else len(x.encode("utf-8"))
+
+    flags = [False] * len(texts)
+    long = [i for i, x in enumerate(texts) if size(x) + SPECIAL_TOKENS_MARGIN > limit]
+    if long:
+        items = [texts[i] for i in long]
+        if isinstance(items[0], tuple):
+            ids = tokenizer([a for a, _ in items], [b for _, b in items], truncation=False, verbose=False)
+        else:
+            ids = tokenizer(items, add_special_tokens=True, truncation=False, verbose=False)
+        for i, row in zip(long, ids["input_ids"], strict=True):
+            flags[i] = len(row) > limit
+    return flags
+
+
 def is_local(path: str, what: str = "model") -> bool:
     """True for an existing folder; a path that looks like a folder but is missing is an error, anything
     else is taken for a hub id (tried only where a hub is reachable)."""
@@ -143,9 +167,4 @@ class BiEncoder:
 
     def truncated(self, texts: Sequence[str], *, prefix: str = "") -> list[bool]:
         """Which texts are longer than the model's window and will be cut to ``max_seq_length`` tokens."""
-        if not texts:
-            return []
-        encoded = self.model.tokenizer(
-            [prefix + t for t in texts], add_special_tokens=True, truncation=False, verbose=False
-        )
-        return [len(ids) > self.max_seq_length for ids in encoded["input_ids"]]
+        return flag_too_long([prefix + t for t in texts], self.max_seq_length, self.model.tokenizer)

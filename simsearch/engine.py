@@ -71,8 +71,13 @@ class Engine:
     # -- search -----------------------------------------------------------------------------------------
     async def search(self, query: str, k: int, mode: Mode = "dense", k_r: int = 100) -> SearchOutcome:
         rt = self.runtime  # fixed for this request, even if a reload happens meanwhile
-        ranking = await self._rank(rt.searcher, query, k, mode, k_r)
-        hits = await asyncio.to_thread(rt.searcher.hits, list(zip(ranking.positions, ranking.scores, strict=True)))
+        searcher = rt.searcher
+        if mode == "dense":  # the hot path: one encode in the batcher, one hop to the thread pool
+            vector = (await self.encode([searcher.query_prefix + query]))[0]
+            hits = await asyncio.to_thread(lambda: searcher.hits(searcher.search_vectors(vector[None, :], k)[0]))
+            return SearchOutcome(hits, 0, rt)
+        ranking = await self._rank(searcher, query, k, mode, k_r)
+        hits = await asyncio.to_thread(searcher.hits, list(zip(ranking.positions, ranking.scores, strict=True)))
         return SearchOutcome(hits, ranking.cross_encoder_calls, rt)
 
     async def _rank(self, searcher: Searcher, query: str, k: int, mode: Mode, k_r: int) -> Ranking:
