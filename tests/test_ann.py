@@ -92,3 +92,15 @@ def test_build_tuned_reaches_the_target_recall(factory: str, knob: str, tmp_path
     assert recall_at_10(loaded, data, sample, exact_neighbours(data, sample)) >= 0.9  # other queries, same knob
     flat, measured = build_tuned(data[:500], "auto", exact_limit=1000)
     assert flat.factory == "Flat" and measured == {"recall_at_10": 1.0, "tuned": {}}
+
+
+def test_build_tuned_says_when_the_target_is_out_of_reach(caplog: pytest.LogCaptureFixture) -> None:
+    from simsearch.ann.tuning import build_tuned
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(2000, DIM)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    with caplog.at_level("WARNING", logger="simsearch.ann.tuning"):
+        _, measured = build_tuned(data, "IVF16,PQ4", target_recall=0.99, queries=100, exact_limit=100)
+    assert measured["recall_at_10"] < 0.99 and measured["target_reached"] is False
+    assert "below the target 0.99" in caplog.text

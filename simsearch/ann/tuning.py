@@ -9,6 +9,7 @@ left out of both result lists, so the figure is not flattered by self-matches.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -16,6 +17,8 @@ import faiss
 import numpy as np
 
 from simsearch.ann.faiss_index import FaissIndex
+
+log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 100_000
 PQ_LIMIT = 5_000_000
@@ -79,10 +82,22 @@ def build_tuned(
         recall = recall_at_10(index, vectors, sample, truth)
         if recall >= target_recall:
             break
+    else:
+        log.warning(
+            "%s reaches recall@10 %.3f at most (%s=%s), below the target %.2f; a larger %s, a refine stage "
+            "or another factory would be needed",
+            factory,
+            recall,
+            name,
+            index.search_params[name],
+            target_recall,
+            name,
+        )
     return index, {
         "recall_at_10": round(recall, 4),
         "tuned": {name: index.search_params[name]},
         "target_recall": target_recall,
+        "target_reached": recall >= target_recall,
         "recall_queries": len(sample),
     }
 
