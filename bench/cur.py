@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         c = build[name](data, args.queries, args.k_q, args.seed)
         if args.max_items:
             c["items"] = c["items"][: args.max_items]
+            c["description"] = f"cut to the first {len(c['items'])} items (--max-items) of: {c['description']}"
             c["qrels"] = (
                 None if c["qrels"] is None else [{d: g for d, g in q.items() if d < args.max_items} for q in c["qrels"]]
             )
