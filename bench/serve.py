@@ -91,36 +91,17 @@ def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace,
         # an `embeddings` key mounts the search and similarity routes; `path` loads the saved index
         config.write_text(f"path: {Path(args.txtai_index).resolve()}\nwritable: false\nembeddings:\n")
         env = {**env, "CONFIG": str(config)}
-    cmd = {
-        "txtai": [
-            args.txtai_python,
-            "-m",
-            "uvicorn",
-            "txtai.api:app",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        "simsearch": [sys.executable, "-m", "service", "--port", str(port)],
-        "simsearch-onnx": [sys.executable, "-m", "service", "--port", str(port)],
-        "naive": [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.naive_app:app",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-    }[system]
+
+    def uvicorn(python: str, app: str) -> list[str]:
+        flags = ["--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+        return [python, "-m", "uvicorn", app, *flags]
+
+    if system == "txtai":
+        cmd = uvicorn(args.txtai_python, "txtai.api:app")
+    elif system == "naive":
+        cmd = uvicorn(sys.executable, "bench.naive_app:app")
+    else:  # this service, on the backend SYSTEMS names
+        cmd = [sys.executable, "-m", "service", "--port", str(port)]
     if SYSTEMS[system]:
         env = {**env, "SIMSEARCH_BACKEND": str(SYSTEMS[system])}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
