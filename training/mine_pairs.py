@@ -60,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     for n, (q, ranked) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
         negatives = [p for p, _ in ranked[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
-        negatives += [
-            p
-            for p in rng.sample(range(len(doc_ids)), args.random_negatives + 5)
-            if doc_ids[p] not in qrels[q] and p not in negatives
-        ][: args.random_negatives]
+        if args.random_negatives:
+            negatives += [
+                p
+                for p in rng.sample(range(len(doc_ids)), args.random_negatives + 5)
+                if doc_ids[p] not in qrels[q] and p not in negatives
+            ][: args.random_negatives]
         chosen = [(position[d], 1) for d in positives] + [(p, 0) for p in negatives]
         docs = store.get([p for p, _ in chosen])
         part = "dev" if n < n_dev else "train"
