@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -120,7 +121,8 @@ def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace,
 
 
 def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
-    """In-process: batched encode throughput, and one query's encode + FAISS search (p50)."""
+    """In-process: batched encode throughput (one batch at a time on every thread, and two one-thread
+    batches at once, as the service's streams run them), and one query's encode + FAISS search (p50)."""
     runtime = load_runtime(settings_with(backend=backend))
     enc, searcher = runtime.encoder, runtime.searcher
     out: dict[str, Any] = {}
@@ -130,14 +132,28 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
         t = time.perf_counter()
         enc.encode(texts, batch_size=batch)
         out[f"batched_encode_texts_per_s_batch{batch}"] = round(len(texts) / (time.perf_counter() - t), 1)
+    texts = (queries * 4)[:128]
+    threads = max(1, runtime.threads.alone // 2)
+
+    def stream(part: list[str]) -> np.ndarray:
+        return enc.encode(part, batch_size=8, threads=threads)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(stream, [texts[:8]] * 2))
+        t = time.perf_counter()
+        list(pool.map(stream, [texts] * 2))
+    out["batched_encode_texts_per_s_2_streams_batch8"] = round(2 * len(texts) / (time.perf_counter() - t), 1)
+    enc.encode(texts[:1], threads=runtime.threads.alone)  # back to every thread for the single queries
     single = []
     for q in queries[:100]:
         t = time.perf_counter()
         searcher.search_vectors(searcher.encode_queries([q]), 10)
         single.append(time.perf_counter() - t)
     out["single_query_encode_search_p50_ms"] = round(1000 * float(np.median(single)), 2)
+    # the strictest reference: the best of every way of batching measured above
     out["batched_encode_texts_per_s"] = max(v for k, v in out.items() if k.startswith("batched"))
     out["sequential_single_queries_per_s"] = round(len(single) / sum(single), 1)
+    out["threads"] = {"alone": runtime.threads.alone, "streams": runtime.threads.streams}
     runtime.close()
     return out
 
@@ -205,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         checks[system] = {
             "search_c16_vs_naive": round(ours["qps"] / naive["qps"], 2),
             "search_c16_vs_raw_batched": round(ours["qps"] / raw["batched_encode_texts_per_s"], 2),
+            "search_c16_vs_raw_one_stream": round(
+                ours["qps"] / max(v for k, v in raw.items() if k.startswith("batched_encode_texts_per_s_batch")), 2
+            ),
             "search_c1_p50_minus_raw_single_ms": round(
                 by[(system, "/search", 1)]["p50_ms"] - raw["single_query_encode_search_p50_ms"], 1
             ),
@@ -220,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": CONCURRENCY,
                 "search_body": "query (SciFact test claim) + k = 10",
                 "similarity_body": "source + 10 targets",
-                "simsearch": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms},
+                "simsearch": {
+                    "max_batch": settings.max_batch,
+                    "max_wait_ms": settings.max_wait_ms,
+                    "model_streams": "default (torch 1, ONNX 2 on 2 cores)",
+                },
                 "backends": {s: b for s, b in SYSTEMS.items() if b},
             },
             "targets": {

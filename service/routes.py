@@ -37,7 +37,9 @@ from simsearch.search import ModeUnavailableError
 router = APIRouter()
 
 
-def engine(request: Request) -> Engine:
+async def engine(request: Request) -> Engine:
+    """The loaded engine, or 503. ``async``: a plain function dependency would cost every request a hop
+    through the thread pool."""
     state: Engine | None = getattr(request.app.state, "engine", None)
     if state is None:
         raise HTTPException(503, "not ready: the model and index are not loaded", headers={"Retry-After": "5"})

@@ -1,9 +1,17 @@
 """Micro-batching: concurrent requests for one model are coalesced into batched model calls.
 
-Every model call runs on one dedicated thread (two calls at once would only fight over the same cores),
-so while a batch is being computed, new requests queue up and are all taken by the next batch. A request
-that arrives when the model is idle is dispatched at once: nobody waits for company. ``max_wait_ms``
-only adds a short wait when several requests are already queued (a sign of load), to fill the batch.
+Model calls run on the batcher's own threads, never on the event loop. While batches are being computed,
+new requests queue up and are all taken by the next batch. A request that arrives when the model is idle
+is dispatched at once: nobody waits for company. ``max_wait_ms`` only adds a short wait when several
+requests are already queued (a sign of load), to fill the batch.
+
+Streams: on a CPU, one batch spread over every core is not the fastest way to serve many requests. The
+cores' threads meet at a barrier after every operator, and any other work (HTTP parsing, JSON, FAISS)
+that preempts one of them stalls the others. With ``streams = s``, up to ``s`` batches run at once, each
+on ``1/s`` of the threads (``fn(items, alone=False)``), so the cores work independently; a request that
+finds the model idle and nothing queued still runs alone on all of them (``fn(items, alone=True)``) and
+nothing else starts until it is done, which keeps a lone query's latency. Measured on 2 cores
+(bench/serve.py): see the README.
 
 Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
 :class:`QueueFullError` tells the caller to answer 429. Each request has a deadline; past it
@@ -46,30 +54,37 @@ class _Job(Generic[T]):
 
 
 class MicroBatcher(Generic[T]):
-    """Runs ``fn(items) -> array`` (one row per item) on batches drawn from concurrent ``submit`` calls."""
+    """Runs ``fn(items, alone) -> array`` (one row per item) on batches drawn from concurrent ``submit``
+    calls; ``alone`` says whether the batch has the cores to itself (see the module's notes on streams)."""
 
     def __init__(
         self,
-        fn: Callable[[list[T]], np.ndarray],
+        fn: Callable[[list[T], bool], np.ndarray],
         *,
         name: str,
         max_batch: int = 64,
         max_wait_ms: float = 2.0,
         max_queue: int = 1024,
-        executor: ThreadPoolExecutor | None = None,
+        streams: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
+        if streams < 1:
+            raise ValueError("streams must be at least 1")
         self.fn = fn
         self.name = name
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
-        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self.streams = streams
+        self.executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix=f"batch-{name}")
         self.on_batch = on_batch  # called with each batch's size (metrics)
         self.batches = 0
+        self.alone_batches = 0
         self._queue: asyncio.Queue[_Job[T]] | None = None
         self._queued_items = 0
         self._worker: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._exclusive = False
 
     @property
     def depth(self) -> int:
@@ -82,11 +97,14 @@ class MicroBatcher(Generic[T]):
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        tasks = [t for t in (self._worker, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+                await task
+        self._worker = None
+        self._running.clear()
 
     async def submit(self, items: Sequence[T], deadline_s: float) -> np.ndarray:
         """The rows of ``fn`` for ``items``, computed in a shared batch; raises QueueFullError or
@@ -111,23 +129,11 @@ class MicroBatcher(Generic[T]):
         assert self._queue is not None
         queue = self._queue
         while True:
-            jobs = [await queue.get()]
-            size = len(jobs[0].items)
-            # take what is already waiting, then (only under load) wait briefly for more
-            deadline = time.perf_counter() + self.max_wait
-            while size < self.max_batch:
-                if queue.empty():
-                    remaining = deadline - time.perf_counter()
-                    if len(jobs) == 1 or remaining <= 0:
-                        break
-                    try:
-                        job = await asyncio.wait_for(queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    job = queue.get_nowait()
-                jobs.append(job)
-                size += len(job.items)
+            first = await queue.get()
+            # a free stream: none while a batch runs alone, at most `streams` at once
+            while self._running and (self._exclusive or len(self._running) >= self.streams):
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+            jobs = await self._gather(queue, first)
             for job in jobs:
                 self._queued_items -= len(job.items)
             now = time.perf_counter()
@@ -137,19 +143,51 @@ class MicroBatcher(Generic[T]):
                     j.future.set_exception(RequestTimeoutError(f"deadline passed in the {self.name} queue"))
             if not live:
                 continue
-            batch = [item for j in live for item in j.items]
-            try:
-                out = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, batch)
-            except Exception as exc:  # a model error fails this batch's requests, not the worker
-                for j in live:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-                continue
-            self.batches += 1
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
-            start = 0
+            # alone: one request met an idle model with nothing behind it (no load), or one stream only
+            alone = self.streams == 1 or (not self._running and len(live) == 1 and queue.empty())
+            self._exclusive = alone
+            task = asyncio.get_running_loop().create_task(self._compute(live, alone))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _gather(self, queue: asyncio.Queue[_Job[T]], first: _Job[T]) -> list[_Job[T]]:
+        """``first`` and what is already waiting, then (only under load) what comes within max_wait."""
+        jobs = [first]
+        size = len(first.items)
+        deadline = time.perf_counter() + self.max_wait
+        while size < self.max_batch:
+            if queue.empty():
+                remaining = deadline - time.perf_counter()
+                if len(jobs) == 1 or remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                job = queue.get_nowait()
+            jobs.append(job)
+            size += len(job.items)
+        return jobs
+
+    async def _compute(self, live: list[_Job[T]], alone: bool) -> None:
+        batch = [item for j in live for item in j.items]
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, batch, alone)
+        except Exception as exc:  # a model error fails this batch's requests, not the worker
             for j in live:
                 if not j.future.done():
-                    j.future.set_result(out[start : start + len(j.items)])
-                start += len(j.items)
+                    j.future.set_exception(exc)
+            return
+        finally:
+            if alone:
+                self._exclusive = False
+        self.batches += 1
+        self.alone_batches += alone
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        start = 0
+        for j in live:
+            if not j.future.done():
+                j.future.set_result(out[start : start + len(j.items)])
+            start += len(j.items)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
-from simsearch.encoders import ModelLoadError, flag_too_long, is_local, load_onnx
+from simsearch.encoders import ModelLoadError, flag_too_long, is_local, load_onnx, use_threads
 from simsearch.model_files import model_hash
 from simsearch.onnx_backend import Backend, OnnxRunner, run_batched
 
@@ -59,13 +59,16 @@ class CrossScorer:
         length = self.model.max_seq_length
         return int(length) if length is not None else int(self.model.tokenizer.model_max_length)
 
-    def score(self, pairs: Sequence[tuple[str, str]], *, progress: bool = False) -> np.ndarray:
-        """One float32 score per ``(a, b)`` pair, in order."""
+    def score(
+        self, pairs: Sequence[tuple[str, str]], *, progress: bool = False, threads: int | None = None
+    ) -> np.ndarray:
+        """One float32 score per ``(a, b)`` pair, in order. ``threads``: intra-op threads for this call."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         if self.onnx is not None:
-            logits = run_batched(self.onnx, self._tokenize, list(pairs), self.batch_size)
+            logits = run_batched(self.onnx, self._tokenize, list(pairs), self.batch_size, threads)
             return np.asarray(logits, dtype=np.float32).reshape(-1)
+        use_threads(self.backend, threads)
         inputs: Any = [list(p) for p in pairs]
         scores = self.model.predict(
             inputs,

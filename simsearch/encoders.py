@@ -84,6 +84,16 @@ def load_onnx(
     return OnnxRunner(file, threads)
 
 
+def use_threads(backend: Backend, threads: int | None) -> None:
+    """Torch's intra-op thread count for the calling thread's next calls (OpenMP keeps it per thread, so
+    batches running at once on different threads can each use their own). ONNX sessions take theirs in
+    the call instead."""
+    if backend == "torch" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class BiEncoder:
     """A sentence-transformers model plus what identifies it (path and weights hash).
@@ -139,16 +149,24 @@ class BiEncoder:
         return int(length) if length is not None else int(self.model.tokenizer.model_max_length)
 
     def encode(
-        self, texts: Sequence[str], *, prefix: str = "", progress: bool = False, batch_size: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        prefix: str = "",
+        progress: bool = False,
+        batch_size: int | None = None,
+        threads: int | None = None,
     ) -> np.ndarray:
-        """Encode texts to an ``(n, dim)`` float32 array of unit vectors."""
+        """Encode texts to an ``(n, dim)`` float32 array of unit vectors. ``threads``: intra-op threads
+        for this call (see :func:`use_threads`; default: the model's)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = [prefix + t for t in texts] if prefix else list(texts)
         if self.onnx is not None:
-            vectors = run_batched(self.onnx, self._tokenize, inputs, batch_size or self.batch_size)
+            vectors = run_batched(self.onnx, self._tokenize, inputs, batch_size or self.batch_size, threads)
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             return np.ascontiguousarray(vectors, dtype=np.float32)
+        use_threads(self.backend, threads)
         vectors = self.model.encode(
             inputs,
             batch_size=batch_size or self.batch_size,

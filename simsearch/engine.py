@@ -36,22 +36,33 @@ class Engine:
         s = runtime.settings
         self.runtime = runtime
         self.timeout = s.request_timeout_s
-        encoder = runtime.encoder
+        encoder, cross, lanes = runtime.encoder, runtime.cross, runtime.threads
+
+        def encode(texts: list[str], alone: bool) -> np.ndarray:
+            return encoder.encode(texts, threads=lanes.alone if alone else lanes.shared)
+
         self.bi = MicroBatcher(
-            encoder.encode, name="bi-encoder", max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue
+            encode,
+            name="bi-encoder",
+            max_batch=s.max_batch,
+            max_wait_ms=s.max_wait_ms,
+            max_queue=s.max_queue,
+            streams=lanes.streams,
         )
-        cross = runtime.cross
-        self.cross: MicroBatcher[tuple[str, str]] | None = (
-            MicroBatcher(
-                cross.score,
+        self.cross: MicroBatcher[tuple[str, str]] | None = None
+        if cross is not None:
+
+            def score(pairs: list[tuple[str, str]], alone: bool) -> np.ndarray:
+                return cross.score(pairs, threads=lanes.alone if alone else lanes.shared)
+
+            self.cross = MicroBatcher(
+                score,
                 name="cross-encoder",
                 max_batch=s.max_batch,
                 max_wait_ms=s.max_wait_ms,
                 max_queue=s.max_queue * 8,
+                streams=lanes.streams,
             )
-            if cross is not None
-            else None
-        )
         self._reload_lock = asyncio.Lock()
 
     async def stop(self) -> None:
@@ -73,6 +84,7 @@ class Engine:
         rt = self.runtime  # fixed for this request, even if a reload happens meanwhile
         searcher = rt.searcher
         if mode == "dense":  # the hot path: one encode in the batcher, one hop to the thread pool
+            # (measured: FAISS and the documents on the batch's own thread instead is 10 % slower at c16)
             vector = (await self.encode([searcher.query_prefix + query]))[0]
             hits = await asyncio.to_thread(lambda: searcher.hits(searcher.search_vectors(vector[None, :], k)[0]))
             return SearchOutcome(hits, 0, rt)
@@ -134,4 +146,6 @@ class Engine:
         except IndexLoadError:
             index.close()
             raise
-        return Runtime(settings=s, encoder=old.encoder, index=index, searcher=searcher, cross=old.cross)
+        return Runtime(
+            settings=s, encoder=old.encoder, index=index, searcher=searcher, cross=old.cross, threads=old.threads
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,29 +98,51 @@ def export(model: Any, model_folder: str, kind: Literal["bi", "cross"]) -> dict[
 
 
 class OnnxRunner:
-    """One ONNX Runtime session; features in, first output out."""
+    """ONNX Runtime sessions of one model file; features in, first output out.
+
+    One session per intra-op thread count asked for (``threads`` in a call; ``None``: the default given
+    at construction), made once. A session's ``run`` is safe to call from several threads at once, so
+    concurrent batches on one-thread sessions each get a core of their own (see simsearch.batching)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+        self.threads = threads
+        self.sessions: dict[int | None, Any] = {}
+        self._lock = threading.Lock()
+        self.session = self._session(threads)
         self.names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {k: features[k].astype(np.int64) for k in self.names})[0]
+    def _session(self, threads: int | None) -> Any:
+        found = self.sessions.get(threads)
+        if found is not None:
+            return found
+        import onnxruntime as ort
+
+        with self._lock:
+            if threads not in self.sessions:
+                options = ort.SessionOptions()
+                if threads:
+                    options.intra_op_num_threads = threads
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self.sessions[threads] = ort.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
+            return self.sessions[threads]
+
+    def __call__(self, features: dict[str, np.ndarray], threads: int | None = None) -> np.ndarray:
+        session = self._session(self.threads if threads is None else threads)
+        return session.run(None, {k: features[k].astype(np.int64) for k in self.names})[0]
 
 
-def run_batched(runner: OnnxRunner, tokenize: Any, items: list[Any], batch_size: int) -> np.ndarray:
+def run_batched(
+    runner: OnnxRunner, tokenize: Any, items: list[Any], batch_size: int, threads: int | None = None
+) -> np.ndarray:
     """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order."""
     order = np.argsort([-len(str(x)) for x in items], kind="stable")
     outputs: list[np.ndarray] = [np.empty(0)] * len(items)
     for start in range(0, len(items), batch_size):
         idx = order[start : start + batch_size]
-        result = runner(tokenize([items[i] for i in idx]))
+        result = runner(tokenize([items[i] for i in idx]), threads)
         for j, i in enumerate(idx):
             outputs[i] = result[j]
     return np.stack(outputs)

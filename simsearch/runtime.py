@@ -7,6 +7,7 @@ Start-up problems (a missing model, a missing, corrupt or mismatched index) beco
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,23 @@ class StartupError(RuntimeError):
     """The service cannot start with these settings."""
 
 
+@dataclass(frozen=True)
+class Threads:
+    """How the models use the cores: ``alone`` intra-op threads for a batch that has the machine to itself,
+    ``shared`` for each of ``streams`` batches running at once (see simsearch.batching)."""
+
+    alone: int
+    shared: int
+    streams: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        alone = settings.torch_threads or cores
+        streams = settings.model_streams or (2 if alone >= 2 else 1)
+        return cls(alone=alone, shared=max(1, alone // streams), streams=streams)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -31,6 +49,7 @@ class Runtime:
     index: LoadedIndex
     searcher: Searcher
     cross: CrossScorer | None = None
+    threads: Threads = Threads(alone=1, shared=1, streams=1)
 
     def close(self) -> None:
         self.index.close()
@@ -79,7 +98,14 @@ def load_runtime(settings: Settings) -> Runtime:
     except (StartupError, IndexLoadError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
-    searcher.search(["warm-up"], 1)  # the first forward pass is slow; pay it before the first request
+    threads = Threads.from_settings(settings)
+    # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay it
+    # before the first request, for both ways a batch can run
+    searcher.search(["warm-up"], 1)
+    for n in sorted({threads.shared, threads.alone}):  # alone last: the calling thread keeps all threads
+        encoder.encode(["warm-up"], threads=n)
+        if cross is not None:
+            cross.score([("warm-up", "warm-up")], threads=n)
     log.info(
         "loaded index %s (%d documents, %s) and model %s",
         index.name,
@@ -87,4 +113,4 @@ def load_runtime(settings: Settings) -> Runtime:
         index.manifest.index.type,
         encoder.path,
     )
-    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher, cross=cross)
+    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher, cross=cross, threads=threads)

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         2.0, ge=0, description="Extra wait to fill a batch, only when several requests are already queued."
     )
+    model_streams: int | None = Field(
+        None,
+        ge=1,
+        description="Batches each model runs at once under load, each on 1/streams of the threads "
+        "(default: 2 on 2 or more cores, else 1); a lone request still gets every thread.",
+    )
     max_queue: int = Field(1024, ge=1, description="Texts waiting for the bi-encoder before requests get 429.")
     request_timeout_s: float = Field(30.0, gt=0, description="A request waiting longer for its model gets 503.")
     max_rerank: int = Field(500, ge=1, description="Largest `k_r` (candidates re-scored by the cross-encoder).")

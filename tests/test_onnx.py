@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,11 @@ import pytest
 
 from simsearch.cross import CrossScorer
 from simsearch.encoders import BiEncoder, ModelLoadError
+from simsearch.engine import Engine
 from simsearch.model_files import model_hash
+from simsearch.runtime import Threads, load_runtime
+from simsearch.settings import Settings
+from tests.conftest import DOCS
 
 TEXTS = ["a cat sat on the mat", "stock prices fell sharply", "rain is expected tomorrow in the north", "tea"]
 
@@ -60,3 +65,45 @@ def test_unwritable_model_folder_names_the_export_command(
     monkeypatch.setattr(encoders, "export", refuse)
     with pytest.raises(ModelLoadError, match=r"read-only file system: export it .* `python -m training.export_onnx"):
         BiEncoder.load(str(fresh), backend="onnx")
+
+
+def test_a_session_per_thread_count_gives_the_same_numbers(models: tuple[str, str]) -> None:
+    bi, cross = models
+    encoder = BiEncoder.load(bi, backend="onnx")
+    assert encoder.onnx is not None
+    np.testing.assert_allclose(encoder.encode(TEXTS, threads=1), encoder.encode(TEXTS), atol=1e-6)
+    one = encoder.onnx.sessions[1]
+    encoder.encode(TEXTS, threads=1)
+    assert set(encoder.onnx.sessions) == {None, 1} and encoder.onnx.sessions[1] is one  # made once
+    scorer = CrossScorer.load(cross, backend="onnx")
+    pairs = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[3])]
+    np.testing.assert_allclose(scorer.score(pairs, threads=1), scorer.score(pairs), atol=1e-6)
+
+
+def test_engine_streams_on_onnx_give_the_hits_of_sequential_search(models: tuple[str, str], built_index: Path) -> None:
+    """Two one-thread batches at once share an ONNX session: every request still gets its own hits."""
+    bi, _ = models  # the same weights as the tiny model the index was built with (the hash ignores onnx/)
+    settings = Settings(
+        bi_model=bi,
+        backend="onnx",
+        torch_threads=2,
+        index_dir=built_index.parent,
+        index_name=built_index.name,
+    )
+    runtime = load_runtime(settings)
+    assert runtime.threads == Threads(alone=2, shared=1, streams=2)
+    queries = [f"{d['title']} {w}" for d in DOCS for w in ("cats", "markets", "weather", "tea")]
+    expected = [[(h.id, round(h.score, 5)) for h in hits] for hits in runtime.searcher.search(queries, 3)]
+
+    async def serve() -> tuple[list[list[tuple[str, float]]], Engine]:
+        engine = Engine(runtime)
+        try:
+            outcomes = await asyncio.gather(*(engine.search(q, 3) for q in queries))
+            return [[(h.id, round(h.score, 5)) for h in o.hits] for o in outcomes], engine
+        finally:
+            await engine.stop()
+
+    got, engine = asyncio.run(serve())
+    runtime.close()
+    assert got == expected
+    assert 0 < engine.bi.batches < len(queries) and engine.bi.alone_batches < engine.bi.batches

@@ -31,7 +31,7 @@ class GatedModel:
         self.gate.set()
         self.entered = threading.Event()
 
-    def __call__(self, items: list[int]) -> np.ndarray:
+    def __call__(self, items: list[int], alone: bool) -> np.ndarray:
         self.entered.set()
         self.gate.wait(30)
         self.batches.append(list(items))
@@ -81,6 +81,72 @@ async def test_full_queue_and_deadline() -> None:
     model.gate.set()
     assert (await busy).tolist() == [[2]] and (await waiting).tolist() == [[4], [6]]
     assert all(6 not in b for b in model.batches)  # the timed-out request was never computed
+    await batcher.stop()
+
+
+class StreamModel:
+    """A fake model for streams: batches that do not run alone meet at a two-party barrier, so they only
+    finish if two of them run at the same time; the first call can be held; every call is recorded."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[list[int], bool]] = []
+        self.barrier = threading.Barrier(2, timeout=10)
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+        self.lock = threading.Lock()
+        self.active = self.most_active = 0
+
+    def __call__(self, items: list[int], alone: bool) -> np.ndarray:
+        with self.lock:
+            self.started.append((list(items), alone))
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        self.entered.set()
+        try:
+            self.hold.wait(30)
+            if not alone:
+                self.barrier.wait()
+        finally:
+            with self.lock:
+                self.active -= 1
+        return np.array([[2 * i] for i in items])
+
+
+@pytest.mark.anyio
+async def test_streams_run_batches_side_by_side_and_a_lone_request_alone() -> None:
+    model = StreamModel()
+    batcher = MicroBatcher(model, name="fake", max_batch=4, max_wait_ms=0, streams=2)
+    assert (await batcher.submit([1], 10)).tolist() == [[2]]
+    assert model.started == [([1], True)]  # idle model, nothing queued: all threads, alone
+    model.started.clear()
+    model.hold.clear()
+    model.entered.clear()
+    first = asyncio.create_task(batcher.submit([0], 10))
+    await asyncio.to_thread(model.entered.wait, 10)
+    rest = [asyncio.create_task(batcher.submit([i], 10)) for i in range(1, 9)]
+    await asyncio.sleep(0.05)
+    assert model.started == [([0], True)]  # nothing starts beside a batch that runs alone
+    model.hold.set()
+    assert (await first).tolist() == [[0]]
+    assert [(await t).tolist() for t in rest] == [[[2 * i]] for i in range(1, 9)]
+    # then the load: two batches of four at once (the barrier would time out otherwise), on shared threads
+    assert sorted(model.started[1:]) == [([1, 2, 3, 4], False), ([5, 6, 7, 8], False)]
+    assert model.most_active == 2
+    await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_one_stream_runs_every_batch_alone_and_one_at_a_time() -> None:
+    model = StreamModel()
+    batcher = MicroBatcher(model, name="fake", max_batch=4, max_wait_ms=0, streams=1)
+    model.hold.clear()
+    tasks = [asyncio.create_task(batcher.submit([i], 10)) for i in range(9)]
+    await asyncio.sleep(0.05)
+    model.hold.set()
+    assert [(await t).tolist() for t in tasks] == [[[2 * i]] for i in range(9)]
+    assert all(alone for _, alone in model.started) and model.most_active == 1
+    assert [x for items, _ in model.started for x in items] == list(range(9))
     await batcher.stop()
 
 

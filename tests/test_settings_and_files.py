@@ -67,3 +67,15 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"SIMSEARCH_{name.upper()}`" not in readme]
     assert not missing, f"settings missing from the README's table: {missing}"
+
+
+def test_model_threads_and_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simsearch.runtime import Threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert Threads.from_settings(Settings(backend="torch")) == Threads(alone=4, shared=2, streams=2)
+    assert Threads.from_settings(Settings(backend="onnx-int8", model_streams=4)) == Threads(4, 1, 4)
+    assert Threads.from_settings(Settings(backend="onnx", model_streams=3)) == Threads(4, 1, 3)
+    assert Threads.from_settings(Settings(torch_threads=1)) == Threads(1, 1, 1)  # one thread: one stream
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    assert Threads.from_settings(Settings()) == Threads(1, 1, 1)
