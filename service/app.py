@@ -37,9 +37,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.not_ready_reason = "loading the model and index"
         loaded = runtime if runtime is not None else await asyncio.to_thread(load_runtime, settings)
         engine = Engine(loaded)
-        engine.bi.on_batch = metrics.batch_size.labels("bi-encoder").observe
+        engine.bi.on_batch = metrics.batch_observer("bi-encoder")
         if engine.cross is not None:
-            engine.cross.on_batch = metrics.batch_size.labels("cross-encoder").observe
+            engine.cross.on_batch = metrics.batch_observer("cross-encoder")
         app.state.engine = engine
         hangup = _install_sighup(engine, metrics)
         try:

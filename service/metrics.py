@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0, 10.0, 30.0)
@@ -25,7 +27,24 @@ class Metrics:
         self.batch_size = Histogram(
             "simsearch_batch_size", "Items per batched model call", ["model"], buckets=BATCH_BUCKETS, registry=r
         )
+        self.batches = Counter(
+            "simsearch_batches",
+            "Batched model calls by how they ran: alone on every thread, or shared (one of several streams)",
+            ["model", "run"],
+            registry=r,
+        )
         self.queue_depth = Gauge("simsearch_queue_depth", "Items waiting for a model", ["model"], registry=r)
         self.index_documents = Gauge("simsearch_index_documents", "Documents in the loaded index", registry=r)
         self.cross_calls = Counter("simsearch_cross_encoder_calls", "Cross-encoder calls made by searches", registry=r)
         self.reloads = Counter("simsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)
+
+    def batch_observer(self, model: str) -> Callable[[int, bool], None]:
+        """The ``on_batch`` callback of a micro-batcher: batch size and how the batch ran."""
+        sizes = self.batch_size.labels(model)
+        runs = {True: self.batches.labels(model, "alone"), False: self.batches.labels(model, "shared")}
+
+        def observe(size: int, alone: bool) -> None:
+            sizes.observe(size)
+            runs[alone].inc()
+
+        return observe

@@ -66,7 +66,7 @@ class MicroBatcher(Generic[T]):
         max_wait_ms: float = 2.0,
         max_queue: int = 1024,
         streams: int = 1,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, bool], None] | None = None,
     ) -> None:
         if streams < 1:
             raise ValueError("streams must be at least 1")
@@ -77,7 +77,7 @@ class MicroBatcher(Generic[T]):
         self.max_queue = max_queue
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix=f"batch-{name}")
-        self.on_batch = on_batch  # called with each batch's size (metrics)
+        self.on_batch = on_batch  # called with each batch's size and whether it ran alone (metrics)
         self.batches = 0
         self.alone_batches = 0
         self._queue: asyncio.Queue[_Job[T]] | None = None
@@ -185,7 +185,7 @@ class MicroBatcher(Generic[T]):
         self.batches += 1
         self.alone_batches += alone
         if self.on_batch is not None:
-            self.on_batch(len(batch))
+            self.on_batch(len(batch), alone)
         start = 0
         for j in live:
             if not j.future.done():

@@ -4,6 +4,7 @@ loaded manifest, and hot reload (including under load and with a broken new buil
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -229,6 +230,8 @@ def test_metrics_after_traffic(keyed: TestClient) -> None:
     assert 'simsearch_requests_total{endpoint="/search",status="422"}' in text
     assert 'simsearch_request_seconds_bucket{endpoint="/similarity",le="0.005"}' in text
     assert 'simsearch_batch_size_count{model="bi-encoder"}' in text
+    ran = re.findall(r'simsearch_batches_total\{model="bi-encoder",run="(alone|shared)"\} (\d+)', text)
+    assert sum(int(n) for _, n in ran) >= 1  # each batch counted once, by how it ran
     assert 'simsearch_queue_depth{model="bi-encoder"} 0.0' in text
     assert f"simsearch_index_documents {float(len(DOCS))}" in text
 
