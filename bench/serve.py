@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 "simsearch": {
                     "max_batch": settings.max_batch,
                     "max_wait_ms": settings.max_wait_ms,
-                    "model_streams": "default (torch 1, ONNX 2 on 2 cores)",
+                    "model_streams": "default (2 on 2 cores)",
                 },
                 "backends": {s: b for s, b in SYSTEMS.items() if b},
             },
