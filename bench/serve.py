@@ -143,7 +143,6 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
         t = time.perf_counter()
         list(pool.map(stream, [texts] * 2))
     out["batched_encode_texts_per_s_2_streams_batch8"] = round(2 * len(texts) / (time.perf_counter() - t), 1)
-    enc.encode(texts[:1], threads=runtime.threads.alone)  # back to every thread for the single queries
     single = []
     for q in queries[:100]:
         t = time.perf_counter()

@@ -39,7 +39,7 @@ class Engine:
         encoder, cross, lanes = runtime.encoder, runtime.cross, runtime.threads
 
         def encode(texts: list[str], alone: bool) -> np.ndarray:
-            return encoder.encode(texts, threads=lanes.alone if alone else lanes.shared)
+            return encoder.encode(texts, threads=lanes.count(alone))
 
         self.bi = MicroBatcher(
             encode,
@@ -53,7 +53,7 @@ class Engine:
         if cross is not None:
 
             def score(pairs: list[tuple[str, str]], alone: bool) -> np.ndarray:
-                return cross.score(pairs, threads=lanes.alone if alone else lanes.shared)
+                return cross.score(pairs, threads=lanes.count(alone))
 
             self.cross = MicroBatcher(
                 score,

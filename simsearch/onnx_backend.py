@@ -109,8 +109,7 @@ class OnnxRunner:
         self.threads = threads
         self.sessions: dict[int | None, Any] = {}
         self._lock = threading.Lock()
-        self.session = self._session(threads)
-        self.names = [i.name for i in self.session.get_inputs()]
+        self.names = [i.name for i in self._session(threads).get_inputs()]
 
     def _session(self, threads: int | None) -> Any:
         found = self.sessions.get(threads)

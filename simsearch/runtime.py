@@ -41,6 +41,10 @@ class Threads:
         streams = settings.model_streams or (2 if alone >= 2 else 1)
         return cls(alone=alone, shared=max(1, alone // streams), streams=streams)
 
+    def count(self, alone: bool) -> int:
+        """Intra-op threads for a batch that runs alone, or as one of the streams."""
+        return self.alone if alone else self.shared
+
 
 @dataclass
 class Runtime:
@@ -64,7 +68,7 @@ def load_encoder(settings: Settings) -> BiEncoder:
             device=settings.device,
             batch_size=settings.encode_batch_size,
             backend=settings.backend,
-            threads=settings.torch_threads,
+            threads=Threads.from_settings(settings).alone,  # the default session is the one a lone batch uses
         )
     except ModelLoadError as exc:
         raise StartupError(f"{exc} (setting SIMSEARCH_BI_MODEL)") from None
@@ -79,7 +83,7 @@ def load_cross(settings: Settings) -> CrossScorer | None:
             device=settings.device,
             batch_size=settings.encode_batch_size,
             backend=settings.backend,
-            threads=settings.torch_threads,
+            threads=Threads.from_settings(settings).alone,
         )
     except ModelLoadError as exc:
         raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
