@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,53 @@ def parse_wrk(out: str) -> dict[str, float]:
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
     return {"qps": round(rps, 1), "p50_ms": round(pct["50"], 1), "p99_ms": round(pct["99"], 1), "errors": errors}
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far (Linux /proc): the server process, this process's finished children (wrk), and
+    the whole machine's busy and idle time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    machine = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = machine[3] + machine[4]  # idle + iowait
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "server": (int(fields[11]) + int(fields[12])) / tick,  # utime + stime
+        "loadgen": children.ru_utime + children.ru_stime,
+        "machine_busy": (sum(machine[:8]) - idle) / tick,
+        "machine_idle": idle / tick,
+    }
+
+
+MODEL_METRICS = {
+    "busy": r'simsearch_model_seconds_total\{model="bi-encoder"\} (\S+)',
+    "texts": r'simsearch_batch_size_sum\{model="bi-encoder"\} (\S+)',
+    "batches": r'simsearch_batch_size_count\{model="bi-encoder"\} (\S+)',
+}
+
+
+def model_counters(port: int) -> dict[str, float]:
+    """This service's bi-encoder counters from /metrics (model seconds, texts, batches)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {k: float(m.group(1)) if (m := re.search(rx, text)) else 0.0 for k, rx in MODEL_METRICS.items()}
+
+
+def where_the_time_goes(
+    before: dict[str, float], after: dict[str, float], wall: float, requests: float, streams: int | None
+) -> dict[str, float]:
+    """CPU per request (server, load generator), the machine's idle share, and for this service the
+    model's utilisation and time per text while under load."""
+    d = {k: after[k] - before[k] for k in before}
+    out = {
+        "server_cpu_ms_per_req": round(1000 * d["server"] / max(requests, 1), 2),
+        "loadgen_cpu_ms_per_req": round(1000 * d["loadgen"] / max(requests, 1), 2),
+        "machine_idle_share": round(d["machine_idle"] / max(d["machine_idle"] + d["machine_busy"], 1e-9), 3),
+    }
+    if streams and d.get("texts"):
+        out["model_busy_share"] = round(d["busy"] / (wall * streams), 3)
+        out["model_ms_per_text"] = round(1000 * d["busy"] / d["texts"], 2)
+        out["mean_batch"] = round(d["texts"] / d["batches"], 1)
+    return out
 
 
 def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace, tmp: Path) -> subprocess.Popen[bytes]:
@@ -186,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                     script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
                     script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
                     for c in CONCURRENCY:
+                        ours = system.startswith("simsearch")
+                        before = cpu_seconds(proc.pid) | (model_counters(port) if ours else {})
+                        started = time.perf_counter()
                         out = subprocess.run(
                             [
                                 "wrk",
@@ -203,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
                             text=True,
                             check=True,
                         ).stdout
+                        wall = time.perf_counter() - started
+                        after = cpu_seconds(proc.pid) | (model_counters(port) if ours else {})
                         row = {"system": system, "endpoint": endpoint, "concurrency": c, **parse_wrk(out)}
+                        backend = SYSTEMS[system]
+                        streams = limits[backend]["threads"]["streams"] if backend else None
+                        row |= where_the_time_goes(before, after, wall, row["qps"] * wall, streams)
                         rows.append(row)
                         print(json.dumps(row))
             finally:
@@ -228,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "similarity_c16_vs_naive": round(ours_s["qps"] / naive_s["qps"], 2),
             "similarity_c16_vs_raw_batched": round(11 * ours_s["qps"] / raw["batched_encode_texts_per_s"], 2),
+            # where the gap to the raw figure goes: the model's time per text under HTTP load against the
+            # same two streams in-process, and how busy the streams were
+            "search_c16_model_ms_per_text": ours.get("model_ms_per_text"),
+            "raw_2_streams_ms_per_text": round(
+                1000 * raw["threads"]["streams"] / raw["batched_encode_texts_per_s_2_streams_batch8"], 2
+            ),
+            "search_c16_model_busy_share": ours.get("model_busy_share"),
         }
     path = write_result(
         "serve",

@@ -33,18 +33,27 @@ class Metrics:
             ["model", "run"],
             registry=r,
         )
+        self.model_seconds = Counter(
+            "simsearch_model_seconds",
+            "Seconds spent in batched model calls, summed over streams (divide its rate by the streams for the "
+            "model's utilisation)",
+            ["model"],
+            registry=r,
+        )
         self.queue_depth = Gauge("simsearch_queue_depth", "Items waiting for a model", ["model"], registry=r)
         self.index_documents = Gauge("simsearch_index_documents", "Documents in the loaded index", registry=r)
         self.cross_calls = Counter("simsearch_cross_encoder_calls", "Cross-encoder calls made by searches", registry=r)
         self.reloads = Counter("simsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)
 
-    def batch_observer(self, model: str) -> Callable[[int, bool], None]:
-        """The ``on_batch`` callback of a micro-batcher: batch size and how the batch ran."""
+    def batch_observer(self, model: str) -> Callable[[int, bool, float], None]:
+        """The ``on_batch`` callback of a micro-batcher: batch size, how the batch ran, its model time."""
         sizes = self.batch_size.labels(model)
         runs = {True: self.batches.labels(model, "alone"), False: self.batches.labels(model, "shared")}
+        busy = self.model_seconds.labels(model)
 
-        def observe(size: int, alone: bool) -> None:
+        def observe(size: int, alone: bool, seconds: float) -> None:
             sizes.observe(size)
             runs[alone].inc()
+            busy.inc(seconds)
 
         return observe

@@ -66,7 +66,7 @@ class MicroBatcher(Generic[T]):
         max_wait_ms: float = 2.0,
         max_queue: int = 1024,
         streams: int = 1,
-        on_batch: Callable[[int, bool], None] | None = None,
+        on_batch: Callable[[int, bool, float], None] | None = None,
     ) -> None:
         if streams < 1:
             raise ValueError("streams must be at least 1")
@@ -77,7 +77,9 @@ class MicroBatcher(Generic[T]):
         self.max_queue = max_queue
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix=f"batch-{name}")
-        self.on_batch = on_batch  # called with each batch's size and whether it ran alone (metrics)
+        # called with each batch's size, whether it ran alone and the model's seconds (metrics)
+        self.on_batch = on_batch
+        self.busy_seconds = 0.0  # model time summed over streams: busy / (wall * streams) is the utilisation
         self.batches = 0
         self.alone_batches = 0
         self._queue: asyncio.Queue[_Job[T]] | None = None
@@ -170,10 +172,16 @@ class MicroBatcher(Generic[T]):
             size += len(job.items)
         return jobs
 
+    def _timed(self, batch: list[T], alone: bool) -> tuple[np.ndarray, float]:
+        """``fn`` on the stream's thread, timed there (the hops to and from the thread are not model time)."""
+        started = time.perf_counter()
+        out = self.fn(batch, alone)
+        return out, time.perf_counter() - started
+
     async def _compute(self, live: list[_Job[T]], alone: bool) -> None:
         batch = [item for j in live for item in j.items]
         try:
-            out = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, batch, alone)
+            out, seconds = await asyncio.get_running_loop().run_in_executor(self.executor, self._timed, batch, alone)
         except Exception as exc:  # a model error fails this batch's requests, not the worker
             for j in live:
                 if not j.future.done():
@@ -184,8 +192,9 @@ class MicroBatcher(Generic[T]):
                 self._exclusive = False
         self.batches += 1
         self.alone_batches += alone
+        self.busy_seconds += seconds
         if self.on_batch is not None:
-            self.on_batch(len(batch), alone)
+            self.on_batch(len(batch), alone, seconds)
         start = 0
         for j in live:
             if not j.future.done():

@@ -151,6 +151,25 @@ async def test_one_stream_runs_every_batch_alone_and_one_at_a_time() -> None:
     await batcher.stop()
 
 
+@pytest.mark.anyio
+async def test_model_time_is_counted_per_stream_without_the_queue_wait() -> None:
+    def slow(items: list[int], alone: bool) -> np.ndarray:
+        time.sleep(0.05)
+        return np.array([[i] for i in items])
+
+    seen: list[tuple[int, bool, float]] = []
+    batcher = MicroBatcher(slow, name="fake", max_batch=2, max_wait_ms=0, streams=2, on_batch=lambda *a: seen.append(a))
+    started = time.perf_counter()
+    await asyncio.gather(*(batcher.submit([i], 10) for i in range(6)))
+    wall = time.perf_counter() - started
+    assert sum(size for size, _, _ in seen) == 6 and all(0.05 <= t < 0.5 for _, _, t in seen)
+    assert batcher.busy_seconds == pytest.approx(sum(t for _, _, t in seen))
+    # the requests queued behind a batch wait for it, but only model time is counted: two streams busy at
+    # once count twice, so the sum can exceed the wall time but not twice the wall time
+    assert len(seen) * 0.05 <= batcher.busy_seconds <= 2 * wall
+    await batcher.stop()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -233,6 +252,8 @@ def test_metrics_after_traffic(keyed: TestClient) -> None:
     ran = re.findall(r'simsearch_batches_total\{model="bi-encoder",run="(alone|shared)"\} (\d+)', text)
     assert sum(int(n) for _, n in ran) >= 1  # each batch counted once, by how it ran
     assert 'simsearch_queue_depth{model="bi-encoder"} 0.0' in text
+    busy = re.search(r'simsearch_model_seconds_total\{model="bi-encoder"\} ([0-9.e-]+)', text)
+    assert busy is not None and float(busy.group(1)) > 0
     assert f"simsearch_index_documents {float(len(DOCS))}" in text
 
 

@@ -1,0 +1,59 @@
+"""The load benchmark's CPU accounting (bench/serve.py), on this process and hand-made counters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.serve import cpu_seconds, where_the_time_goes
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux /proc")
+def test_cpu_seconds_counts_this_process_and_finished_children() -> None:
+    before = cpu_seconds(os.getpid())
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # burn 0.3 s of this process's CPU
+        pass
+    subprocess.run(
+        [sys.executable, "-c", "import time\nt = time.process_time() + 0.2\nwhile time.process_time() < t: pass"]
+    )
+    after = cpu_seconds(os.getpid())
+    assert 0.25 <= after["server"] - before["server"] < 5
+    assert 0.15 <= after["loadgen"] - before["loadgen"] < 5
+    assert after["machine_busy"] - before["machine_busy"] >= 0.4
+
+
+def test_where_the_time_goes() -> None:
+    before = {
+        "server": 1.0,
+        "loadgen": 0.5,
+        "machine_busy": 10.0,
+        "machine_idle": 5.0,
+        "busy": 2.0,
+        "texts": 100,
+        "batches": 10,
+    }
+    after = {
+        "server": 3.0,
+        "loadgen": 0.7,
+        "machine_busy": 13.0,
+        "machine_idle": 6.0,
+        "busy": 5.0,
+        "texts": 400,
+        "batches": 70,
+    }
+    out = where_the_time_goes(before, after, wall=2.0, requests=200, streams=2)
+    assert out == {
+        "server_cpu_ms_per_req": 10.0,
+        "loadgen_cpu_ms_per_req": 1.0,
+        "machine_idle_share": 0.25,
+        "model_busy_share": 0.75,
+        "model_ms_per_text": 10.0,
+        "mean_batch": 5.0,
+    }
+    plain = where_the_time_goes(before, after, wall=2.0, requests=200, streams=None)  # another system
+    assert set(plain) == {"server_cpu_ms_per_req", "loadgen_cpu_ms_per_req", "machine_idle_share"}
