@@ -52,6 +52,12 @@ BUDGETS = (50, 100, 200, 500)
 KS = (1, 10, 50)
 
 
+def rows_done(path: Path) -> int:
+    """Rows of a score matrix already on disk (its progress record), 0 when it has none."""
+    record = path.with_suffix(".progress.json")
+    return int(json.loads(record.read_text()).get("rows_done", 0)) if path.is_file() and record.is_file() else 0
+
+
 def split_budget(budget: int, k_q: int) -> tuple[int, int]:
     """(k_i, k_r): half the budget on anchors, at most k_q of them (k_i <= k_q), the rest re-ranked."""
     k_i = min(budget // 2, k_q)
@@ -172,19 +178,22 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
     cross.model.max_seq_length = min(cross.max_seq_length, args.max_length or c["max_length"])
     key = f"{cross.sha256}-{args.backend}-{cross.max_seq_length}"
     folder = CACHE / name / f"{cross.sha256[:12]}-{args.backend}-L{cross.max_seq_length}"
+    before = rows_done(folder / "truth.npy") + rows_done(folder / "R.npy")
     t0 = time.perf_counter()
     truth = score_matrix(cross.score, c["test_queries"], items, folder / "truth.npy", model_key=key)
     R = score_matrix(cross.score, c["anchor_queries"], items, folder / "R.npy", model_key=key)
+    scored = (len(truth) + len(R) - before) * len(items)  # pairs this run scored (a resumed run: the rest)
     offline = {
         "calls": int(R.size),
         "truth_calls": int(truth.size),
         "minutes_this_run": round((time.perf_counter() - t0) / 60, 1),
+        "pairs_this_run": scored,
     }
-    # the scoring speed of the run that computed the matrices (a cached run computes nothing)
+    # the scoring speed of the last run that scored pairs (a cached run scores none)
     timing_file = folder / "timing.json"
     shape = [len(c["test_queries"]), len(c["anchor_queries"]), len(items)]
-    if offline["minutes_this_run"] > 1:
-        pairs_per_s = (truth.size + R.size) / (60 * offline["minutes_this_run"])
+    if scored >= 10_000:
+        pairs_per_s = scored / (time.perf_counter() - t0)
         timing_file.write_text(
             json.dumps(
                 {"shape": shape, "pairs_per_s": round(pairs_per_s, 1), "R_minutes": round(R.size / pairs_per_s / 60, 1)}
