@@ -182,7 +182,7 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
     t0 = time.perf_counter()
     truth = score_matrix(cross.score, c["test_queries"], items, folder / "truth.npy", model_key=key)
     R = score_matrix(cross.score, c["anchor_queries"], items, folder / "R.npy", model_key=key)
-    scored = (len(truth) + len(R) - before) * len(items)  # pairs this run scored (a resumed run: the rest)
+    scored = max(0, len(truth) + len(R) - before) * len(items)  # pairs this run scored (resumed: the rest)
     offline = {
         "calls": int(R.size),
         "truth_calls": int(truth.size),
