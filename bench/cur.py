@@ -38,6 +38,7 @@ from simsearch.cur import (
     approximate_scores,
     choose_rcond,
     fit_cur,
+    rows_done,
     score_matrix,
     select_anchor_items,
 )
@@ -50,12 +51,6 @@ from training.recipe import TrainConfig
 CACHE = Path("cache") / "cur"
 BUDGETS = (50, 100, 200, 500)
 KS = (1, 10, 50)
-
-
-def rows_done(path: Path) -> int:
-    """Rows of a score matrix already on disk (its progress record), 0 when it has none."""
-    record = path.with_suffix(".progress.json")
-    return int(json.loads(record.read_text()).get("rows_done", 0)) if path.is_file() and record.is_file() else 0
 
 
 def split_budget(budget: int, k_q: int) -> tuple[int, int]:

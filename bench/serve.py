@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import write_result
 from simsearch.beir import load_qrels, load_queries
@@ -103,17 +104,22 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     }
 
 
-MODEL_METRICS = {
-    "busy": r'simsearch_model_seconds_total\{model="bi-encoder"\} (\S+)',
-    "texts": r'simsearch_batch_size_sum\{model="bi-encoder"\} (\S+)',
-    "batches": r'simsearch_batch_size_count\{model="bi-encoder"\} (\S+)',
+MODEL_METRICS = {  # sample name -> key, for the bi-encoder
+    "simsearch_model_seconds_total": "busy",
+    "simsearch_batch_size_sum": "texts",
+    "simsearch_batch_size_count": "batches",
 }
 
 
 def model_counters(port: int) -> dict[str, float]:
     """This service's bi-encoder counters from /metrics (model seconds, texts, batches)."""
+    out = dict.fromkeys(MODEL_METRICS.values(), 0.0)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {k: float(m.group(1)) if (m := re.search(rx, text)) else 0.0 for k, rx in MODEL_METRICS.items()}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in MODEL_METRICS and sample.labels.get("model") == "bi-encoder":
+                out[MODEL_METRICS[sample.name]] = sample.value
+    return out
 
 
 def where_the_time_goes(
@@ -228,14 +234,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipping txtai: no {args.txtai_python} (see bench/txtai_index.py)")
                 continue
             port = free_port()
+            backend = SYSTEMS[system]  # set for this service only: it has the model counters
+            streams = limits[backend]["threads"]["streams"] if backend else None
             proc = start(system, port, env, args, Path(tmp))
             try:
                 for endpoint in endpoints:
                     script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
                     script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
                     for c in CONCURRENCY:
-                        ours = system.startswith("simsearch")
-                        before = cpu_seconds(proc.pid) | (model_counters(port) if ours else {})
+                        before = cpu_seconds(proc.pid) | (model_counters(port) if backend else {})
                         started = time.perf_counter()
                         out = subprocess.run(
                             [
@@ -255,10 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                             check=True,
                         ).stdout
                         wall = time.perf_counter() - started
-                        after = cpu_seconds(proc.pid) | (model_counters(port) if ours else {})
+                        after = cpu_seconds(proc.pid) | (model_counters(port) if backend else {})
                         row = {"system": system, "endpoint": endpoint, "concurrency": c, **parse_wrk(out)}
-                        backend = SYSTEMS[system]
-                        streams = limits[backend]["threads"]["streams"] if backend else None
                         row |= where_the_time_goes(before, after, wall, row["qps"] * wall, streams)
                         rows.append(row)
                         print(json.dumps(row))

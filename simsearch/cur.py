@@ -62,6 +62,17 @@ def _key(parts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def progress_record(path: Path) -> Path:
+    """Where :func:`score_matrix` records the rows of ``path`` it has finished."""
+    return Path(path).with_suffix(".progress.json")
+
+
+def rows_done(path: Path) -> int:
+    """Rows of the score matrix at ``path`` finished so far by its last run (0 when it has no record)."""
+    record = progress_record(path)
+    return int(json.loads(record.read_text()).get("rows_done", 0)) if Path(path).is_file() and record.is_file() else 0
+
+
 def score_matrix(
     score: Scorer,
     queries: Sequence[str],
@@ -80,7 +91,7 @@ def score_matrix(
     interruption would). A file made for other inputs is never reused: the record holds their hash.
     """
     path = Path(path)
-    record_path = path.with_suffix(".progress.json")
+    record_path = progress_record(path)
     key = _key([model_key, str(len(items)), *queries, _key(items)])
     shape = (len(queries), len(items))
     done = 0
