@@ -47,6 +47,11 @@ class TrainConfig(BaseModel):
     test_limit: int | None = Field(None, ge=2)
     evals: int = Field(10, ge=1, description="Dev evaluations during training (for the curve and the best model).")
     text_prefix: str = Field("", description='Put before every text (E5 models want "query: ").')
+    both_orders: bool = Field(
+        False,
+        description="Train on every pair in both orders, (a, b) and (b, a): a cross-encoder reads them "
+        "as one sequence, so the swapped pair is a new example of the same symmetric label.",
+    )
     progress: bool = True
 
     @model_validator(mode="after")
@@ -87,6 +92,10 @@ def load_splits(cfg: TrainConfig) -> Splits:
         return pairs
 
     train = load(cfg.train, "train", cfg.train_limit, True)
+    if cfg.both_orders and train is not None:
+        train = PairSet(
+            train.a + train.b, train.b + train.a, train.scores * 2, train.source, {**train.meta, "both_orders": True}
+        )
     dev = load(cfg.dev, "dev", cfg.dev_limit, True)
     test = load(cfg.test, "test", cfg.test_limit, False) if (cfg.test or cfg.data) else None
     assert train is not None and dev is not None
@@ -235,4 +244,5 @@ def add_common_arguments(p: argparse.ArgumentParser, *, default_scale: float) ->
     p.add_argument("--test-limit", type=int)
     p.add_argument("--evals", type=int, default=10, help="dev evaluations during training")
     p.add_argument("--text-prefix", default="", help='put before every text (E5: "query: ")')
+    p.add_argument("--both-orders", action="store_true", help="train on (a, b) and (b, a) (cross-encoders)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
