@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from bench.common import write_result
-from simsearch.beir import load_qrels, load_queries
-from simsearch.corpus import iter_documents
-from simsearch.cross import CrossScorer
-from simsearch.encoders import BiEncoder
-from simsearch.evaluation import ndcg_from_vectors, sts_spearman
-from simsearch.onnx_backend import Backend
-from simsearch.pairs import read_pairs
-from training.cli import settings_with
+from simsearch.cli import settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.data.corpus import iter_documents
+from simsearch.data.pairs import read_pairs
+from simsearch.evaluation.sts import ndcg_from_vectors, sts_spearman
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.onnx import Backend
 
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
 CROSS = Path("models/bench/stsb-en/cross-cosent")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import RESULTS, write_result
 from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
-from training.cli import settings_with
+from simsearch.cli import settings_with
 from training.recipe import TrainConfig
 
 PUBLISHED = {

@@ -30,10 +30,8 @@ import numpy as np
 
 from bench.common import RESULTS, write_result
 from bench.training_runs import MODELS, train_or_reuse
-from simsearch.beir import load_qrels, load_queries
-from simsearch.corpus import iter_documents
-from simsearch.cross import CrossScorer
-from simsearch.cur import (
+from simsearch.cli import settings_with
+from simsearch.cur.estimator import (
     adaptive_cur,
     approximate_scores,
     choose_rcond,
@@ -42,10 +40,12 @@ from simsearch.cur import (
     score_matrix,
     select_anchor_items,
 )
-from simsearch.encoders import BiEncoder
-from simsearch.ir_metrics import ndcg_at_k
-from simsearch.pairs import read_pairs
-from training.cli import settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.data.corpus import iter_documents
+from simsearch.data.pairs import read_pairs
+from simsearch.evaluation.metrics import ndcg_at_k
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.cross_encoder import CrossScorer
 from training.recipe import TrainConfig
 
 CACHE = Path("cache") / "cur"

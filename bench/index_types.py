@@ -21,9 +21,9 @@ import numpy as np
 
 from bench.common import write_result
 from simsearch.ann.tuning import build_tuned
-from simsearch.beir import load_qrels, load_queries
-from simsearch.encoders import BiEncoder
-from training.cli import settings_with
+from simsearch.cli import settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.models.bi_encoder import BiEncoder
 
 
 def real_vectors(index_dir: Path) -> np.ndarray:

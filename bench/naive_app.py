@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sentence_transformers import SentenceTransformer
 
-from simsearch.model_files import default_bi_model
+from simsearch.models.files import default_bi_model
 from simsearch.settings import Settings
 
 settings = Settings()

@@ -30,10 +30,10 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import write_result
-from simsearch.beir import load_qrels, load_queries
-from simsearch.runtime import load_runtime
+from simsearch.cli import settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.serving.runtime import load_runtime
 from tests.server import ROOT, free_port
-from training.cli import settings_with
 
 CONCURRENCY = (1, 16, 64)
 # this service runs twice: with its default torch backend and with SIMSEARCH_BACKEND=onnx (same weights,

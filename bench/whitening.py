@@ -24,13 +24,13 @@ import faiss
 import numpy as np
 
 from bench.common import RESULTS, write_result
-from simsearch.beir import load_qrels, load_queries
-from simsearch.corpus import iter_documents
-from simsearch.evaluation import ndcg_from_vectors, sts_spearman
-from simsearch.model_files import default_bi_model, model_hash
-from simsearch.pairs import read_pairs
-from simsearch.whitening import Whitening
-from training.cli import settings_with
+from simsearch.cli import settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.data.corpus import iter_documents
+from simsearch.data.pairs import read_pairs
+from simsearch.evaluation.sts import ndcg_from_vectors, sts_spearman
+from simsearch.models.files import default_bi_model, model_hash
+from simsearch.whitening.estimator import Whitening
 
 CACHE = Path("cache") / "whitening"
 COSENT_MODEL = Path("models/bench/stsb-en/bi-cosent")

@@ -16,10 +16,10 @@ import uvicorn
 
 from service import logs
 from service.app import create_app
-from simsearch.corpus import CorpusError
-from simsearch.index_folder import build_index
-from simsearch.runtime import StartupError, load_encoder, load_runtime
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.data.corpus import CorpusError
+from simsearch.index.build import build_index
+from simsearch.serving.runtime import StartupError, load_encoder, load_runtime
 
 
 def main(argv: list[str] | None = None) -> int:

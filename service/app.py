@@ -17,9 +17,9 @@ from service.metrics import Metrics
 from service.middleware import RequestContext
 from service.routes import router
 from simsearch import __version__
-from simsearch.engine import Engine
-from simsearch.index_folder import IndexLoadError
-from simsearch.runtime import Runtime, load_runtime
+from simsearch.index import IndexLoadError
+from simsearch.serving.engine import Engine
+from simsearch.serving.runtime import Runtime, load_runtime
 from simsearch.settings import Settings
 
 log = logging.getLogger("simsearch.service")
@@ -27,8 +27,8 @@ log = logging.getLogger("simsearch.service")
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. The lifespan loads the model and index (or takes an already loaded ``runtime``)
-    and puts an :class:`~simsearch.engine.Engine` on ``app.state.engine``; a
-    :class:`~simsearch.runtime.StartupError` stops start-up. SIGHUP reloads the index."""
+    and puts an :class:`~simsearch.serving.engine.Engine` on ``app.state.engine``; a
+    :class:`~simsearch.serving.runtime.StartupError` stops start-up. SIGHUP reloads the index."""
     settings = settings or Settings()
     metrics = Metrics()
 

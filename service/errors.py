@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from simsearch.batching import QueueFullError, RequestTimeoutError
+from simsearch.serving.batching import QueueFullError, RequestTimeoutError
 
 
 def field_name(loc: tuple[Any, ...] | list[Any]) -> str:

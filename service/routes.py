@@ -29,10 +29,10 @@ from service.schemas import (
     SimilarityRequest,
     SimilarityResponse,
 )
-from simsearch.engine import Engine
-from simsearch.index_folder import IndexLoadError
-from simsearch.runtime import Runtime
-from simsearch.search import ModeUnavailableError
+from simsearch.index import IndexLoadError
+from simsearch.search import ModeUnavailableError, SearchParams
+from simsearch.serving.engine import Engine
+from simsearch.serving.runtime import Runtime
 
 router = APIRouter()
 
@@ -152,19 +152,21 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
     if body.k_r is not None and body.k_r > limit:
         reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
     started = time.perf_counter()
-    truncated = rt.encoder.truncated([body.query], prefix=rt.searcher.query_prefix)  # no tokenising when short
+    truncated = rt.encoder.truncated([body.query], prefix=rt.pipeline.query_prefix)  # no tokenising when short
+    params = SearchParams(k=body.k, mode=body.mode, k_r=body.k_r or min(100, limit))
     try:
-        outcome = await eng.search(body.query, body.k, body.mode, body.k_r or min(100, limit))
+        outcome = await eng.search(body.query, params)
     except ModeUnavailableError as exc:
         reject(("body", "mode"), str(exc), kind="unavailable")
-    request.app.state.metrics.cross_calls.inc(outcome.cross_encoder_calls)
+    result = outcome.result
+    request.app.state.metrics.cross_calls.inc(result.cross_encoder_calls)
     return SearchResponse(
-        hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in outcome.hits],
+        hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in result.hits],
         took_ms=round(1000 * (time.perf_counter() - started), 3),
         index=outcome.runtime.index.name,
         truncated=truncated[0],
         mode=body.mode,
-        cross_encoder_calls=outcome.cross_encoder_calls,
+        cross_encoder_calls=result.cross_encoder_calls,
     )
 
 

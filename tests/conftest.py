@@ -39,7 +39,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from simsearch.model_files import default_bi_model
+    from simsearch.models.files import default_bi_model
 
     root = tmp_path_factory.mktemp("tiny")
     hf_dir, st_dir = root / "hf", root / "st"
@@ -75,7 +75,7 @@ def tiny_cross(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> str
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model: str):
-    from simsearch.encoders import BiEncoder
+    from simsearch.models.bi_encoder import BiEncoder
 
     return BiEncoder.load(tiny_model)
 
@@ -95,7 +95,7 @@ def corpus_file(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def built_index(tmp_path_factory: pytest.TempPathFactory, tiny_encoder) -> Path:
     """A published index of DOCS built with the tiny model (shared, read-only)."""
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
 
     root = tmp_path_factory.mktemp("indexes")
     corpus = write_jsonl(root / "corpus.jsonl", DOCS)
@@ -112,3 +112,12 @@ def settings_for(tiny_model: str, built_index: Path):
         return Settings(**{**values, **overrides})
 
     return make
+
+
+def search(index, encoder, query: str, k: int = 3, mode: str = "dense", cross=None, k_r: int = 100):
+    """Hits of the core's search pipeline over an open index, with the models called inline."""
+    from simsearch.search import DirectModels, IndexView, SearchParams, SearchPipeline, run_sync
+
+    view = IndexView(index.name, index.ann, index.store, index.cur)
+    params = SearchParams(k=k, mode=mode, k_r=k_r)  # type: ignore[arg-type]
+    return run_sync(SearchPipeline().search(view, DirectModels(encoder, cross), query, params))

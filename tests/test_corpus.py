@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from simsearch.corpus import CorpusError, iter_documents, resolve_corpus, scan_corpus
+from simsearch.data.corpus import CorpusError, iter_documents, resolve_corpus, scan_corpus
 from tests.conftest import DOCS, write_jsonl
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from simsearch.cur import adaptive_cur, approximate_scores, fit_cur, score_matrix, select_anchor_items
+from simsearch.cur import CURApproximation, adaptive_cur, score_matrix, select_anchor_items
 
 
 def low_rank(n_queries: int, n_items: int, rank: int, seed: int = 0) -> np.ndarray:
@@ -22,18 +22,37 @@ def low_rank(n_queries: int, n_items: int, rank: int, seed: int = 0) -> np.ndarr
 def test_rank_r_matrix_is_recovered_exactly_from_its_anchors() -> None:
     M = low_rank(70, 300, rank=5)
     R = M[:20]  # anchor queries
-    anchors = select_anchor_items(300, 8, "random", seed=1)  # k_i = 8 >= rank 5
-    factors = fit_cur(R, anchors)
-    assert factors.rank == 5 and factors.E.shape == (8, 300)
+    cur = CURApproximation(n_anchors=8, selection="random", rcond=1e-3, random_state=1).fit(R)  # k_i 8 >= rank 5
+    assert cur.rank_ == 5 and cur.E_.shape == (8, 300) and cur.U_.shape == (8, 20)
+    np.testing.assert_array_equal(cur.anchors_, select_anchor_items(300, 8, "random", seed=1))
     for q in range(20, 70):  # queries never seen while fitting
-        np.testing.assert_allclose(approximate_scores(M[q, anchors], factors.E), M[q], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(cur.approximate(M[q, cur.anchors_]), M[q], rtol=1e-3, atol=1e-3)
+
+
+def test_cur_follows_the_estimator_contract_and_gives_new_items_their_column() -> None:
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    M = low_rank(30, 120, rank=3, seed=9)
+    est = CURApproximation(n_anchors=6, selection="random", rcond=1e-6, random_state=2)
+    assert clone(est).get_params() == est.get_params()  # __init__ only stores parameters
+    with pytest.raises(NotFittedError):
+        est.approximate(np.zeros(6))
+    est.fit(M[:, :100])  # the last 20 items arrive later
+    assert not hasattr(clone(est), "E_")
+    # a new item's column from its anchor-query scores alone: U . R[:, j], no refit
+    new = est.columns(M[:, 100:])
+    refit = CURApproximation(n_anchors=6, rcond=1e-6).fit(M, anchors=est.anchors_)
+    np.testing.assert_allclose(new, refit.E_[:, 100:], rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match=r"expected scores of shape \(30, m\)"):
+        est.columns(np.zeros((29, 2)))
 
 
 def test_approximate_top_k_equals_exact_top_k_on_low_rank() -> None:
     M = low_rank(60, 500, rank=4, seed=2)
-    factors = fit_cur(M[:30], select_anchor_items(500, 10, "random", seed=3))
+    cur = CURApproximation(n_anchors=10, selection="random", rcond=1e-3, random_state=3).fit(M[:30])
     for q in range(30, 60):
-        approx = approximate_scores(M[q, factors.anchors], factors.E)
+        approx = cur.approximate(M[q, cur.anchors_])
         assert list(np.argsort(-approx)[:10]) == list(np.argsort(-M[q])[:10])
 
 
@@ -135,14 +154,15 @@ def cur_index(tmp_path_factory: pytest.TempPathFactory, tiny_model: str, tiny_cr
 
 
 def test_fit_job_publishes_a_new_build_with_cur(cur_index: Path, tiny_cross: str) -> None:
-    from simsearch.index_folder import open_index
+    from simsearch.index.open import open_index
 
     index = open_index(cur_index)
     info = index.manifest.cur
     assert info is not None and (info.k_q, info.k_i, info.selection) == (6, 3, "kmeans")
     assert info.calls == 6 * 8 and info.cross_encoder.path == tiny_cross
-    assert index.cur is not None and index.cur.E.shape == (3, 8) and len(index.cur.anchor_queries) == 6
-    assert "cur/E.npy" in index.manifest.files
+    assert index.cur is not None and index.cur.U.shape == (3, 6) and len(index.cur.anchor_queries) == 6
+    assert index.cur.ann.count() == 8  # one column of E per document
+    assert {"cur/U.npy", "cur/R.npy", "cur/anchors.npy", "cur/index.faiss"} <= set(index.manifest.files)
     assert len(list(cur_index.parent.glob("c@*"))) == 2  # the build without CUR is kept for rollback
 
 
@@ -159,7 +179,7 @@ def cur_client(cur_index: Path, tiny_model: str, tiny_cross: str) -> Iterator[Te
 
 
 def test_rerank_mode_rescores_dense_candidates(cur_client: TestClient, tiny_cross: str) -> None:
-    from simsearch.cross import CrossScorer
+    from simsearch.models.cross_encoder import CrossScorer
     from tests.conftest import DOCS
 
     body = cur_client.post("/search", json={"query": "hot drinks", "k": 3, "mode": "rerank", "k_r": 5}).json()
@@ -211,7 +231,7 @@ def test_cur_fitted_with_another_cross_encoder_is_refused(
     cur_index: Path, tiny_model: str, tiny_cross: str, tmp_path: Path
 ) -> None:
     from service.app import create_app
-    from simsearch.runtime import StartupError
+    from simsearch.serving.runtime import StartupError
     from simsearch.settings import Settings
 
     other = tmp_path / "other-ce"
@@ -226,13 +246,11 @@ def test_cur_fitted_with_another_cross_encoder_is_refused(
         pass
 
 
-def test_choose_rcond_prefers_the_cut_off_that_generalises() -> None:
-    from simsearch.cur import choose_rcond
-
+def test_validated_rcond_prefers_the_cut_off_that_generalises() -> None:
     rng = np.random.default_rng(7)
     signal = low_rank(40, 400, rank=2, seed=7) * 5
     M = signal + rng.normal(scale=0.3, size=signal.shape)  # rank 2 plus noise, like cross-encoder scores
-    anchors = select_anchor_items(400, 30, "random", seed=0)
-    best, scores = choose_rcond(M, anchors)
-    assert scores[best] == max(scores.values()) and scores[best] > scores[1e-6]
-    assert fit_cur(M, anchors, rcond=best).rank < 30  # the noise directions are cut
+    cur = CURApproximation(n_anchors=30, selection="random", rcond="cv", random_state=0).fit(M)
+    scores = cur.cv_scores_
+    assert scores[cur.rcond_] == max(scores.values()) and scores[cur.rcond_] > scores[1e-6]
+    assert cur.rank_ < 30  # the noise directions are cut

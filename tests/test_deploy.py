@@ -175,7 +175,7 @@ def test_cmd_and_healthcheck_run_outside_a_container(tiny_model: str, tmp_path: 
 
 
 def test_admin_reload_command(tiny_model: str, tmp_path: Path, tiny_encoder) -> None:
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
     from tests.server import running_server
 
     build_index(write_jsonl(tmp_path / "c.jsonl", DOCS), tiny_encoder, tmp_path / "ix", "r", progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from simsearch.encoders import BiEncoder, flag_too_long
+from simsearch.models.bi_encoder import BiEncoder, flag_too_long
 from tests.conftest import TINY_MAX_SEQ_LENGTH
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simsearch.index.layout import staging_folders
 from tests.conftest import DOCS, write_jsonl
 from tests.server import ROOT, Server, running_server
 
@@ -110,7 +111,7 @@ def test_idle_keep_alive_connection_is_closed(server: Server) -> None:
 
 
 def test_killed_build_leaves_the_previous_index_loadable(tiny_model: str, tmp_path: Path) -> None:
-    from simsearch.index_folder import open_index
+    from simsearch.index.open import open_index
 
     root = tmp_path / "indexes"
     small = write_jsonl(tmp_path / "small.jsonl", DOCS)
@@ -137,14 +138,14 @@ def test_killed_build_leaves_the_previous_index_loadable(tiny_model: str, tmp_pa
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     deadline = time.monotonic() + 120
-    while not any((p / "docs.sqlite").exists() for p in root.glob(".tmp-k-*")):  # mid-build
+    while not any((p / "docs.sqlite").exists() for p in staging_folders(root, "k")):  # mid-build
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     index = open_index(root / "k")
     assert index.manifest.build_id == before and index.manifest.count == len(DOCS)
-    assert list(root.glob(".tmp-k-*"))  # the killed build's leftovers ...
+    assert list(staging_folders(root, "k"))  # the killed build's leftovers ...
     subprocess.run([*build, "--corpus", str(small)], check=True, cwd=ROOT, capture_output=True, timeout=300)
-    assert not list(root.glob(".tmp-k-*"))  # ... are cleared by the next build
+    assert not list(staging_folders(root, "k"))  # ... are cleared by the next build
     assert json.loads((root / "k" / "manifest.json").read_text())["build_id"] != before

@@ -8,22 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.encoders import BiEncoder
-from simsearch.index_folder import IndexLoadError, build_index, check_model, open_index
-from simsearch.manifest import FORMAT_VERSION
-from simsearch.model_files import model_hash
-from simsearch.search import Searcher
-from tests.conftest import DOCS, write_jsonl
+from simsearch.index import IndexLoadError
+from simsearch.index.build import build_index
+from simsearch.index.open import check_model, open_index
+from simsearch.index.manifest import FORMAT_VERSION
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.files import model_hash
+from tests.conftest import DOCS, search, write_jsonl
 
 
 def test_search_equals_exact_numpy_over_encoder_vectors(built_index: Path, tiny_encoder: BiEncoder) -> None:
     index = open_index(built_index)
-    searcher = Searcher(tiny_encoder, index)
     queries = ["domestic animals", "weather forecast", "hot drinks"]
     docs = tiny_encoder.encode([f"{d['title']} {d['text']}".strip() for d in DOCS])
     q = tiny_encoder.encode(queries)
     sims = q @ docs.T
-    results = searcher.search(queries, 3)
+    results = [search(index, tiny_encoder, q, 3).hits for q in queries]
     for row, hits in zip(sims, results, strict=True):
         expected = np.argsort(-row, kind="stable")[:3]
         assert [h.id for h in hits] == [DOCS[i]["_id"] for i in expected]
@@ -40,7 +40,13 @@ def test_manifest_describes_the_build(built_index: Path, tiny_encoder: BiEncoder
     assert manifest["model"]["path"] == tiny_encoder.path
     assert manifest["model"]["sha256"] == model_hash(tiny_encoder.path)
     assert manifest["model"]["dimension"] == 32
-    assert manifest["index"] == {"type": "faiss", "params": {"factory": "Flat"}, "recall_at_10": 1.0}
+    assert manifest["index"] == {
+        "type": "faiss",
+        "params": {"factory": "Flat"},
+        "recall_at_10": 1.0,
+        "target_recall": None,
+        "target_reached": None,
+    }
     assert set(manifest["files"]) == {"index.faiss", "docs.sqlite", "embeddings.npy"}
     assert manifest["built_at"] and manifest["docs_per_s"] > 0
 
@@ -82,7 +88,7 @@ def test_failed_build_leaves_the_previous_index(
 
 
 def test_bad_corpus_fails_before_encoding(tmp_path: Path, tiny_encoder: BiEncoder) -> None:
-    from simsearch.corpus import CorpusError
+    from simsearch.data.corpus import CorpusError
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [DOCS[0], DOCS[0]])
     with pytest.raises(CorpusError, match="line 2: duplicate id"):
@@ -96,7 +102,7 @@ def test_plain_text_corpus_and_exact_backend(tmp_path: Path, tiny_encoder: BiEnc
     path = build_index(corpus, tiny_encoder, tmp_path, "txt", kind="exact", progress=False)
     index = open_index(path)
     assert index.manifest.index.type == "exact" and index.manifest.source.format == "text"
-    hits = Searcher(tiny_encoder, index).search(["gamma delta"], 2)[0]
+    hits = search(index, tiny_encoder, "gamma delta", 2).hits
     assert hits[0].id == "2" and hits[0].score == pytest.approx(1.0, abs=1e-5)
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from simsearch.ir_metrics import evaluate_run, mrr_at_k, ndcg_at_k, recall_at_k
+from simsearch.evaluation.metrics import evaluate_run, mrr_at_k, ndcg_at_k, recall_at_k
 
 
 def test_ndcg_graded_hand_computed() -> None:

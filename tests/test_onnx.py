@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.cross import CrossScorer
-from simsearch.encoders import BiEncoder, ModelLoadError
-from simsearch.engine import Engine
-from simsearch.model_files import model_hash
-from simsearch.runtime import Threads, load_runtime
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.files import model_hash
+from simsearch.models.loading import ModelLoadError
+from simsearch.serving.engine import Engine
+from simsearch.serving.runtime import Threads, load_runtime
 from simsearch.settings import Settings
-from tests.conftest import DOCS
+from simsearch.search import SearchParams
+from tests.conftest import DOCS, search
 
 TEXTS = ["a cat sat on the mat", "stock prices fell sharply", "rain is expected tomorrow in the north", "tea"]
 
@@ -53,8 +55,8 @@ def test_cross_encoder_onnx_matches_torch(models: tuple[str, str]) -> None:
 def test_unwritable_model_folder_names_the_export_command(
     models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import simsearch.encoders as encoders
-    from simsearch.onnx_backend import ExportError
+    import simsearch.models.loading as encoders
+    from simsearch.models.onnx import ExportError
 
     fresh = tmp_path / "fresh"
     shutil.copytree(models[0], fresh, ignore=shutil.ignore_patterns("onnx"))
@@ -93,13 +95,13 @@ def test_engine_streams_on_onnx_give_the_hits_of_sequential_search(models: tuple
     runtime = load_runtime(settings)
     assert runtime.threads == Threads(alone=2, shared=1, streams=2)
     queries = [f"{d['title']} {w}" for d in DOCS for w in ("cats", "markets", "weather", "tea")]
-    expected = [[(h.id, round(h.score, 5)) for h in hits] for hits in runtime.searcher.search(queries, 3)]
+    expected = [[(h.id, round(h.score, 5)) for h in search(runtime.index, runtime.encoder, q, 3).hits] for q in queries]
 
     async def serve() -> tuple[list[list[tuple[str, float]]], Engine]:
         engine = Engine(runtime)
         try:
-            outcomes = await asyncio.gather(*(engine.search(q, 3) for q in queries))
-            return [[(h.id, round(h.score, 5)) for h in o.hits] for o in outcomes], engine
+            outcomes = await asyncio.gather(*(engine.search(q, SearchParams(k=3)) for q in queries))
+            return [[(h.id, round(h.score, 5)) for h in o.result.hits] for o in outcomes], engine
         finally:
             await engine.stop()
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from simsearch.batching import MicroBatcher, QueueFullError, RequestTimeoutError
+from simsearch.serving.batching import MicroBatcher, QueueFullError, RequestTimeoutError
 from simsearch.settings import Settings
 from tests.conftest import DOCS, write_jsonl
 
@@ -179,7 +179,7 @@ def anyio_backend() -> str:
 
 
 def test_busy_model_gives_429_then_503(settings_for, monkeypatch: pytest.MonkeyPatch) -> None:
-    from simsearch.encoders import BiEncoder
+    from simsearch.models.bi_encoder import BiEncoder
 
     gate, entered = threading.Event(), threading.Event()
     real = BiEncoder.encode
@@ -309,7 +309,7 @@ NEW_DOCS = [
 
 @pytest.fixture
 def reloadable(tmp_path: Path, tiny_model: str, tiny_encoder) -> tuple[Settings, Path]:
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCS)
     build_index(corpus, tiny_encoder, tmp_path / "indexes", "live", progress=False)
@@ -318,7 +318,7 @@ def reloadable(tmp_path: Path, tiny_model: str, tiny_encoder) -> tuple[Settings,
 
 
 def test_reload_swaps_in_the_new_build(reloadable, tiny_encoder) -> None:
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
 
     settings, tmp = reloadable
     with TestClient(create_app(settings)) as client:
@@ -334,7 +334,7 @@ def test_reload_swaps_in_the_new_build(reloadable, tiny_encoder) -> None:
 
 
 def test_broken_new_build_is_refused_and_the_old_one_serves(reloadable, tiny_encoder) -> None:
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
 
     settings, tmp = reloadable
     with TestClient(create_app(settings)) as client:
@@ -351,7 +351,7 @@ def test_broken_new_build_is_refused_and_the_old_one_serves(reloadable, tiny_enc
 
 
 def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -> None:
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
 
     settings, tmp = reloadable
     statuses: list[int] = []
@@ -390,7 +390,7 @@ def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -
 def test_sighup_reloads_a_running_server(reloadable, tiny_model: str, tiny_encoder) -> None:
     import signal
 
-    from simsearch.index_folder import build_index
+    from simsearch.index.build import build_index
     from tests.server import running_server
 
     _, tmp = reloadable

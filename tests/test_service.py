@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from simsearch.encoders import BiEncoder
-from simsearch.runtime import StartupError
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.serving.runtime import StartupError
 from tests.conftest import DOCS, TINY_MAX_SEQ_LENGTH
 
 
@@ -208,7 +208,7 @@ def cross_client(tiny_cross: str, tiny_model: str, built_index: Path) -> Iterato
 
 
 def test_similarity_with_the_cross_encoder(cross_client: TestClient, tiny_cross: str) -> None:
-    from simsearch.cross import CrossScorer
+    from simsearch.models.cross_encoder import CrossScorer
 
     scorer = CrossScorer.load(tiny_cross)
     pairs = [["a cat sat", "a dog sat"], ["rain today", "sunny tomorrow"]]
@@ -281,8 +281,8 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
 
     import httpx
 
-    from simsearch.engine import Engine
-    from simsearch.runtime import load_runtime
+    from simsearch.serving.engine import Engine
+    from simsearch.serving.runtime import load_runtime
 
     runtime = load_runtime(settings_for())
     entered, release = threading.Event(), threading.Event()

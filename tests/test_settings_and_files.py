@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from simsearch.atomic import atomic_write_json
-from simsearch.model_files import default_bi_model, model_hash
+from simsearch.models.files import default_bi_model, model_hash
 from simsearch.settings import Settings
 
 
@@ -70,7 +70,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_model_threads_and_streams(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simsearch.runtime import Threads
+    from simsearch.serving.runtime import Threads
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3})
     assert Threads.from_settings(Settings(backend="torch")) == Threads(alone=4, shared=2, streams=2)

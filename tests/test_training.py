@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from simsearch.pairs import PairDataError, read_pairs
+from simsearch.data.pairs import PairDataError, read_pairs
 from training.losses import CoSENTCrossEncoderLoss, cosent_ranking_loss
 from training.recipe import TrainConfig
 
@@ -179,7 +179,7 @@ def test_train_bi_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_path:
 def test_train_cross_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_path: Path, loss: str) -> None:
     import json
 
-    from simsearch.cross import CrossScorer
+    from simsearch.models.cross_encoder import CrossScorer
     from training.train_cross import run
 
     result = run(toy_config("cross", loss, tiny_model, toy_data, tmp_path, epochs=10))

@@ -51,6 +51,21 @@ def test_streaming_fit_equals_one_batch(X: np.ndarray) -> None:
     assert streamed.n_samples_seen_ == len(X)
 
 
+def test_streaming_batches_smaller_than_the_dimension(X: np.ndarray) -> None:
+    """Batches of 5 vectors of dimension 12 with gamma > 0: no batch alone spans the space, so the first ones
+    leave the estimator unfitted instead of raising, and the end result equals one fit over everything."""
+    assert X.shape[1] == 12
+    whole = Whitening(beta=1, gamma=1).fit(X)
+    streamed = Whitening(beta=1, gamma=1)
+    streamed.partial_fit(X[:5])
+    with pytest.raises(NotFittedError):  # 5 vectors span at most 4 centred directions of 12
+        streamed.transform(X)
+    for start in range(5, len(X), 5):
+        streamed.partial_fit(X[start : start + 5])
+    np.testing.assert_allclose(streamed.covariance_, whole.covariance_, atol=1e-10)
+    np.testing.assert_allclose(streamed.transform(X), whole.transform(X), atol=1e-6)
+
+
 def test_estimator_contract(X: np.ndarray) -> None:
     w = Whitening(beta=0.5, gamma=1, n_components=3)
     assert w.get_params() == {"beta": 0.5, "gamma": 1, "n_components": 3, "rank_tol": 1e-9}
@@ -76,8 +91,10 @@ def test_fewer_sentences_than_dimensions(X: np.ndarray) -> None:
 def test_constant_vectors_are_refused() -> None:
     with pytest.raises(ValueError, match="all 10 vectors are identical"):
         Whitening(beta=0, gamma=0).fit(np.ones((10, 4)))
-    with pytest.raises(NotFittedError):
-        Whitening().fit(np.ones((1, 4))).transform(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="1 vector has no covariance"):
+        Whitening().fit(np.ones((1, 4)))
+    with pytest.raises(NotFittedError):  # streamed, one vector leaves it unfitted until more arrive
+        Whitening().partial_fit(np.ones((1, 4))).transform(np.ones((1, 4)))
 
 
 def test_saved_model_reloads_and_encodes_whitened(tiny_model: str, tmp_path: Path) -> None:
@@ -108,8 +125,9 @@ def test_fit_whitening_job_grid_then_index_and_service(tiny_model: str, tmp_path
     from sentence_transformers import SentenceTransformer
 
     from service.app import create_app
-    from simsearch.encoders import BiEncoder
-    from simsearch.index_folder import build_index, open_index
+    from simsearch.index.build import build_index
+    from simsearch.index.open import open_index
+    from simsearch.models.bi_encoder import BiEncoder
     from simsearch.settings import Settings
     from tests.conftest import DOCS, write_jsonl
     from training.fit_whitening import main

@@ -13,10 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from simsearch.corpus import CorpusError
-from simsearch.index_folder import build_index, open_index
-from simsearch.runtime import StartupError, load_encoder
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.data.corpus import CorpusError
+from simsearch.index.build import build_index
+from simsearch.index.open import open_index
+from simsearch.serving.runtime import StartupError, load_encoder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simsearch.cross import CrossScorer
-from simsearch.encoders import ModelLoadError, load_sentence_transformer
-from simsearch.onnx_backend import ExportError, export
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.loading import ModelLoadError, load_sentence_transformer
+from simsearch.models.onnx import ExportError, export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.beir import load_qrels, load_queries
-from simsearch.cross import CrossScorer
-from simsearch.cur import choose_rcond, fit_cur, score_matrix, select_anchor_items
-from simsearch.cur_store import save_cur
-from simsearch.encoders import ModelLoadError
-from simsearch.index_folder import IndexLoadError, open_index, publish_derived
-from simsearch.manifest import CrossEncoderInfo, CurInfo, Manifest
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.cur import CURApproximation, score_matrix
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.index import IndexLoadError
+from simsearch.index.cur_arrays import save_cur
+from simsearch.index.layout import EMBEDDINGS_FILE
+from simsearch.index.manifest import CrossEncoderInfo, CurInfo, Manifest
+from simsearch.index.open import open_index
+from simsearch.index.publish import publish_derived
+from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.loading import ModelLoadError
 
 
 def anchor_queries(source: Path | None, split: str | None, k_q: int, seed: int, documents: list[str]) -> list[str]:
@@ -80,14 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         documents = [d.content() for d in index.store.get(list(range(index.manifest.count)))]
         # 2. anchor queries and anchor items
         queries = anchor_queries(args.queries, args.queries_split, args.k_q, args.seed, documents)
-        embeddings = np.load(index.path / "embeddings.npy", allow_pickle=False) if args.selection == "kmeans" else None
-        anchors = select_anchor_items(len(documents), args.k_i, args.selection, args.seed, embeddings)
+        embeddings = (
+            np.load(index.path / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
+            if args.selection == "kmeans"
+            else None
+        )
         # 3. R = CE(anchor queries x all items): resumable
         work = args.work_dir / f"{index.name}-{index.manifest.build_id}-{cross.sha256[:12]}-q{args.k_q}-s{args.seed}"
         R = score_matrix(cross.score, queries, documents, work / "R.npy", model_key=cross.sha256)
-        # 4. E = pinv(R[:, anchors]) R
-        rcond = args.rcond if args.rcond is not None else choose_rcond(R, anchors)[0]
-        factors = fit_cur(R, anchors, rcond=rcond)
+        # 4. anchor items, the rank cut-off (validated on the anchor queries), E = pinv(R[:, anchors]) R
+        cur = CURApproximation(
+            n_anchors=args.k_i,
+            selection=args.selection,
+            rcond="cv" if args.rcond is None else args.rcond,
+            random_state=args.seed,
+        ).fit(R, embeddings=embeddings)
     except (IndexLoadError, ModelLoadError, ValueError, OSError) as exc:
         fail(str(exc))
     info = CurInfo(
@@ -95,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         k_i=args.k_i,
         selection=args.selection,
         seed=args.seed,
-        rcond=rcond,
-        rank=factors.rank,
+        rcond=cur.rcond_,
+        rank=cur.rank_,
         query_source=str(args.queries or "sampled documents")
         + (f":{args.queries_split}" if args.queries_split else ""),
         cross_encoder=CrossEncoderInfo(path=cross.path, sha256=cross.sha256, max_seq_length=cross.max_seq_length),
@@ -110,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     # 5. a new build of the index with cur/, published atomically
     path = publish_derived(
         settings.index_path,
-        lambda folder: save_cur(folder, E=factors.E, R=R, anchors=factors.anchors, anchor_queries=queries),
+        lambda folder: save_cur(folder, cur, R, queries),
         update,
     )
     index.close()
     print(
         f"published {path} -> {path.resolve().name}: CUR k_q={args.k_q} k_i={args.k_i} ({args.selection}), "
-        f"rank {factors.rank}, {info.calls} cross-encoder calls, {info.seconds:.0f} s"
+        f"rank {cur.rank_}, {info.calls} cross-encoder calls, {info.seconds:.0f} s"
     )
     return 0
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from simsearch.atomic import atomic_write_json
-from simsearch.beir import load_qrels, load_queries
-from simsearch.corpus import CorpusError, iter_documents, scan_corpus
-from simsearch.encoders import BiEncoder
-from simsearch.evaluation import ndcg_from_vectors, sts_spearman
-from simsearch.pairs import PairDataError, read_pairs
-from simsearch.runtime import StartupError, load_encoder
+from simsearch.cli import fail, settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.data.corpus import CorpusError, iter_documents, scan_corpus
+from simsearch.data.pairs import PairDataError, read_pairs
+from simsearch.evaluation.sts import ndcg_from_vectors, sts_spearman
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.serving.runtime import StartupError, load_encoder
 from simsearch.whitening import Whitening, grid_search, save_whitened
-from training.cli import fail, settings_with
 
 
 def sentences_from(args: argparse.Namespace) -> tuple[list[str], list[str] | None, dict[str, Any]]:

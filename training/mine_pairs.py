@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from simsearch.atomic import atomic_write_text
-from simsearch.beir import load_qrels, load_queries
-from simsearch.runtime import StartupError, load_runtime
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.search.view import ranked
+from simsearch.serving.runtime import StartupError, load_runtime
 
 
 def clean(text: str) -> str:
@@ -53,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     store = runtime.index.store
     doc_ids = store.ids()
     position = {d: i for i, d in enumerate(doc_ids)}
-    hits = runtime.searcher.search_vectors(
-        runtime.searcher.encode_queries([queries[q] for q in ids]), args.skip + args.negatives + 20
-    )
+    vectors = runtime.encoder.encode([queries[q] for q in ids], prefix=runtime.pipeline.query_prefix)
+    hits = ranked(*runtime.index.ann.search(vectors, args.skip + args.negatives + 20))
     rows: dict[str, list[str]] = {"train": [], "dev": []}
-    for n, (q, ranked) in enumerate(zip(ids, hits, strict=True)):
+    for n, (q, found) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
-        negatives = [p for p, _ in ranked[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
+        negatives = [p for p, _ in found[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
         if args.random_negatives:
             negatives += [
                 p

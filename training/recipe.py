@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simsearch.atomic import atomic_write_json
-from simsearch.pairs import PairSet, read_pairs
+from simsearch.data.pairs import PairSet, read_pairs
 
 
 class TrainConfig(BaseModel):

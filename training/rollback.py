@@ -9,8 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from simsearch.index_folder import IndexLoadError, rollback
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.index import IndexLoadError
+from simsearch.index.publish import BuildLockedError, rollback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_with(index_name=args.name, index_dir=args.index_dir)
     try:
         build = rollback(settings.index_dir, settings.index_name)
-    except IndexLoadError as exc:
+    except (IndexLoadError, BuildLockedError) as exc:
         fail(str(exc))
     print(f"{settings.index_path} -> {build.name}")
     return 0

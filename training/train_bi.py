@@ -22,9 +22,9 @@ from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimil
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss, CosineSimilarityLoss, SoftmaxLoss
 from transformers import set_seed
 
-from simsearch.encoders import load_sentence_transformer
-from simsearch.pairs import PairDataError, PairSet
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.data.pairs import PairDataError, PairSet
+from simsearch.models.bi_encoder import load_sentence_transformer
 from training.recipe import (
     TrainConfig,
     TrainResult,

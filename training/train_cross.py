@@ -21,8 +21,8 @@ from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelati
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers import set_seed
 
-from simsearch.pairs import PairDataError, PairSet
-from training.cli import fail, settings_with
+from simsearch.cli import fail, settings_with
+from simsearch.data.pairs import PairDataError, PairSet
 from training.losses import CoSENTCrossEncoderLoss
 from training.recipe import (
     TrainConfig,

@@ -15,15 +15,11 @@ than the fitted vectors span (fewer sentences than dimensions, or constant vecto
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
-
-WHITENING_FILE = "whitening.json"
 
 
 class Whitening(TransformerMixin, BaseEstimator):
@@ -54,13 +50,23 @@ class Whitening(TransformerMixin, BaseEstimator):
         self.rank_tol = rank_tol
 
     def fit(self, X: Any, y: Any = None) -> Whitening:
-        for attr in ("n_samples_seen_", "mean_", "_comoment"):
+        """Fit on all of ``X`` at once; raises ``ValueError`` when ``X`` cannot give what was asked for."""
+        for attr in ("n_samples_seen_", "mean_", "_comoment", "weight_", "bias_"):
             if hasattr(self, attr):
                 delattr(self, attr)
-        return self.partial_fit(X)
+        self._accumulate(X)
+        self._solve(strict=True)
+        return self
 
     def partial_fit(self, X: Any, y: Any = None) -> Whitening:
-        """Add a batch of vectors to the statistics (Chan et al.'s pairwise update) and re-solve."""
+        """Add a batch of vectors to the statistics (Chan et al.'s pairwise update) and re-solve when they
+        allow it. A batch may be smaller than the dimension: until the vectors seen so far span enough
+        directions for ``n_components`` (with γ > 0), the estimator stays unfitted instead of raising."""
+        self._accumulate(X)
+        self._solve(strict=False)
+        return self
+
+    def _accumulate(self, X: Any) -> None:
         X = check_array(X, dtype=np.float64)
         if not hasattr(self, "n_samples_seen_"):
             self.n_features_in_ = X.shape[1]
@@ -77,16 +83,26 @@ class Whitening(TransformerMixin, BaseEstimator):
         self._comoment += centred.T @ centred + np.outer(delta, delta) * (n * nb / total)
         self.mean_ = self.mean_ + delta * (nb / total)
         self.n_samples_seen_ = total
-        self._solve()
-        return self
 
-    def _solve(self) -> None:
+    def _solve(self, strict: bool) -> None:
+        """Eigen-decompose the covariance and set ``weight_``/``bias_``. When the statistics cannot give
+        ``n_components`` yet, raise if ``strict``, else leave the estimator unfitted until more arrive."""
         d, n = self.n_features_in_, self.n_samples_seen_
         k = d if self.n_components is None else int(self.n_components)
         if not 1 <= k <= d:
             raise ValueError(f"n_components must be between 1 and {d}, got {self.n_components}")
+        try:
+            self._solve_or_raise(d, n, k)
+        except ValueError:
+            for attr in ("weight_", "bias_"):
+                if hasattr(self, attr):
+                    delattr(self, attr)
+            if strict:
+                raise
+
+    def _solve_or_raise(self, d: int, n: int, k: int) -> None:
         if n < 2:
-            return  # one vector has no covariance: stays unfitted until more arrive
+            raise ValueError(f"{n} vector has no covariance: fit on more sentences")
         self.covariance_ = self._comoment / (n - 1)
         eigenvalues, vectors = np.linalg.eigh(self.covariance_)
         order = np.argsort(eigenvalues)[::-1]
@@ -127,82 +143,3 @@ class Whitening(TransformerMixin, BaseEstimator):
             "input_dim": int(self.n_features_in_),
             "fitted_on": int(self.n_samples_seen_),
         }
-
-
-def whitened_model(model: Any, whitening: Whitening) -> Any:
-    """A copy of the sentence-transformers ``model`` with the whitening appended as ``Dense`` + ``Normalize``,
-    so plain sentence-transformers loads it and its embeddings come out whitened."""
-    import copy
-
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
-
-    check_is_fitted(whitening, "weight_")
-    d, k = whitening.weight_.shape
-    dense = Dense(
-        d,
-        k,
-        bias=True,
-        activation_function=None,
-        init_weight=torch.tensor(whitening.weight_.T, dtype=torch.float32),
-        init_bias=torch.tensor(whitening.bias_, dtype=torch.float32),
-    )
-    modules = [copy.deepcopy(m) for m in model]
-    return SentenceTransformer(modules=[*modules, dense, Normalize()], device=str(model.device))
-
-
-def save_whitened(model: Any, whitening: Whitening, folder: Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save the whitened model and ``whitening.json`` (the parameters, for index manifests)."""
-    from simsearch.atomic import atomic_write_json
-
-    whitened_model(model, whitening).save(str(folder))
-    atomic_write_json(Path(folder) / WHITENING_FILE, {**whitening.describe(), **(extra or {})})
-    return Path(folder)
-
-
-def read_whitening(folder: str) -> dict[str, Any] | None:
-    """The whitening parameters saved with a model folder, if any."""
-    path = Path(folder) / WHITENING_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-GRID_COMBOS = ((1.0, 1.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))  # (beta, gamma)
-GRID_KS = (None, 256, 128, 64)  # None: every dimension
-
-
-def grid_search(
-    vectors: np.ndarray,
-    score: Any,
-    *,
-    combos: tuple[tuple[float, float], ...] = GRID_COMBOS,
-    ks: tuple[int | None, ...] = GRID_KS,
-    tolerance: float = 0.5,
-) -> dict[str, Any]:
-    """Fit every (β, γ, k) on ``vectors``, score each with ``score(whitening)`` (higher is better), and
-    choose the smallest k within ``tolerance`` of the best score (the best score among those). The
-    unwhitened vectors are scored too (``score(None)``) as the baseline to beat; points that cannot be
-    fitted (k above the rank) are reported with their error."""
-    d = vectors.shape[1]
-    baseline = score(None)
-    rows: list[dict[str, Any]] = []
-    for beta, gamma in combos:
-        for k in sorted({min(k or d, d) for k in ks}, reverse=True):
-            try:
-                fitted = Whitening(beta=beta, gamma=gamma, n_components=k).fit(vectors)
-            except ValueError as exc:
-                rows.append({"beta": beta, "gamma": gamma, "k": k, "score": None, "error": str(exc)})
-                continue
-            rows.append({"beta": beta, "gamma": gamma, "k": k, "score": score(fitted)})
-    scored = [r for r in rows if r["score"] is not None]
-    best = max(r["score"] for r in scored)
-    near = [r for r in scored if r["score"] >= best - tolerance]
-    chosen = min(near, key=lambda r: (r["k"], -r["score"]))
-    return {
-        "baseline_score": baseline,
-        "rows": rows,
-        "best_score": best,
-        "tolerance": tolerance,
-        "chosen": chosen,
-        "beats_baseline": chosen["score"] > baseline,
-    }

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
-from simsearch.encoders import ModelLoadError, flag_too_long, is_local, load_onnx, use_threads
-from simsearch.model_files import model_hash
-from simsearch.onnx_backend import Backend, OnnxRunner, run_batched
+from simsearch.models.files import model_hash
+from simsearch.models.loading import ModelLoadError, flag_too_long, is_local, load_onnx, use_threads
+from simsearch.models.onnx import Backend, OnnxRunner, run_batched
 
 
 @dataclass

@@ -6,7 +6,7 @@ and so cannot be installed beside sentence-transformers 6 / transformers 5 (hugg
 ``quantize_dynamic`` (MatMul weights, int8 per channel: the embedding tables stay fp32, which keeps
 cosines within about 0.99 of fp32 where quantising every op drops them to about 0.93). The files live in
 ``<model>/onnx/`` beside the original weights, where sentence-transformers keeps its exports too; the
-model hash (simsearch.model_files) ignores that folder, since it is the same model in another runtime.
+model hash (simsearch.models.files) ignores that folder, since it is the same model in another runtime.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class OnnxRunner:
 
     One session per intra-op thread count asked for (``threads`` in a call; ``None``: the default given
     at construction), made once. A session's ``run`` is safe to call from several threads at once, so
-    concurrent batches on one-thread sessions each get a core of their own (see simsearch.batching)."""
+    concurrent batches on one-thread sessions each get a core of their own (see simsearch.serving.batching)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = path

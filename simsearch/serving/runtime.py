@@ -10,12 +10,12 @@ import logging
 import os
 from dataclasses import dataclass
 
-import torch
-
-from simsearch.cross import CrossScorer
-from simsearch.encoders import BiEncoder, ModelLoadError
-from simsearch.index_folder import IndexLoadError, LoadedIndex, open_index
-from simsearch.search import Searcher
+from simsearch.index import IndexLoadError
+from simsearch.index.open import LoadedIndex, check_model, open_index
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.loading import ModelLoadError
+from simsearch.search import DirectModels, IndexView, SearchPipeline
 from simsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class StartupError(RuntimeError):
 @dataclass(frozen=True)
 class Threads:
     """How the models use the cores: ``alone`` intra-op threads for a batch that has the machine to itself,
-    ``shared`` for each of ``streams`` batches running at once (see simsearch.batching)."""
+    ``shared`` for each of ``streams`` batches running at once (see simsearch.serving.batching)."""
 
     alone: int
     shared: int
@@ -48,12 +48,19 @@ class Threads:
 
 @dataclass
 class Runtime:
+    """A loaded index with the models that search it. A reload makes a new one; requests keep theirs."""
+
     settings: Settings
     encoder: BiEncoder
     index: LoadedIndex
-    searcher: Searcher
+    view: IndexView
+    pipeline: SearchPipeline
     cross: CrossScorer | None = None
     threads: Threads = Threads(alone=1, shared=1, streams=1)
+
+    def direct_models(self) -> DirectModels:
+        """The runtime's models called inline (jobs and benchmarks: one search at a time)."""
+        return DirectModels(self.encoder, self.cross)
 
     def close(self) -> None:
         self.index.close()
@@ -61,6 +68,8 @@ class Runtime:
 
 def load_encoder(settings: Settings) -> BiEncoder:
     if settings.torch_threads:
+        import torch
+
         torch.set_num_threads(settings.torch_threads)
     try:
         return BiEncoder.load(
@@ -89,32 +98,64 @@ def load_cross(settings: Settings) -> CrossScorer | None:
         raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
 
 
+def check_cross(index: LoadedIndex, cross: CrossScorer | None) -> None:
+    """Refuse CUR arrays fitted with another cross-encoder than the configured one."""
+    if index.cur is not None and cross is not None and index.cur.info.cross_encoder.sha256 != cross.sha256:
+        fitted = index.cur.info.cross_encoder
+        raise IndexLoadError(
+            f"index {index.name!r} has CUR arrays fitted with cross-encoder {fitted.path} "
+            f"(sha256 {fitted.sha256[:12]}), but the configured one is {cross.path} (sha256 {cross.sha256[:12]}): "
+            "set SIMSEARCH_CROSS_MODEL to the fitted one, or fit CUR again with this one"
+        )
+
+
+def runtime_for(
+    settings: Settings, index: LoadedIndex, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads
+) -> Runtime:
+    """Pair an open index with the models (refusing a mismatch) and make its view and pipeline."""
+    check_model(index, encoder)
+    check_cross(index, cross)
+    view = IndexView(index.name, index.ann, index.store, index.cur)
+    pipeline = SearchPipeline(query_prefix=settings.query_prefix)
+    return Runtime(settings, encoder, index, view, pipeline, cross, threads)
+
+
+def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads) -> Runtime:
+    """Open the newest build of the configured index for already loaded models (every reload)."""
+    index = open_index(settings.index_path, verify=settings.verify_checksums)
+    try:
+        return runtime_for(settings, index, encoder, cross, threads)
+    except IndexLoadError:
+        index.close()
+        raise
+
+
 def load_runtime(settings: Settings) -> Runtime:
-    """Open the index first (cheap, and the likelier thing to be wrong), then the model."""
+    """Open the index first (cheap, and the likelier thing to be wrong), then the models."""
     try:
         index = open_index(settings.index_path, verify=settings.verify_checksums)
     except IndexLoadError as exc:
         raise StartupError(str(exc)) from None
+    threads = Threads.from_settings(settings)
     try:
         encoder = load_encoder(settings)
         cross = load_cross(settings)
-        searcher = Searcher(encoder, index, query_prefix=settings.query_prefix, cross=cross)
+        rt = runtime_for(settings, index, encoder, cross, threads)
     except (StartupError, IndexLoadError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
-    threads = Threads.from_settings(settings)
     # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay it
     # before the first request, for both ways a batch can run
-    searcher.search(["warm-up"], 1)
+    rt.view.documents([key for key, _ in rt.view.dense(encoder.encode(["warm-up"])[0], 1)])
     for n in sorted({threads.shared, threads.alone}):  # alone last: the calling thread keeps all threads
         encoder.encode(["warm-up"], threads=n)
         if cross is not None:
             cross.score([("warm-up", "warm-up")], threads=n)
     log.info(
         "loaded index %s (%d documents, %s) and model %s",
-        index.name,
-        index.manifest.count,
-        index.manifest.index.type,
+        rt.index.name,
+        rt.index.manifest.count,
+        rt.index.manifest.index.type,
         encoder.path,
     )
-    return Runtime(settings=settings, encoder=encoder, index=index, searcher=searcher, cross=cross, threads=threads)
+    return rt

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simsearch.atomic import atomic_write_json
+from simsearch.index.layout import MANIFEST_FILE
 
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 
 class ManifestError(ValueError):
@@ -22,7 +22,7 @@ class ManifestError(ValueError):
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="Model path or id as configured when the index was built.")
-    sha256: str = Field(description="Hash of the model's weights and configs (simsearch.model_files).")
+    sha256: str = Field(description="Hash of the model's weights and configs (simsearch.models.files).")
     dimension: int
     max_seq_length: int
     document_prefix: str = ""
@@ -34,6 +34,8 @@ class IndexInfo(BaseModel):
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
     recall_at_10: float | None = Field(None, description="Measured against exact search; 1.0 when exact.")
+    target_recall: float | None = Field(None, description="Recall@10 the search parameter was tuned to reach.")
+    target_reached: bool | None = Field(None, description="Whether any setting reached the target recall.")
 
 
 class SourceInfo(BaseModel):
@@ -51,7 +53,7 @@ class CrossEncoderInfo(BaseModel):
 
 
 class CurInfo(BaseModel):
-    """How the CUR arrays in ``cur/`` were fitted (simsearch.cur)."""
+    """How the CUR arrays in ``cur/`` were fitted (simsearch.cur.estimator)."""
 
     model_config = ConfigDict(extra="forbid")
     k_q: int = Field(description="Anchor queries (rows of R).")
@@ -82,11 +84,11 @@ class Manifest(BaseModel):
     cur: CurInfo | None = None
 
     def write(self, folder: Path) -> None:
-        atomic_write_json(Path(folder) / MANIFEST_NAME, json.loads(self.model_dump_json()))
+        atomic_write_json(Path(folder) / MANIFEST_FILE, json.loads(self.model_dump_json()))
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        path = Path(folder) / MANIFEST_NAME
+        path = Path(folder) / MANIFEST_FILE
         if not path.is_file():
             raise ManifestError(f"{path} is missing: {folder} is not an index folder")
         try:

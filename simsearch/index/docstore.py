@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from simsearch.corpus import Document
+from simsearch.data.corpus import Document
 
 _SCHEMA = """
 CREATE TABLE documents (

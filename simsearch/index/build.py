@@ -1,0 +1,123 @@
+"""Building an index folder from a corpus: validate every line, encode, index, write, publish.
+
+The build runs in a staging folder (simsearch.index.publish) and is published by one atomic rename.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from simsearch.ann import AnnIndex, backend, create_index
+from simsearch.ann.tuning import build_tuned
+from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
+from simsearch.index import layout
+from simsearch.index.docstore import DocStoreWriter
+from simsearch.index.manifest import IndexInfo, Manifest, ModelInfo, SourceInfo
+from simsearch.index.publish import build_lock, prune_builds, publish, staged
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.files import file_sha256
+
+
+def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while chunk := list(islice(docs, size)):
+        yield chunk
+
+
+def build_index(
+    corpus: Path,
+    encoder: BiEncoder,
+    root: Path,
+    name: str,
+    *,
+    fmt: CorpusFormat = "auto",
+    kind: str = "faiss",
+    params: dict[str, Any] | None = None,
+    document_prefix: str = "",
+    chunk_size: int = 256,
+    keep_builds: int = 2,
+    target_recall: float = 0.95,
+    progress: bool = True,
+) -> Path:
+    """Validate, encode and write ``root/<name>``; return the published path (the symlink).
+
+    With ``kind="faiss"`` the index type follows the corpus size unless ``params["factory"]`` names one
+    (simsearch.ann.tuning); approximate types are tuned to ``target_recall`` and the recall reached is
+    recorded in the manifest."""
+    corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
+    count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
+    backend(kind)  # an unknown index type fails now, not after the encoding
+    root = Path(root)
+    with build_lock(root, name):
+        with staged(root, name) as (tmp, final):
+            started = time.perf_counter()
+            embeddings = np.lib.format.open_memmap(
+                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, encoder.dim)
+            )
+            writer = DocStoreWriter(tmp / layout.DOCS_FILE)
+            done, encode_seconds = 0, 0.0
+            with tqdm(total=count, unit="doc", desc=f"encoding {name}", disable=not progress) as bar:
+                for chunk in _chunks(iter_documents(corpus_file, resolved_fmt), chunk_size):
+                    t0 = time.perf_counter()
+                    embeddings[done : done + len(chunk)] = encoder.encode(
+                        [d.content() for d in chunk], prefix=document_prefix
+                    )
+                    encode_seconds += time.perf_counter() - t0
+                    writer.add(chunk)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+            if done != count or writer.close() != count:
+                raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
+            embeddings.flush()
+            ann, info = index_vectors(embeddings, kind, params or {}, target_recall)
+            del embeddings
+            ann_file = ann.save(tmp)
+            files = {p.name: file_sha256(p) for p in (ann_file, tmp / layout.DOCS_FILE, tmp / layout.EMBEDDINGS_FILE)}
+            Manifest(
+                name=name,
+                build_id=layout.build_id_of(final),
+                built_at=datetime.now(UTC),
+                build_seconds=round(time.perf_counter() - started, 3),
+                docs_per_s=round(count / encode_seconds, 2) if encode_seconds > 0 else 0.0,
+                count=count,
+                model=ModelInfo(
+                    path=encoder.path,
+                    sha256=encoder.sha256,
+                    dimension=encoder.dim,
+                    max_seq_length=encoder.max_seq_length,
+                    document_prefix=document_prefix,
+                    whitening=encoder.whitening,
+                ),
+                index=info,
+                source=SourceInfo(path=str(corpus_file), format=resolved_fmt, sha256=file_sha256(corpus_file)),
+                files=files,
+            ).write(tmp)
+        link = publish(root, name, final)
+        prune_builds(root, name, keep=keep_builds)
+    return link
+
+
+def index_vectors(
+    vectors: np.ndarray, kind: str, params: dict[str, Any], target_recall: float
+) -> tuple[AnnIndex, IndexInfo]:
+    """An ANN index over ``vectors`` and its manifest entry. FAISS picks its type by size and tunes its
+    search parameter to ``target_recall`` (simsearch.ann.tuning); other backends are exact or untuned."""
+    if kind == "faiss":
+        ann, measured = build_tuned(vectors, params.get("factory", "auto"), target_recall=target_recall)
+        return ann, IndexInfo(
+            type=kind,
+            params=ann.params(),
+            recall_at_10=measured["recall_at_10"],
+            target_recall=measured.get("target_recall"),
+            target_reached=measured.get("target_reached"),
+        )
+    ann = create_index(kind, vectors.shape[1], params)
+    ann.add(vectors)
+    return ann, IndexInfo(type=kind, params=ann.params(), recall_at_10=1.0 if kind == "exact" else None)

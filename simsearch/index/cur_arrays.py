@@ -1,0 +1,72 @@
+"""The CUR arrays inside an index folder (``cur/``): what ``cur`` search mode needs, and nothing more.
+
+On disk: ``anchors.npy`` (the anchor items' positions), ``U.npy`` (``pinv(R[:, anchors])``, to give new
+documents their column of ``E`` without refitting), ``anchor_queries.json``, the ANN index over the
+``N`` columns of ``E`` (maximum inner product: ``ŝ = c · E``; through the ANN registry like every vector
+index), and ``R.npy`` (the anchor-query scores, for refitting offline; never loaded by the service).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simsearch.ann import AnnIndex, backend, create_index
+from simsearch.atomic import atomic_write_bytes, atomic_write_text
+from simsearch.cur.estimator import CURApproximation
+from simsearch.index.layout import CUR_DIR
+from simsearch.index.manifest import CurInfo
+
+FILES = {"anchors": "anchors.npy", "U": "U.npy", "R": "R.npy", "queries": "anchor_queries.json"}
+ANN_KIND = "faiss"
+
+
+@dataclass
+class CurArrays:
+    info: CurInfo
+    anchors: np.ndarray  # (k_i,) positions of the anchor items
+    U: np.ndarray  # (k_i, k_q): a new item's column is U · CE(anchor queries × item)
+    anchor_queries: list[str]
+    ann: AnnIndex  # maximum inner product over the N columns of E
+
+    @property
+    def k_i(self) -> int:
+        return int(self.anchors.shape[0])
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def save_cur(folder: Path, cur: CURApproximation, R: np.ndarray, anchor_queries: list[str]) -> list[str]:
+    """Write the fitted arrays and the index over E's columns into ``folder/cur``; return the relative
+    paths written. Every file is written to a new inode (atomically), never over a hard link that an
+    older build shares."""
+    out = Path(folder) / CUR_DIR
+    out.mkdir(exist_ok=True)
+    arrays = {"anchors": cur.anchors_.astype(np.int64), "U": cur.U_, "R": np.asarray(R, dtype=np.float32)}
+    for key, array in arrays.items():
+        atomic_write_bytes(out / FILES[key], _npy(array))
+    atomic_write_text(out / FILES["queries"], json.dumps(anchor_queries, ensure_ascii=False))
+    ann = create_index(ANN_KIND, cur.E_.shape[0], {"factory": "Flat"})
+    ann.add(np.ascontiguousarray(cur.E_.T, dtype=np.float32))
+    ann_file = ann.save(out)
+    return [f"{CUR_DIR}/{name}" for name in (*FILES.values(), ann_file.name)]
+
+
+def load_cur(folder: Path, info: CurInfo) -> CurArrays:
+    base = Path(folder) / CUR_DIR
+    anchors = np.load(base / FILES["anchors"], allow_pickle=False)
+    U = np.load(base / FILES["U"], allow_pickle=False)
+    queries = json.loads((base / FILES["queries"]).read_text(encoding="utf-8"))
+    if anchors.shape != (info.k_i,) or U.shape != (info.k_i, info.k_q) or len(queries) != info.k_q:
+        raise ValueError(f"array shapes anchors {anchors.shape}, U {U.shape} do not match the manifest")
+    ann = backend(ANN_KIND).load(base, info.k_i, {"factory": "Flat"})
+    return CurArrays(info=info, anchors=anchors, U=U, anchor_queries=queries, ann=ann)

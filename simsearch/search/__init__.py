@@ -1,0 +1,22 @@
+"""The search pipeline and its stages: model inputs, retrievers, re-scoring, hits."""
+
+from simsearch.search.models import DirectModels, Models, run_sync
+from simsearch.search.pipeline import PLANS, Plan, SearchPipeline
+from simsearch.search.types import Hit, Mode, ModeUnavailableError, SearchParams, SearchResult
+from simsearch.search.view import IndexView, SearchView
+
+__all__ = [
+    "PLANS",
+    "DirectModels",
+    "Hit",
+    "IndexView",
+    "Mode",
+    "ModeUnavailableError",
+    "Models",
+    "Plan",
+    "SearchParams",
+    "SearchPipeline",
+    "SearchResult",
+    "SearchView",
+    "run_sync",
+]
