@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -12,7 +13,8 @@ from typing import Any
 
 from simsearch.atomic import atomic_write_json
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+RESULTS = ROOT / "bench" / "results"
 PACKAGES = [
     "simsearch",
     "torch",
@@ -77,3 +79,10 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     atomic_write_json(path, {**payload, "environment": environment()})
     return path
+
+
+def free_port() -> int:
+    """A free loopback port for a server the benchmark (or a test) starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

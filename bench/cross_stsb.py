@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.common import RESULTS, write_result
 from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             **budget,
         )
         reports[loss] = train_or_reuse(cfg)
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "STS-B English test (1,379 pairs), Spearman x100, cross-encoders from a fresh head",
         "budget": budget,
         "base_model": Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1],

@@ -30,22 +30,18 @@ import numpy as np
 
 from bench.common import RESULTS, write_result
 from bench.training_runs import MODELS, train_or_reuse
+from simsearch.ann import create_index
 from simsearch.cli import settings_with
-from simsearch.cur.estimator import (
-    adaptive_cur,
-    approximate_scores,
-    choose_rcond,
-    fit_cur,
-    rows_done,
-    score_matrix,
-    select_anchor_items,
-)
+from simsearch.cur import CURApproximation, adaptive_cur, rows_done, score_matrix
 from simsearch.data.beir import load_qrels, load_queries
-from simsearch.data.corpus import iter_documents
+from simsearch.data.corpus import Document, iter_documents
 from simsearch.data.pairs import read_pairs
 from simsearch.evaluation.metrics import ndcg_at_k
+from simsearch.index.cur_arrays import CurColumns
+from simsearch.index.docstore import InMemoryStore
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
+from simsearch.search import DirectModels, IndexView, SearchParams, SearchPipeline, run_sync
 from training.recipe import TrainConfig
 
 CACHE = Path("cache") / "cur"
@@ -167,6 +163,59 @@ def scifact_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str,
 # ---- one corpus ---------------------------------------------------------------------------------------
 
 
+class LookupScorer:
+    """The cross-encoder as the pipeline sees it, answered from the exact score matrices already computed
+    (every pair of a test or anchor query with an item is in them), so the benchmark runs the search
+    pipeline the service runs at no extra model cost. Counts the pairs it is asked for."""
+
+    def __init__(self, queries: list[str], items: list[str], matrix: np.ndarray) -> None:
+        self.query_row = {q: i for i, q in enumerate(queries)}
+        self.item_col: dict[str, int] = {}
+        for j, t in enumerate(items):
+            self.item_col.setdefault(t, j)  # a repeated text has the same score as its first copy
+        self.matrix = matrix
+        self.pairs = 0
+
+    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        self.pairs += len(pairs)
+        return np.array([self.matrix[self.query_row[q], self.item_col[t]] for q, t in pairs], dtype=np.float32)
+
+
+class MemoEncoder:
+    """The bi-encoder with each query encoded once across the budgets."""
+
+    def __init__(self, encoder: BiEncoder) -> None:
+        self.encoder = encoder
+        self.cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.encoder.encode(missing), strict=True))
+        return np.stack([self.cache[t] for t in texts])
+
+
+def corpus_view(name: str, items: list[str], item_vectors: np.ndarray, cur: CURApproximation | None) -> IndexView:
+    """The corpus as the search pipeline reads an index: exact dense search, documents, CUR columns."""
+    dense = create_index("faiss", item_vectors.shape[1], {"factory": "Flat"})
+    dense.add(item_vectors)
+    docs = InMemoryStore([Document(id=str(i), text=t) for i, t in enumerate(items)])
+    return IndexView(name, dense, docs, CurColumns.from_estimator(cur) if cur is not None else None)
+
+
+def pipeline_candidates(
+    view: IndexView, models: DirectModels, queries: list[str], mode: str, budget: int, k_r: int
+) -> tuple[list[list[int]], float]:
+    """Each query's candidates (every item the cross-encoder scored, best first) and the mean calls."""
+    pipeline = SearchPipeline()
+    found, calls = [], []
+    for q in queries:
+        result = run_sync(pipeline.search(view, models, q, SearchParams(k=budget, mode=mode, k_r=k_r)))  # type: ignore[arg-type]
+        found.append([int(h.id) for h in result.hits])
+        calls.append(result.cross_encoder_calls)
+    return found, float(np.mean(calls))
+
+
 def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     name, items = c["name"], c["items"]
     cross = CrossScorer.load(c["cross"], backend=args.backend, batch_size=64, threads=None)
@@ -200,46 +249,44 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
     # the dense side: the demo's bi-encoder over the same items
     encoder = BiEncoder.load(settings_with().bi_model, batch_size=64)
     item_vectors = cached_vectors(encoder, items, CACHE / name / f"dense-{encoder.sha256[:12]}.npy")
-    t = time.perf_counter()
-    query_vectors = encoder.encode(c["test_queries"])
-    dense_order = np.argsort(-(query_vectors @ item_vectors.T), axis=1)
-    anchors = {
-        sel: {
-            k_i: select_anchor_items(len(items), k_i, sel, args.seed, item_vectors)
-            for k_i in sorted({split_budget(b, args.k_q)[0] for b in BUDGETS})
-        }
-        for sel in ("random", "kmeans")
-    }
-    factors, cutoffs = {}, {}
-    for sel, by_k in anchors.items():
-        for k_i, a in by_k.items():
-            rcond, tried = choose_rcond(R, a) if args.rcond is None else (args.rcond, {})
-            factors[(sel, k_i)] = fit_cur(R, a, rcond=rcond)
+    models = DirectModels(MemoEncoder(encoder), LookupScorer(c["test_queries"], items, truth))
+    fits: dict[tuple[str, int], CURApproximation] = {}
+    cutoffs = {}
+    for sel in ("random", "kmeans"):
+        for k_i in sorted({split_budget(b, args.k_q)[0] for b in BUDGETS}):
+            cur = CURApproximation(
+                n_anchors=k_i, selection=sel, rcond="cv" if args.rcond is None else args.rcond, random_state=args.seed
+            ).fit(R, embeddings=item_vectors)
+            fits[(sel, k_i)] = cur
             cutoffs[f"{sel}-k{k_i}"] = {
-                "rcond": rcond,
-                "rank": factors[(sel, k_i)].rank,
-                "held_out_recall@10": {str(g): round(v, 3) for g, v in tried.items()},
+                "rcond": cur.rcond_,
+                "rank": cur.rank_,
+                "held_out_recall@10": {str(g): round(v, 3) for g, v in cur.cv_scores_.items()},
             }
-    del t
 
     rows: list[dict[str, Any]] = []
+    queries = c["test_queries"]
+    dense_view = corpus_view(name, items, item_vectors, None)
+    first = fits[("kmeans", split_budget(BUDGETS[0], args.k_q)[0])]
     for budget in BUDGETS:
         k_i, k_r = split_budget(budget, args.k_q)
-        found: dict[str, list[list[int]]] = {m: [] for m in ("rerank", "cur-random", "cur-kmeans", "adacur", "union")}
-        for qi in range(len(c["test_queries"])):
-            row = truth[qi]
-            found["rerank"].append(dense_order[qi, :budget].tolist())
-            for sel in ("random", "kmeans"):
-                f = factors[(sel, k_i)]
-                approx = approximate_scores(row[f.anchors], f.E)
-                approx[f.anchors] = -np.inf
-                found[f"cur-{sel}"].append(f.anchors.tolist() + np.argsort(-approx)[:k_r].tolist())
-            first = factors[("kmeans", split_budget(BUDGETS[0], args.k_q)[0])]
-            positions, _ = adaptive_cur(
-                row.__getitem__, R, first.anchors, budget, rounds=args.rounds, rcond=first.rcond
-            )
-            found["adacur"].append(positions.tolist())
-            found["union"].append(sorted(set(found["rerank"][-1]) | set(found["cur-kmeans"][-1])))
+        found: dict[str, list[list[int]]] = {}
+        calls: dict[str, float] = {}
+        # rerank and cur through the search pipeline, as the service runs them
+        found["rerank"], calls["rerank"] = pipeline_candidates(dense_view, models, queries, "rerank", budget, budget)
+        for sel in ("random", "kmeans"):
+            view = corpus_view(name, items, item_vectors, fits[(sel, k_i)])
+            found[f"cur-{sel}"], calls[f"cur-{sel}"] = pipeline_candidates(view, models, queries, "cur", budget, k_r)
+        # ADACUR and the union are compositions the benchmark makes, not service modes
+        found["adacur"] = [
+            adaptive_cur(truth[qi].__getitem__, R, first.anchors_, budget, rounds=args.rounds, rcond=first.rcond_)[
+                0
+            ].tolist()
+            for qi in range(len(queries))
+        ]
+        found["union"] = [sorted(set(a) | set(b)) for a, b in zip(found["rerank"], found["cur-kmeans"], strict=True)]
+        for method in ("adacur", "union"):
+            calls[method] = float(np.mean([len(set(cs)) for cs in found[method]]))
         for method, cands in found.items():
             for k in KS:
                 exact_tops = [np.argsort(-truth[qi])[:k] for qi in range(len(cands))]
@@ -251,14 +298,14 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
                         "budget": budget,
                         "k": k,
                         "top_k_recall": round(float(r), 4),
-                        "calls": round(float(np.mean([len(set(cs)) for cs in cands])), 1),
+                        "calls": round(calls[method], 1),
                         "k_i": k_i if method.startswith("cur") else None,
                     }
                 )
-    latency = measure_latency(c, cross, encoder, item_vectors, factors, args)
+    latency = measure_latency(c, cross, encoder, item_vectors, fits, args)
     for row in rows:
         row["ms_per_query"] = latency.get((row["method"], row["budget"]))
-    quality = scorer_quality(c, truth, dense_order)
+    quality = scorer_quality(c, models, dense_view)
     return rows, {
         "corpus": c["description"],
         "cross_encoder": {
@@ -271,6 +318,7 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
         },
         "offline": offline,
         "cut_offs": cutoffs,
+        "method": "rerank and cur-* run simsearch.search.SearchPipeline with the exact scores looked up",
     }
 
 
@@ -285,32 +333,28 @@ def cached_vectors(encoder: BiEncoder, texts: list[str], path: Path) -> np.ndarr
     return vectors
 
 
-def scorer_quality(c: dict[str, Any], truth: np.ndarray, dense_order: np.ndarray) -> dict[str, Any]:
+def scorer_quality(c: dict[str, Any], models: DirectModels, dense_view: IndexView) -> dict[str, Any]:
     """For SciFact: nDCG@10 of the exact cross-encoder over the whole corpus, of dense, and of dense
-    top 100 re-ranked, on the test queries (so the scorer approximated is known to be a real one)."""
+    top 100 re-ranked (through the pipeline), on the test queries, so the scorer approximated is known to
+    be a real one."""
     if c["qrels"] is None:
         return {}
+    scorer = models.cross
+    assert isinstance(scorer, LookupScorer)
+    dense, _ = pipeline_candidates(dense_view, models, c["test_queries"], "dense", 10, 0)
+    rerank, _ = pipeline_candidates(dense_view, models, c["test_queries"], "rerank", 10, 100)
+    full = [np.argsort(-scorer.matrix[scorer.query_row[q]])[:10].tolist() for q in c["test_queries"]]
     out = {}
-    for name, rankings in (
-        ("ndcg@10_cross_encoder_full_corpus", [np.argsort(-t)[:10] for t in truth]),
-        ("ndcg@10_dense", [o[:10] for o in dense_order]),
-        (
-            "ndcg@10_rerank_top100",
-            [o[:100][np.argsort(-t[o[:100]], kind="stable")][:10] for o, t in zip(dense_order, truth, strict=True)],
-        ),
+    for label, rankings in (
+        ("ndcg@10_cross_encoder_full_corpus", full),
+        ("ndcg@10_dense", dense),
+        ("ndcg@10_rerank_top100", rerank),
     ):
-        out[name] = round(
-            100
-            * float(
-                np.mean(
-                    [
-                        ndcg_at_k([str(p) for p in r], {str(d): g for d, g in q.items()}, 10)
-                        for r, q in zip(rankings, c["qrels"], strict=True)
-                    ]
-                )
-            ),
-            2,
-        )
+        scores = [
+            ndcg_at_k([str(p) for p in r], {str(d): g for d, g in q.items()}, 10)
+            for r, q in zip(rankings, c["qrels"], strict=True)
+        ]
+        out[label] = round(100 * float(np.mean(scores)), 2)
     return out
 
 
@@ -319,36 +363,29 @@ def measure_latency(
     cross: CrossScorer,
     encoder: BiEncoder,
     item_vectors: np.ndarray,
-    factors: dict,
+    fits: dict[tuple[str, int], CURApproximation],
     args: argparse.Namespace,
 ) -> dict[tuple[str, int], float]:
-    """Wall time of one query per mode and budget, doing the real work: encoding, search, cross-encoder
-    calls on the chosen texts, and ``c · E``; the median over ``--latency-queries`` queries."""
-    import faiss
-
-    dense = faiss.IndexFlatIP(item_vectors.shape[1])
-    dense.add(item_vectors)
+    """Wall time of one search per mode and budget through the pipeline with the real models (encoding,
+    ANN search, document reads, cross-encoder calls); the median over ``--latency-queries`` queries."""
     items, out = c["items"], {}
     queries = c["test_queries"][: args.latency_queries]
+    models = DirectModels(encoder, cross)
+    pipeline = SearchPipeline()
     for budget in BUDGETS:
         k_i, k_r = split_budget(budget, args.k_q)
-        f = factors[("kmeans", k_i)]
-        cur_index = faiss.IndexFlatIP(k_i)
-        cur_index.add(np.ascontiguousarray(f.E.T))
-        times: dict[str, list[float]] = {"rerank": [], "cur-kmeans": []}
-        for q in queries:
-            t0 = time.perf_counter()
-            _, pos = dense.search(encoder.encode([q]), budget)
-            cross.score([(q, items[p]) for p in pos[0]])
-            times["rerank"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            cvec = cross.score([(q, items[p]) for p in f.anchors])
-            _, pos = cur_index.search(cvec[None, :].astype(np.float32), k_r + k_i)
-            fresh = [p for p in pos[0] if p not in set(f.anchors.tolist())][:k_r]
-            cross.score([(q, items[p]) for p in fresh])
-            times["cur-kmeans"].append(time.perf_counter() - t0)
-        for m, ts in times.items():
-            out[(m, budget)] = round(1000 * float(np.median(ts)), 1)
+        views = {
+            "rerank": (corpus_view(c["name"], items, item_vectors, None), budget),
+            "cur-kmeans": (corpus_view(c["name"], items, item_vectors, fits[("kmeans", k_i)]), k_r),
+        }
+        for method, (view, depth) in views.items():
+            mode = "rerank" if method == "rerank" else "cur"
+            times = []
+            for q in queries:
+                t0 = time.perf_counter()
+                run_sync(pipeline.search(view, models, q, SearchParams(k=10, mode=mode, k_r=depth)))  # type: ignore[arg-type]
+                times.append(time.perf_counter() - t0)
+            out[(method, budget)] = round(1000 * float(np.median(times)), 1)
         out[("cur-random", budget)] = out[("cur-kmeans", budget)]  # the same work, other anchors
     return out
 

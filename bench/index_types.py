@@ -23,11 +23,12 @@ from bench.common import write_result
 from simsearch.ann.tuning import build_tuned
 from simsearch.cli import settings_with
 from simsearch.data.beir import load_qrels, load_queries
+from simsearch.index.layout import EMBEDDINGS_FILE
 from simsearch.models.bi_encoder import BiEncoder
 
 
 def real_vectors(index_dir: Path) -> np.ndarray:
-    parts = [np.load(index_dir / "scifact" / "embeddings.npy", allow_pickle=False)]
+    parts = [np.load(index_dir / "scifact" / EMBEDDINGS_FILE, allow_pickle=False)]
     parts += [np.load(p, allow_pickle=False) for p in sorted(Path("cache/cur/stsb").glob("dense-*.npy"))]
     return np.concatenate(parts).astype(np.float32)
 

@@ -8,12 +8,13 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sentence_transformers import SentenceTransformer
 
+from simsearch.ann import FaissIndex
 from simsearch.models.files import default_bi_model
 from simsearch.settings import Settings
 
 settings = Settings()
 model = SentenceTransformer(default_bi_model(), device="cpu")
-index = faiss.read_index(str(settings.index_path / "index.faiss"))
+index = faiss.read_index(str(settings.index_path / FaissIndex.filename))
 app = FastAPI()
 
 

@@ -29,11 +29,10 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import write_result
+from bench.common import ROOT, free_port, write_result
 from simsearch.cli import settings_with
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.serving.runtime import load_runtime
-from tests.server import ROOT, free_port
 
 CONCURRENCY = (1, 16, 64)
 # this service runs twice: with its default torch backend and with SIMSEARCH_BACKEND=onnx (same weights,
@@ -178,7 +177,7 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
     """In-process: batched encode throughput (one batch at a time on every thread, and two one-thread
     batches at once, as the service's streams run them), and one query's encode + FAISS search (p50)."""
     runtime = load_runtime(settings_with(backend=backend))
-    enc, searcher = runtime.encoder, runtime.searcher
+    enc, view = runtime.encoder, runtime.view
     out: dict[str, Any] = {}
     for batch in (16, 32, 64):
         texts = (queries * 4)[: batch * 8]
@@ -200,7 +199,7 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
     single = []
     for q in queries[:100]:
         t = time.perf_counter()
-        searcher.search_vectors(searcher.encode_queries([q]), 10)
+        view.dense(enc.encode([q], prefix=runtime.pipeline.query_prefix)[0], 10)
         single.append(time.perf_counter() - t)
     out["single_query_encode_search_p50_ms"] = round(1000 * float(np.median(single)), 2)
     # the strictest reference: the best of every way of batching measured above

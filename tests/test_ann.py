@@ -17,14 +17,36 @@ def unit_rows(n: int, seed: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def kind(request: pytest.FixtureRequest) -> str:
+# every backend, and FAISS as each kind of index a build can make (exact, graph, inverted lists), with search
+# settings that make the approximate ones exhaustive on this small data, so exact NumPy is the reference
+CONFIGS = [
+    ("exact", {}),
+    ("faiss", {"factory": "Flat"}),
+    ("faiss", {"factory": "HNSW32", "efSearch": 512}),
+    ("faiss", {"factory": "IVF8,Flat", "nprobe": 8}),
+]
+TRAIN = unit_rows(400, 9)
+
+
+@pytest.fixture(params=CONFIGS, ids=lambda c: f"{c[0]}-{c[1].get('factory', '')}".rstrip("-"))
+def config(request: pytest.FixtureRequest) -> tuple[str, dict]:
     return request.param
 
 
-def test_search_matches_exact_numpy(kind: str) -> None:
+def make(config: tuple[str, dict]):
+    kind, params = config
+    index = create_index(kind, DIM, params)
+    index.train(TRAIN)  # a no-op for indexes that need no training
+    return index
+
+
+def test_every_backend_is_covered() -> None:
+    assert {kind for kind, _ in CONFIGS} == set(BACKENDS)
+
+
+def test_search_matches_exact_numpy(config: tuple[str, dict]) -> None:
     data, queries = unit_rows(300, 0), unit_rows(7, 1)
-    index = create_index(kind, DIM)
+    index = make(config)
     index.add(data[:100])
     index.add(data[100:])  # positions continue across calls
     scores, positions = index.search(queries, 10)
@@ -34,8 +56,8 @@ def test_search_matches_exact_numpy(kind: str) -> None:
     assert index.count() == 300
 
 
-def test_k_larger_than_count_pads(kind: str) -> None:
-    index = create_index(kind, DIM)
+def test_k_larger_than_count_pads(config: tuple[str, dict]) -> None:
+    index = make(config)
     index.add(unit_rows(3, 2))
     scores, positions = index.search(unit_rows(2, 3), 5)
     assert positions.shape == (2, 5)
@@ -43,18 +65,19 @@ def test_k_larger_than_count_pads(kind: str) -> None:
     assert sorted(positions[0, :3]) == [0, 1, 2]
 
 
-def test_save_load_round_trip(kind: str, tmp_path: Path) -> None:
+def test_save_load_round_trip(config: tuple[str, dict], tmp_path: Path) -> None:
     data, queries = unit_rows(50, 4), unit_rows(3, 5)
-    index = create_index(kind, DIM)
+    index = make(config)
     index.add(data)
     index.save(tmp_path)
-    loaded = backend(kind).load(tmp_path, DIM, index.params())
+    loaded = backend(config[0]).load(tmp_path, DIM, index.params())
+    assert loaded.params() == index.params() and loaded.count() == 50
     for a, b in zip(index.search(queries, 5), loaded.search(queries, 5), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_wrong_dimension_is_refused(kind: str) -> None:
-    index = create_index(kind, DIM)
+def test_wrong_dimension_is_refused(config: tuple[str, dict]) -> None:
+    index = make(config)
     with pytest.raises(ValueError, match=r"shape \(n, 16\)"):
         index.add(np.zeros((2, DIM + 1), dtype=np.float32))
 

@@ -10,8 +10,8 @@ import pytest
 
 from simsearch.index import IndexLoadError
 from simsearch.index.build import build_index
-from simsearch.index.open import check_model, open_index
 from simsearch.index.manifest import FORMAT_VERSION
+from simsearch.index.open import check_model, open_index
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import model_hash
 from tests.conftest import DOCS, search, write_jsonl

@@ -13,10 +13,10 @@ from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.files import model_hash
 from simsearch.models.loading import ModelLoadError
+from simsearch.search import SearchParams
 from simsearch.serving.engine import Engine
 from simsearch.serving.runtime import Threads, load_runtime
 from simsearch.settings import Settings
-from simsearch.search import SearchParams
 from tests.conftest import DOCS, search
 
 TEXTS = ["a cat sat on the mat", "stock prices fell sharply", "rain is expected tomorrow in the north", "tea"]

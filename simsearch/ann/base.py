@@ -25,6 +25,9 @@ class AnnIndex(ABC):
             raise ValueError(f"dimension must be positive, got {dim}")
         self.dim = dim
 
+    def train(self, vectors: np.ndarray) -> None:  # noqa: B027 - optional: most indexes need no training
+        """Learn what the index needs before vectors are added (IVF's lists); a no-op for most."""
+
     @abstractmethod
     def add(self, vectors: np.ndarray) -> None:
         """Append rows; their positions continue from :meth:`count`."""

@@ -29,6 +29,10 @@ class FaissIndex(AnnIndex):
         faiss.ParameterSpace().set_index_parameter(self.index, name, value)
         self.search_params[name] = value
 
+    def train(self, vectors: np.ndarray) -> None:
+        if not self.index.is_trained:
+            self.index.train(self._check(vectors))
+
     def add(self, vectors: np.ndarray) -> None:
         vectors = self._check(vectors)
         if not self.index.is_trained:

@@ -69,7 +69,7 @@ def build_tuned(
         rng = np.random.default_rng(seed)
         # 64 training points per list is within faiss's advice (39 to 256) and keeps k-means affordable
         train = vectors[rng.choice(n, size=min(n, 64 * _lists(factory) or n), replace=False)]
-        index.index.train(train)
+        index.train(train)
     index.add(vectors)
     if factory == "Flat":
         return index, {"recall_at_10": 1.0, "tuned": {}}

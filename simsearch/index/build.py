@@ -110,10 +110,10 @@ def index_vectors(
     """An ANN index over ``vectors`` and its manifest entry. FAISS picks its type by size and tunes its
     search parameter to ``target_recall`` (simsearch.ann.tuning); other backends are exact or untuned."""
     if kind == "faiss":
-        ann, measured = build_tuned(vectors, params.get("factory", "auto"), target_recall=target_recall)
-        return ann, IndexInfo(
+        tuned, measured = build_tuned(vectors, params.get("factory", "auto"), target_recall=target_recall)
+        return tuned, IndexInfo(
             type=kind,
-            params=ann.params(),
+            params=tuned.params(),
             recall_at_10=measured["recall_at_10"],
             target_recall=measured.get("target_recall"),
             target_reached=measured.get("target_reached"),

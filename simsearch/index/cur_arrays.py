@@ -25,16 +25,35 @@ ANN_KIND = "faiss"
 
 
 @dataclass
-class CurArrays:
-    info: CurInfo
+class CurColumns:
+    """What ``cur`` search reads: the anchor items and the inner-product index over E's columns."""
+
     anchors: np.ndarray  # (k_i,) positions of the anchor items
-    U: np.ndarray  # (k_i, k_q): a new item's column is U · CE(anchor queries × item)
-    anchor_queries: list[str]
     ann: AnnIndex  # maximum inner product over the N columns of E
+
+    @classmethod
+    def from_estimator(cls, cur: CURApproximation) -> CurColumns:
+        return cls(anchors=cur.anchors_.astype(np.int64), ann=columns_index(cur.E_))
 
     @property
     def k_i(self) -> int:
         return int(self.anchors.shape[0])
+
+
+@dataclass
+class CurArrays(CurColumns):
+    """The CUR arrays of an index build, with how they were fitted."""
+
+    info: CurInfo
+    U: np.ndarray  # (k_i, k_q): a new item's column is U · CE(anchor queries × item)
+    anchor_queries: list[str]
+
+
+def columns_index(E: np.ndarray) -> AnnIndex:
+    """Exact maximum inner product over the columns of ``E`` (k_i, N), through the ANN registry."""
+    ann = create_index(ANN_KIND, E.shape[0], {"factory": "Flat"})
+    ann.add(np.ascontiguousarray(E.T, dtype=np.float32))
+    return ann
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -51,13 +70,15 @@ def save_cur(folder: Path, cur: CURApproximation, R: np.ndarray, anchor_queries:
     older build shares."""
     out = Path(folder) / CUR_DIR
     out.mkdir(exist_ok=True)
-    arrays = {"anchors": cur.anchors_.astype(np.int64), "U": cur.U_, "R": np.asarray(R, dtype=np.float32)}
+    arrays: dict[str, np.ndarray] = {
+        "anchors": cur.anchors_.astype(np.int64),
+        "U": cur.U_,
+        "R": np.asarray(R, dtype=np.float32),
+    }
     for key, array in arrays.items():
         atomic_write_bytes(out / FILES[key], _npy(array))
     atomic_write_text(out / FILES["queries"], json.dumps(anchor_queries, ensure_ascii=False))
-    ann = create_index(ANN_KIND, cur.E_.shape[0], {"factory": "Flat"})
-    ann.add(np.ascontiguousarray(cur.E_.T, dtype=np.float32))
-    ann_file = ann.save(out)
+    ann_file = columns_index(cur.E_).save(out)
     return [f"{CUR_DIR}/{name}" for name in (*FILES.values(), ann_file.name)]
 
 
@@ -69,4 +90,4 @@ def load_cur(folder: Path, info: CurInfo) -> CurArrays:
     if anchors.shape != (info.k_i,) or U.shape != (info.k_i, info.k_q) or len(queries) != info.k_q:
         raise ValueError(f"array shapes anchors {anchors.shape}, U {U.shape} do not match the manifest")
     ann = backend(ANN_KIND).load(base, info.k_i, {"factory": "Flat"})
-    return CurArrays(info=info, anchors=anchors, U=U, anchor_queries=queries, ann=ann)
+    return CurArrays(anchors=anchors, ann=ann, info=info, U=U, anchor_queries=queries)

@@ -94,3 +94,17 @@ class DocStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class InMemoryStore:
+    """Documents held in a list, keyed by position: the document store of views built in memory
+    (benchmarks over arrays, tests)."""
+
+    def __init__(self, docs: Sequence[Document]) -> None:
+        self.docs = list(docs)
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def get(self, positions: Sequence[int]) -> list[Document]:
+        return [self.docs[int(p)] for p in positions]

@@ -7,7 +7,7 @@ inline (offline jobs, benchmarks, tests), the serving engine supplies batched ca
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -39,11 +39,11 @@ class Models(Protocol):
 
 
 class Encoder(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 class Scorer(Protocol):
-    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray: ...
 
 
 class DirectModels:

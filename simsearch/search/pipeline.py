@@ -61,7 +61,9 @@ class SearchPipeline:
         if plan.needs_cross and not models.has_cross:
             raise ModeUnavailableError(NO_CROSS_ENCODER)
         q = await self._inputs(view, models, query, plan)
-        known: Ranked = list(zip(q.anchor_keys, map(float, q.anchor_scores), strict=True)) if q.anchor_keys else []
+        known: Ranked = []
+        if q.anchor_scores is not None:
+            known = [(key, float(s)) for key, s in zip(q.anchor_keys, q.anchor_scores, strict=True)]
         if not plan.rescore:  # the hot path: one model call, then one trip for retrieval and documents
 
             def retrieve_and_read() -> SearchResult:

@@ -9,8 +9,8 @@ import numpy as np
 from simsearch.search.types import Ranked
 
 
-def by_cross_encoder(keys: Sequence[int], scores: np.ndarray, k: int) -> Ranked:
+def by_cross_encoder(keys: Sequence[int], scores: Sequence[float] | np.ndarray, k: int) -> Ranked:
     """The ``k`` best of ``keys`` by their exact ``scores`` (ties keep the candidates' order)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(int(keys[i]), float(scores[i])) for i in order]
+    values = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-values, kind="stable")[:k]
+    return [(int(keys[i]), float(values[i])) for i in order]
