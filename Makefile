@@ -12,7 +12,7 @@ export SIMSEARCH_DATA_DIR ?= $(DATA_DIR)
 
 SHARED_DIR ?= ../shared
 
-.PHONY: install serve test check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 clean
+.PHONY: install serve test test-fast check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ serve: install
 
 test: install
 	$(PY) -m pytest
+
+# the inner loop: everything but the tests that start servers, train or export (marked slow)
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -37,7 +37,7 @@ from simsearch.serving.runtime import load_runtime
 CONCURRENCY = (1, 16, 64)
 # this service runs twice: with its default torch backend and with SIMSEARCH_BACKEND=onnx (same weights,
 # exported once by the service itself); the raw limits are measured for each backend
-SYSTEMS = {"naive": None, "txtai": None, "simsearch": "torch", "simsearch-onnx": "onnx"}
+SYSTEMS = {"naive": None, "txtai": None, "simsearch": "torch", "simsearch-onnx": "onnx", "baseline": "torch"}
 
 
 def lua_script(requests: list[tuple[str, str, dict[str, Any] | None]]) -> str:
@@ -156,9 +156,13 @@ def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace,
         cmd = uvicorn(sys.executable, "bench.naive_app:app")
     else:  # this service, on the backend SYSTEMS names
         cmd = [sys.executable, "-m", "service", "--port", str(port)]
+    cwd = ROOT
+    if system == "baseline":  # this service as another checkout has it (an older commit), same index and venv
+        cwd = Path(args.baseline).resolve()
+        env = {**env, "PYTHONPATH": str(cwd), "SIMSEARCH_INDEX_DIR": str((ROOT / "indexes").resolve())}
     if SYSTEMS[system]:
         env = {**env, "SIMSEARCH_BACKEND": str(SYSTEMS[system])}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -210,19 +214,35 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
     return out
 
 
+def _git_commit_of(folder: str) -> str | None:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
+    return out.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=20, help="seconds per point")
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     p.add_argument("--txtai-python", default="../txtai-venv/bin/python", help="Python of an environment with txtai")
     p.add_argument("--txtai-index", default="cache/txtai-scifact", help="made by bench/txtai_index.py")
+    p.add_argument(
+        "--baseline",
+        help="a checkout of another commit: its service runs as system 'baseline' beside this one (a side-by-side "
+        "comparison; writes serve_compare.json instead of serve.json)",
+    )
+    p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    p.add_argument("--endpoints", nargs="+", default=["/search", "/similarity"], choices=["/search", "/similarity"])
     args = p.parse_args(argv)
+    if "baseline" in args.systems and not args.baseline:
+        p.error("system 'baseline' needs --baseline <checkout>")
+    if args.baseline and "baseline" not in args.systems:
+        args.systems.append("baseline")
     settings = settings_with()
     data = settings.data_dir / "scifact"
     queries_by_id = load_queries(data)
     queries = [queries_by_id[q] for q in sorted(load_qrels(data, "test"))]
     texts = queries[50:60]
-    endpoints = ("/search", "/similarity")
+    endpoints = args.endpoints
     limits = {b: raw_limits(queries, b) for s, b in SYSTEMS.items() if b and s in args.systems}
     print(json.dumps(limits))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIMSEARCH_LOG_LEVEL": "warning", "TOKENIZERS_PARALLELISM": "false"}
@@ -240,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 for endpoint in endpoints:
                     script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
                     script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
-                    for c in CONCURRENCY:
+                    for c in args.concurrency:
                         before = cpu_seconds(proc.pid) | (model_counters(port) if backend else {})
                         started = time.perf_counter()
                         out = subprocess.run(
@@ -272,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["system"], r["endpoint"], r["concurrency"]): r for r in rows}
     checks = {}
     for system, backend in SYSTEMS.items():
-        if not backend or ("naive", "/search", 16) not in by or (system, "/search", 16) not in by:
+        keys = [(n, e, c) for n in ("naive", system) for e in ("/search", "/similarity") for c in (1, 16)]
+        if not backend or any(key not in by for key in keys):
             continue
         raw = limits[backend]
         ours, naive = by[(system, "/search", 16)], by[("naive", "/search", 16)]
@@ -296,13 +317,21 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "search_c16_model_busy_share": ours.get("model_busy_share"),
         }
+    if args.baseline:
+        checks["baseline_vs_this"] = {
+            f"{e} c{c}": round(by[("simsearch", e, c)]["qps"] / by[("baseline", e, c)]["qps"], 3)
+            for e in endpoints
+            for c in args.concurrency
+            if ("simsearch", e, c) in by and ("baseline", e, c) in by
+        }
     path = write_result(
-        "serve",
+        "serve_compare" if args.baseline else "serve",
         {
             "benchmark": "loopback HTTP load, wrk, one server process each, SciFact index (5,183 documents)",
             "parameters": {
                 "duration_s": args.duration,
-                "concurrency": CONCURRENCY,
+                "concurrency": args.concurrency,
+                "baseline": _git_commit_of(args.baseline) if args.baseline else None,
                 "search_body": "query (SciFact test claim) + k = 10",
                 "similarity_body": "source + 10 targets",
                 "simsearch": {

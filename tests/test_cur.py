@@ -254,3 +254,56 @@ def test_validated_rcond_prefers_the_cut_off_that_generalises() -> None:
     scores = cur.cv_scores_
     assert scores[cur.rcond_] == max(scores.values()) and scores[cur.rcond_] > scores[1e-6]
     assert cur.rank_ < 30  # the noise directions are cut
+
+
+def test_service_and_jobs_run_the_same_pipeline(cur_index: Path, tiny_model: str, tiny_cross: str) -> None:
+    """Every mode answers the same through the service's batched engine and through inline calls."""
+    import asyncio
+
+    from simsearch.search import SearchParams, run_sync
+    from simsearch.serving.engine import Engine
+    from simsearch.serving.runtime import load_runtime
+    from simsearch.settings import Settings
+
+    rt = load_runtime(Settings(bi_model=tiny_model, cross_model=tiny_cross, index_dir=cur_index.parent, index_name="c"))
+    queries = ["hot drinks", "animals at home", "weather"]
+    for mode in ("dense", "rerank", "cur"):
+        params = SearchParams(k=4, mode=mode, k_r=3)  # type: ignore[arg-type]
+        direct = [run_sync(rt.pipeline.search(rt.view, rt.direct_models(), q, params)) for q in queries]
+
+        async def served(params: SearchParams = params) -> list:
+            engine = Engine(rt)
+            try:
+                return [o.result for o in await asyncio.gather(*(engine.search(q, params) for q in queries))]
+            finally:
+                await engine.stop()
+
+        batched = asyncio.run(served())
+        for a, b in zip(direct, batched, strict=True):
+            assert [h.id for h in a.hits] == [h.id for h in b.hits], mode
+            assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-5)
+            assert a.cross_encoder_calls == b.cross_encoder_calls
+    rt.close()
+
+
+def test_evaluate_job_measures_every_mode(cur_index: Path, tiny_model: str, tiny_cross: str, tmp_path: Path) -> None:
+    from tests.conftest import DOCS, write_jsonl
+    from training.evaluate import main as evaluate
+
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    write_jsonl(beir / "queries.jsonl", [{"_id": "q1", "text": "hot drinks"}, {"_id": "q2", "text": "pets"}])
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td6\t1\nq1\td7\t1\nq2\td1\t1\n")
+    reports = {}
+    for mode in ("dense", "rerank", "cur"):
+        out = tmp_path / f"{mode}.json"
+        args = ["--data", str(beir), "--name", "c", "--index-dir", str(cur_index.parent), "--model", tiny_model]
+        args += ["--cross", tiny_cross, "--mode", mode, "--k-r", "4", "--out", str(out), "--no-progress"]
+        assert evaluate(args) == 0
+        reports[mode] = json.loads(out.read_text())
+    assert reports["dense"]["cross_encoder_calls_per_query"] == 0
+    assert reports["rerank"]["cross_encoder_calls_per_query"] == 4  # k_r
+    assert reports["cur"]["cross_encoder_calls_per_query"] == 3 + 4  # k_i + k_r
+    for mode, r in reports.items():
+        assert r["mode"] == mode and r["queries"] == 2 and r["ms_per_query"] > 0 and 0 <= r["ndcg@10"] <= 1
+    assert reports["dense"]["recall@100"] == 1.0 and len(DOCS) == 8  # every document is in the dense top 100

@@ -143,6 +143,7 @@ def test_cmd_is_the_readme_serve_command() -> None:
     assert "$(PY) -m service --build-from $(DATA_DIR)/scifact" in makefile
 
 
+@pytest.mark.slow
 def test_cmd_and_healthcheck_run_outside_a_container(tiny_model: str, tmp_path: Path) -> None:
     """The image's CMD, with /data pointing at a small corpus, builds the index and serves it; the
     HEALTHCHECK command fails before the server is ready and passes after."""
@@ -174,6 +175,7 @@ def test_cmd_and_healthcheck_run_outside_a_container(tiny_model: str, tmp_path: 
         proc.wait(30)
 
 
+@pytest.mark.slow
 def test_admin_reload_command(tiny_model: str, tmp_path: Path, tiny_encoder) -> None:
     from simsearch.index.build import build_index
     from tests.server import running_server

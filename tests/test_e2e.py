@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import DOCS, write_jsonl
 from tests.server import ROOT, free_port, running_server, server_env
 
+pytestmark = pytest.mark.slow  # starts real servers
+
 
 def test_server_builds_missing_index_and_answers(tiny_model: str, tmp_path: Path) -> None:
     corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCS)

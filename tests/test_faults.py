@@ -20,6 +20,8 @@ from simsearch.index.layout import staging_folders
 from tests.conftest import DOCS, write_jsonl
 from tests.server import ROOT, Server, running_server
 
+pytestmark = pytest.mark.slow  # starts servers and kills them
+
 
 @pytest.fixture(scope="module")
 def server(tiny_model: str, built_index: Path) -> Iterator[Server]:

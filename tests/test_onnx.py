@@ -19,6 +19,8 @@ from simsearch.serving.runtime import Threads, load_runtime
 from simsearch.settings import Settings
 from tests.conftest import DOCS, search
 
+pytestmark = pytest.mark.slow  # exports models to ONNX
+
 TEXTS = ["a cat sat on the mat", "stock prices fell sharply", "rain is expected tomorrow in the north", "tea"]
 
 

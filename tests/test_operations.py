@@ -350,6 +350,7 @@ def test_broken_new_build_is_refused_and_the_old_one_serves(reloadable, tiny_enc
         assert client.post("/search", json={"query": "tea"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -> None:
     from simsearch.index.build import build_index
 
@@ -387,6 +388,7 @@ def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -
     assert set(statuses) == {200}
 
 
+@pytest.mark.slow
 def test_sighup_reloads_a_running_server(reloadable, tiny_model: str, tiny_encoder) -> None:
     import signal
 

@@ -14,6 +14,8 @@ from simsearch.data.pairs import PairDataError, read_pairs
 from training.losses import CoSENTCrossEncoderLoss, cosent_ranking_loss
 from training.recipe import TrainConfig
 
+pytestmark = pytest.mark.slow  # trains models
+
 # ---- the loss -------------------------------------------------------------------------------------------
 
 
