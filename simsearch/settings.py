@@ -24,19 +24,25 @@ class Settings(BaseSettings):
     # Models -------------------------------------------------------------------------------------
     bi_model: str = Field(
         default_factory=default_bi_model,
-        description="Bi-encoder: a sentence-transformers folder (default: the packaged all-MiniLM-L6-v2).",
+        description="Bi-encoder: a sentence-transformers folder (a hub id where a hub is reachable).",
     )
     cross_model: str | None = Field(
-        None, description="Trained cross-encoder folder for /similarity with model=cross (optional)."
+        None,
+        description='Trained cross-encoder folder: enables `/similarity` with `model: "cross"` and the `rerank` and `cur` search modes.',
     )
     device: str = Field("cpu", description="Torch device for the encoders.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch", description="Inference runtime for both encoders: torch, ONNX Runtime fp32, or ONNX int8."
+        "torch",
+        description="Runtime of both encoders: `torch`, `onnx` (ONNX Runtime fp32) or `onnx-int8` (dynamic int8); exported on first use into `<model>/onnx/`.",
     )
     query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
-    document_prefix: str = Field("", description="Text put before every document at index build time.")
-    encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size for encoding.")
-    torch_threads: int | None = Field(None, ge=1, description="Torch intra-op threads (default: torch's).")
+    document_prefix: str = Field(
+        "", description="Text put before every document at index build time (recorded in the manifest)."
+    )
+    encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size of offline encoding.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="Intra-op threads of the models (torch and ONNX Runtime)."
+    )
 
     # Data and indexes ---------------------------------------------------------------------------
     data_dir: Path = Field(Path("../shared/data"), description="Root of the evaluation and training data.")
@@ -47,22 +53,15 @@ class Settings(BaseSettings):
     # Service ------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the service binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the service binds.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
-    log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects or plain text.")
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="Comma-separated Bearer keys; empty: no authentication."
-    )
-    admin_key: SecretStr | None = Field(None, description="Bearer key for POST /admin/reload (unset: disabled).")
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
-    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger gets HTTP 413.")
     body_timeout_s: float = Field(10.0, gt=0, description="Time allowed to send a request body; slower gets 408.")
     keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
     max_connections: int = Field(512, ge=1, description="Open connections beyond this are answered 503 at once.")
     max_batch: int = Field(64, ge=1, description="Most texts (or pairs) in one batched model call.")
     max_wait_ms: float = Field(
-        2.0, ge=0, description="Extra wait to fill a batch, only when several requests are already queued."
+        2.0,
+        ge=0,
+        description="Extra wait to fill a batch, only when several requests are already queued (a lone request never waits).",
     )
     model_streams: int | None = Field(
         None,
@@ -70,13 +69,29 @@ class Settings(BaseSettings):
         description="Batches each model runs at once under load, each on 1/streams of the threads "
         "(default: 2 on 2 or more cores, else 1); a lone request still gets every thread.",
     )
-    max_queue: int = Field(1024, ge=1, description="Texts waiting for the bi-encoder before requests get 429.")
+    max_queue: int = Field(
+        1024, ge=1, description="Texts waiting for the bi-encoder before requests get 429 with `Retry-After`."
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="A request waiting longer for its model gets 503.")
     max_rerank: int = Field(500, ge=1, description="Largest `k_r` (candidates re-scored by the cross-encoder).")
     max_pairs: int = Field(256, ge=1, description="Most pairs one /similarity request may send.")
     max_targets: int = Field(256, ge=1, description="Most targets one /similarity request may send.")
     max_text_chars: int = Field(
         8192, ge=16, description="Longest text (in characters) a request may send; longer gets HTTP 422."
+    )
+
+    # Security and operations -------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects or plain text.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Bearer keys; empty: no authentication. `/health` and `/ready` stay open.",
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="Bearer key of `POST /admin/reload`; unset: reloading over HTTP is off (SIGHUP still works)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
 
     @field_validator("api_keys", "cors_origins", mode="before")

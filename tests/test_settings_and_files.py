@@ -79,3 +79,13 @@ def test_model_threads_and_streams(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Threads.from_settings(Settings(torch_threads=1)) == Threads(1, 1, 1)  # one thread: one stream
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
     assert Threads.from_settings(Settings()) == Threads(1, 1, 1)
+
+
+def test_configuration_page_is_generated_from_the_settings_class() -> None:
+    from bench.common import ROOT
+    from simsearch.settings import Settings
+    from simsearch.settings_doc import render
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == render(), "docs/configuration.md is stale: python -m simsearch.settings_doc > docs/configuration.md"
+    assert all(f"`SIMSEARCH_{name.upper()}`" in page for name in Settings.model_fields)
