@@ -28,12 +28,14 @@ class Settings(BaseSettings):
     )
     cross_model: str | None = Field(
         None,
-        description='Trained cross-encoder folder: enables `/similarity` with `model: "cross"` and the `rerank` and `cur` search modes.',
+        description='Trained cross-encoder folder: enables `/similarity` with `model: "cross"` and the '
+        "`rerank` and `cur` search modes.",
     )
     device: str = Field("cpu", description="Torch device for the encoders.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "torch",
-        description="Runtime of both encoders: `torch`, `onnx` (ONNX Runtime fp32) or `onnx-int8` (dynamic int8); exported on first use into `<model>/onnx/`.",
+        description="Runtime of both encoders: `torch`, `onnx` (ONNX Runtime fp32) or `onnx-int8` "
+        "(dynamic int8); exported on first use into `<model>/onnx/`.",
     )
     query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
     document_prefix: str = Field(
@@ -61,7 +63,8 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         2.0,
         ge=0,
-        description="Extra wait to fill a batch, only when several requests are already queued (a lone request never waits).",
+        description="Extra wait to fill a batch, only when several requests are "
+        "already queued (a lone request never waits).",
     )
     model_streams: int | None = Field(
         None,
