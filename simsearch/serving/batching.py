@@ -11,7 +11,7 @@ that preempts one of them stalls the others. With ``streams = s``, up to ``s`` b
 on ``1/s`` of the threads (``fn(items, alone=False)``), so the cores work independently; a request that
 finds the model idle and nothing queued still runs alone on all of them (``fn(items, alone=True)``) and
 nothing else starts until it is done, which keeps a lone query's latency. Measured on 2 cores
-(bench/serve.py): see the README.
+(bench/serve.py): see docs/results/serving.md.
 
 Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
 :class:`QueueFullError` tells the caller to answer 429. Each request has a deadline; past it
