@@ -9,7 +9,7 @@ the exact top k that the method returns) for ``rerank`` (dense top B re-scored),
 multi-round variant) and ``union`` (rerank and cur-kmeans candidates together: it spends up to 2B calls,
 reported in ``calls``), the measured query latency of each mode, and the offline cost.
 
-Corpora: (a) the 15,457 unique sentences of STS-B less the held-apart queries, scored by the STS-B
+Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B
 cross-encoder of ``bench.cosent_stsb_en``; (b) the 5,183 SciFact abstracts, scored by a cross-encoder
 trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
 ``training.train_cross``). Score matrices are cached under cache/cur/, keyed by the model's hash, and

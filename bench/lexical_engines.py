@@ -83,9 +83,7 @@ def fts5_engine(docs: list[tuple[str, str]], folder: Path, stop_words: bool) -> 
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms))
-        rows = conn.execute(
-            "SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT ?", (match, k)
-        ).fetchall()
+        rows = conn.execute("SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT ?", (match, k)).fetchall()
         return [r[0] for r in rows]
 
     return search

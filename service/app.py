@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.access import Access
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContext
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if engine.cross is not None:
             engine.cross.on_batch = metrics.batch_observer("cross-encoder")
         app.state.engine = engine
+        engine.start()
         hangup = _install_sighup(engine, metrics)
         try:
             yield
@@ -68,13 +70,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
-        api_keys=[k.get_secret_value() for k in settings.api_keys],
+        access=Access(
+            read_keys=[k.get_secret_value() for k in settings.api_keys],
+            write_keys=[k.get_secret_value() for k in settings.write_keys],
+            admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
+            anonymous_writes=settings.anonymous_writes,
+        ),
     )
     if settings.cors_origins:  # outermost: browsers' preflight requests carry no API key
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["authorization", "content-type", "x-request-id"],
         )
     return app

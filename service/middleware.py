@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from service.access import Access
 from service.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -28,7 +28,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-OPEN_PATHS = {"/health", "/ready"}
 log = logging.getLogger("simsearch.access")
 
 
@@ -50,13 +49,13 @@ async def _reply(send: Send, status: int, message: str, headers: list[tuple[byte
 
 class RequestContext:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout_s: float, api_keys: list[str]
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout_s: float, access: Access
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout_s
-        self.keys = [k.encode() for k in api_keys]
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,13 +76,11 @@ class RequestContext:
             await send(message)
 
         try:
-            if not self._authorised(scope["path"], headers.get("authorization", "")):
-                await _reply(
-                    send_with_id,
-                    401,
-                    "missing or invalid API key: send Authorization: Bearer <key>",
-                    [(b"www-authenticate", b"Bearer")],
-                )
+            authorizations = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
+            denied = self.access.check(scope["method"], scope["path"], authorizations)
+            if denied is not None:
+                challenge = [(b"www-authenticate", b"Bearer")] if denied.status == 401 else []
+                await _reply(send_with_id, denied.status, denied.message, challenge)
                 return
             body = await self._read_body(headers, receive, send_with_id)
             if body is None:
@@ -108,15 +105,6 @@ class RequestContext:
                     "ms": round(1000 * elapsed, 2),
                 },
             )
-
-    def _authorised(self, path: str, authorization: str) -> bool:
-        if not self.keys or path in OPEN_PATHS:
-            return True
-        scheme, _, token = authorization.partition(" ")
-        given = token.strip().encode() if scheme.lower() == "bearer" else b""
-        # compare with every key, always: the time taken does not depend on which key (if any) matched
-        matches = [hmac.compare_digest(given, key) for key in self.keys]
-        return any(matches)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive, send: Send) -> bytes | None:
         declared = headers.get("content-length")

@@ -8,7 +8,6 @@ FAISS, SQLite) runs in the thread pool, so the event loop stays free.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -19,6 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.errors import reject
 from service.schemas import (
+    CompactResponse,
+    DeleteRequest,
+    DocumentOut,
     HealthResponse,
     IndexInfoResponse,
     ReadyResponse,
@@ -28,9 +30,16 @@ from service.schemas import (
     SearchResponse,
     SimilarityRequest,
     SimilarityResponse,
+    UpsertRequest,
+    WriteResponse,
 )
+from simsearch.collection.compact import CompactionError
+from simsearch.collection.delta import WriteResult
+from simsearch.collection.embedded import ReadOnlyError
+from simsearch.collection.filters import FilterError, parse_filter
+from simsearch.data.corpus import Document
 from simsearch.index import IndexLoadError
-from simsearch.search import ModeUnavailableError, SearchParams
+from simsearch.search import Fusion, ModeUnavailableError, SearchParams
 from simsearch.serving.engine import Engine
 from simsearch.serving.runtime import Runtime
 
@@ -104,9 +113,7 @@ async def metrics(request: Request) -> Response:
 async def indexes(eng: Annotated[Engine, Depends(engine)]) -> IndexInfoResponse:
     """The loaded index: its manifest (model, dimension, index type, count, build, CUR) and its folder."""
     rt = eng.runtime
-    return IndexInfoResponse(
-        name=rt.index.name, folder=rt.index.path.name, manifest=rt.index.manifest.model_dump(mode="json")
-    )
+    return IndexInfoResponse(name=rt.index.name, folder=rt.index.path.name, manifest=rt.collection.describe())
 
 
 @router.post(
@@ -121,12 +128,6 @@ async def indexes(eng: Annotated[Engine, Depends(engine)]) -> IndexInfoResponse:
 async def reload(request: Request, eng: Annotated[Engine, Depends(engine)]) -> ReloadResponse:
     """Swap in the newest build of the configured index (what `simsearch-build-index` or `fit_cur`
     published). Requests in flight finish on the old build; a broken build is refused."""
-    admin = eng.runtime.settings.admin_key
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if admin is None:
-        raise HTTPException(403, "reload is disabled: set SIMSEARCH_ADMIN_KEY")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin.get_secret_value().encode()):
-        raise HTTPException(403, "wrong or missing admin key: send Authorization: Bearer <SIMSEARCH_ADMIN_KEY>")
     before = eng.runtime.index.manifest.build_id
     try:
         rt = await eng.reload()
@@ -153,11 +154,24 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
         reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
     started = time.perf_counter()
     truncated = rt.encoder.truncated([body.query], prefix=rt.pipeline.query_prefix)  # no tokenising when short
-    params = SearchParams(k=body.k, mode=body.mode, k_r=body.k_r or min(100, limit))
+    try:
+        flt = parse_filter(body.filter)
+    except FilterError as exc:
+        reject(("body", *exc.path.split(".")), exc.problem, kind="filter_invalid")
+    fusion = Fusion(body.fusion.method, body.fusion.alpha, body.fusion.rrf_k) if body.fusion else None
+    params = SearchParams(
+        k=body.k,
+        mode=body.mode,
+        k_r=body.k_r or min(100, limit),
+        candidates=body.candidates,
+        filter=flt,
+        fusion=fusion,
+    )
     try:
         outcome = await eng.search(body.query, params)
     except ModeUnavailableError as exc:
-        reject(("body", "mode"), str(exc), kind="unavailable")
+        field = "filter" if flt is not None and "filter" in str(exc) else "mode"
+        reject(("body", field), str(exc), kind="unavailable")
     result = outcome.result
     request.app.state.metrics.cross_calls.inc(result.cross_encoder_calls)
     return SearchResponse(
@@ -223,3 +237,85 @@ def _truncated(rt: Runtime, pairs: list[tuple[str, str]], model: str) -> list[in
         return [i for i, cut in enumerate(rt.cross.truncated(pairs)) if cut]
     cut: list[Any] = rt.encoder.truncated([t for p in pairs for t in p])
     return [i for i in range(len(pairs)) if cut[2 * i] or cut[2 * i + 1]]
+
+
+# ---- documents ---------------------------------------------------------------------------------------------
+
+
+def _write_response(result: WriteResult, started: float) -> WriteResponse:
+    return WriteResponse(
+        sequence=result.sequence,
+        inserted=result.inserted,
+        replaced=result.replaced,
+        deleted=result.deleted,
+        not_found=result.not_found,
+        took_ms=round(1000 * (time.perf_counter() - started), 3),
+    )
+
+
+def _check_batch(eng: Engine, field: str, ids: Sequence[str]) -> None:
+    limit = eng.runtime.settings.max_write_batch
+    if len(ids) > limit:
+        reject(("body", field), f"{len(ids)} items; the limit is {limit} (SIMSEARCH_MAX_WRITE_BATCH)", kind="too_long")
+    first: dict[str, int] = {}
+    for i, doc_id in enumerate(ids):
+        if doc_id in first:
+            where = ("body", field, i, "id") if field == "documents" else ("body", field, i)
+            reject(where, f"duplicate id {doc_id!r} (also item {first[doc_id]}): a batch names each id once")
+        first[doc_id] = i
+
+
+@router.put(
+    "/documents",
+    response_model=WriteResponse,
+    tags=["documents"],
+    responses={403: {"description": "Writes are off, or the key may not write."}, 409: {"description": "Read-only."}},
+)
+async def upsert_documents(body: UpsertRequest, eng: Annotated[Engine, Depends(engine)]) -> WriteResponse:
+    """Insert documents, or replace them by id, as one batch: all of them or none (a bad item is a 422
+    naming it). Durable and visible to the next search when answered."""
+    started = time.perf_counter()
+    _check_batch(eng, "documents", [d.id for d in body.documents])
+    _check_lengths(eng.runtime, [(("body", "documents", i, "text"), d.text) for i, d in enumerate(body.documents)])
+    docs = [Document(id=d.id, text=d.text, title=d.title, metadata=d.metadata or None) for d in body.documents]
+    try:
+        result = await eng.upsert(docs)
+    except ReadOnlyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _write_response(result, started)
+
+
+@router.delete("/documents", response_model=WriteResponse, tags=["documents"])
+async def delete_documents(body: DeleteRequest, eng: Annotated[Engine, Depends(engine)]) -> WriteResponse:
+    """Delete documents by id as one batch; ids that are not there are listed in `not_found`."""
+    started = time.perf_counter()
+    _check_batch(eng, "ids", body.ids)
+    try:
+        result = await eng.delete(body.ids)
+    except ReadOnlyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _write_response(result, started)
+
+
+@router.get(
+    "/documents/{doc_id}",
+    response_model=DocumentOut,
+    tags=["documents"],
+    responses={404: {"description": "No document with this id."}},
+)
+async def get_document(doc_id: str, eng: Annotated[Engine, Depends(engine)]) -> DocumentOut:
+    """One document by id, as the next search would see it."""
+    doc = await eng.get(doc_id)
+    if doc is None:
+        raise HTTPException(404, f"no document with id {doc_id!r}")
+    return DocumentOut(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)
+
+
+@router.post("/admin/compact", response_model=CompactResponse, tags=["operations"])
+async def compact_now(eng: Annotated[Engine, Depends(engine)]) -> CompactResponse:
+    """Fold the writes since the build into a new build now, and swap to it (no request fails meanwhile)."""
+    try:
+        done = await eng.compact()
+    except (CompactionError, ReadOnlyError) as exc:
+        raise HTTPException(409, str(exc)) from None
+    return CompactResponse(**done)

@@ -27,17 +27,40 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+Mode = Literal["dense", "lexical", "hybrid", "rerank", "cur"]
+MAX_LIST = 4096  # no request list is longer (the settings' limits are at most this): long lists fail at once
+
+
+class FusionRequest(Strict):
+    """Override the collection's measured fusion for this request."""
+
+    method: Literal["rrf", "convex", "dense"] = Field(description="rrf, convex (weight alpha), or dense only.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the dense scores in the convex combination.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="The k of reciprocal rank fusion.")
+
+
 class SearchRequest(Strict):
     query: Text = Field(description="What to search for.", examples=["Vitamin D deficiency raises the risk of MS."])
     k: int = Field(10, ge=1, le=100, description="Number of hits (1-100).")
-    mode: Literal["dense", "rerank", "cur"] = Field(
+    mode: Mode = Field(
         "dense",
-        description="dense: bi-encoder + FAISS. rerank: dense top k_r re-scored by the cross-encoder. "
+        description="dense: bi-encoder + ANN. lexical: BM25. hybrid: both, fused as measured for the collection. "
+        "rerank: the top k_r candidates (see `candidates`) re-scored by the cross-encoder. "
         "cur: the CUR approximation of the cross-encoder (k_i anchor calls), top k_r re-scored exactly.",
     )
     k_r: int | None = Field(
         None, ge=1, description="Cross-encoder budget: candidates re-scored (default 100; limit SIMSEARCH_MAX_RERANK)."
     )
+    candidates: Literal["dense", "lexical", "hybrid"] = Field(
+        "dense", description="rerank only: the first stage whose top k_r the cross-encoder re-scores."
+    )
+    filter: dict[str, Any] | None = Field(
+        None,
+        description='Metadata filter, Mongo-style: {"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}; '
+        "operators $eq $ne $gt $gte $lt $lte $in $nin $exists, and $and $or $not.",
+        examples=[{"year": {"$gte": 2020}}],
+    )
+    fusion: FusionRequest | None = Field(None, description="hybrid only: override the measured fusion.")
 
 
 class SearchHit(BaseModel):
@@ -53,16 +76,18 @@ class SearchResponse(BaseModel):
     took_ms: float
     index: str
     truncated: bool = Field(description="The query was longer than the model's window and was cut to fit it.")
-    mode: Literal["dense", "rerank", "cur"]
+    mode: Mode
     cross_encoder_calls: int = Field(description="Cross-encoder calls this search spent (0 in dense mode).")
 
 
 class SimilarityRequest(Strict):
     """Either ``pairs`` or ``source`` with ``targets``."""
 
-    pairs: list[Pair] | None = Field(None, min_length=1, examples=[[["A man is eating.", "Someone eats food."]]])
+    pairs: list[Pair] | None = Field(
+        None, min_length=1, max_length=MAX_LIST, examples=[[["A man is eating.", "Someone eats food."]]]
+    )
     source: Text | None = None
-    targets: list[Text] | None = Field(None, min_length=1)
+    targets: list[Text] | None = Field(None, min_length=1, max_length=MAX_LIST)
     model: Literal["bi", "cross"] = Field(
         "bi", description="Which model scores: the bi-encoder (cosine) or the cross-encoder (raw score)."
     )
@@ -110,3 +135,52 @@ class ReloadResponse(BaseModel):
     previous_build_id: str
     build_id: str
     documents: int
+
+
+def _document_id(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError("must be a non-empty id without surrounding spaces")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not hold control characters")
+    return value
+
+
+DocumentId = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_document_id)]
+
+
+class DocumentIn(Strict):
+    id: DocumentId
+    text: Text = Field(description="What the models read (after the title).")
+    title: str = Field("", max_length=4096)
+    metadata: dict[str, Any] | None = Field(None, description="Returned with the document; filterable on /search.")
+
+
+class UpsertRequest(Strict):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_LIST, description="Inserted, or replaced by id.")
+
+
+class DeleteRequest(Strict):
+    ids: list[DocumentId] = Field(min_length=1, max_length=MAX_LIST)
+
+
+class WriteResponse(BaseModel):
+    sequence: int = Field(description="The collection's write sequence number after this batch.")
+    inserted: list[str] = Field(default_factory=list)
+    replaced: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+    not_found: list[str] = Field(default_factory=list)
+    took_ms: float
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+class CompactResponse(BaseModel):
+    previous_build_id: str
+    build_id: str
+    sequence: int
+    seconds: float

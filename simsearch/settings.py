@@ -12,6 +12,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from simsearch.models.files import default_bi_model
 
 INDEX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MIN_KEY_CHARS = 16
+
+
+def _check_key(key: str) -> None:
+    if len(key) < MIN_KEY_CHARS or key != key.strip():
+        raise ValueError(
+            f"keys must be at least {MIN_KEY_CHARS} characters without surrounding spaces "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
 
 
 class Settings(BaseSettings):
@@ -51,6 +60,21 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("indexes"), description="Folder that holds the index folders.")
     index_name: str = Field("scifact", pattern=INDEX_NAME_PATTERN, description="Index the service loads.")
     verify_checksums: bool = Field(True, description="Check every index file's SHA-256 when loading.")
+    read_only: bool = Field(
+        False,
+        description="This process never writes the collection (a replica): writes get 409; it serves the "
+        "published build plus the writes already in its log, and reloads after compactions.",
+    )
+    max_write_batch: int = Field(256, ge=1, le=4096, description="Most documents (or ids) in one write request.")
+    compact_after: int = Field(
+        10_000,
+        ge=0,
+        description="Uncompacted writes (documents upserted or deleted since the build) that start a "
+        "compaction in the background; 0: only by job or `POST /admin/compact`.",
+    )
+    refresh_s: float = Field(
+        1.0, gt=0, description="How often the service picks up writes other processes appended to the log."
+    )
 
     # Service ------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the service binds.")
@@ -77,8 +101,8 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="A request waiting longer for its model gets 503.")
     max_rerank: int = Field(500, ge=1, description="Largest `k_r` (candidates re-scored by the cross-encoder).")
-    max_pairs: int = Field(256, ge=1, description="Most pairs one /similarity request may send.")
-    max_targets: int = Field(256, ge=1, description="Most targets one /similarity request may send.")
+    max_pairs: int = Field(256, ge=1, le=4096, description="Most pairs one /similarity request may send.")
+    max_targets: int = Field(256, ge=1, le=4096, description="Most targets one /similarity request may send.")
     max_text_chars: int = Field(
         8192, ge=16, description="Longest text (in characters) a request may send; longer gets HTTP 422."
     )
@@ -90,6 +114,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated Bearer keys; empty: no authentication. `/health` and `/ready` stay open.",
     )
+    write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Bearer keys that may write documents (and read); empty: writes are off "
+        "unless SIMSEARCH_ANONYMOUS_WRITES is true.",
+    )
+    anonymous_writes: bool = Field(
+        False, description="Accept document writes without a key (for a private network only)."
+    )
     admin_key: SecretStr | None = Field(
         None, description="Bearer key of `POST /admin/reload`; unset: reloading over HTTP is off (SIGHUP still works)."
     )
@@ -97,11 +129,46 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @property
+    def writable(self) -> bool:
+        return not self.read_only
+
+    @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys", "write_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        """Comma-separated keys. An empty variable means none; an empty item among others (``a,,b`` or ``,``)
+        is a mistake that would otherwise leave a list with fewer keys than meant, so it is refused."""
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            parts = [part.strip() for part in value.split(",")]
+            if any(not p for p in parts):
+                raise ValueError("holds an empty key (two commas in a row, or a comma at an end)")
+            return parts
+        return value
+
+    @field_validator("api_keys", "write_keys")
+    @classmethod
+    def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            _check_key(key.get_secret_value())
+        return keys
+
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _admin_key(cls, value: object) -> object:
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not text.strip():
+                return None  # set but empty: the same as unset (admin off), never an empty token that matches
+            _check_key(text)
         return value
 
     @field_validator("bi_model")

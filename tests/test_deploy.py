@@ -181,12 +181,12 @@ def test_admin_reload_command(tiny_model: str, tmp_path: Path, tiny_encoder) -> 
     from tests.server import running_server
 
     build_index(write_jsonl(tmp_path / "c.jsonl", DOCS), tiny_encoder, tmp_path / "ix", "r", progress=False)
-    with running_server(tiny_model, tmp_path / "ix", "r", SIMSEARCH_ADMIN_KEY="s3cret") as server:
+    with running_server(tiny_model, tmp_path / "ix", "r", SIMSEARCH_ADMIN_KEY="admin-key-0123456789") as server:
         build_index(write_jsonl(tmp_path / "c2.jsonl", DOCS[:3]), tiny_encoder, tmp_path / "ix", "r", progress=False)
         admin = [sys.executable, "-m", "service.admin", "reload", "--url", server.url]
         ok = subprocess.run(
             admin,
-            env={**os.environ, "SIMSEARCH_ADMIN_KEY": "s3cret"},
+            env={**os.environ, "SIMSEARCH_ADMIN_KEY": "admin-key-0123456789"},
             capture_output=True,
             text=True,
             cwd=ROOT,

@@ -43,11 +43,15 @@ def test_manifest_describes_the_build(built_index: Path, tiny_encoder: BiEncoder
     assert manifest["index"] == {
         "type": "faiss",
         "params": {"factory": "Flat"},
+        "requested": "auto",
         "recall_at_10": 1.0,
         "target_recall": None,
         "target_reached": None,
     }
-    assert set(manifest["files"]) == {"index.faiss", "docs.sqlite", "embeddings.npy"}
+    lexical = {f for f in manifest["files"] if f.startswith("lexical/")}
+    assert set(manifest["files"]) - lexical == {"index.faiss", "docs.sqlite", "embeddings.npy"} and lexical
+    assert manifest["lexical"]["engine"] == "tantivy" and manifest["lexical"]["documents"] == len(DOCS)
+    assert manifest["sequence"] == 0 and manifest["compacted_from"] is None
     assert manifest["built_at"] and manifest["docs_per_s"] > 0
 
 

@@ -219,7 +219,7 @@ def keyed(tiny_model: str, built_index: Path) -> Iterator[TestClient]:
         bi_model=tiny_model,
         index_dir=built_index.parent,
         index_name=built_index.name,
-        api_keys="k1,k2",
+        api_keys="read-key-one-000001,read-key-two-000002",
         max_body_bytes=2048,
         cors_origins="https://app.example",
     )
@@ -227,14 +227,22 @@ def keyed(tiny_model: str, built_index: Path) -> Iterator[TestClient]:
         yield client
 
 
-AUTH = {"authorization": "Bearer k2"}
+AUTH = {"authorization": "Bearer read-key-two-000002"}
 
 
 def test_api_keys(keyed: TestClient) -> None:
     r = keyed.post("/search", json={"query": "tea"})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-    assert keyed.post("/search", json={"query": "tea"}, headers={"authorization": "Bearer k3"}).status_code == 401
-    assert keyed.post("/search", json={"query": "tea"}, headers={"authorization": "Basic k2"}).status_code == 401
+    assert (
+        keyed.post(
+            "/search", json={"query": "tea"}, headers={"authorization": "Bearer read-key-three-00003"}
+        ).status_code
+        == 401
+    )
+    assert (
+        keyed.post("/search", json={"query": "tea"}, headers={"authorization": "Basic read-key-two-000002"}).status_code
+        == 401
+    )
     assert keyed.post("/search", json={"query": "tea"}, headers=AUTH).status_code == 200
     assert keyed.get("/health").status_code == 200 and keyed.get("/ready").status_code == 200
     assert keyed.get("/metrics").status_code == 401 and keyed.get("/indexes").status_code == 401
@@ -313,7 +321,9 @@ def reloadable(tmp_path: Path, tiny_model: str, tiny_encoder) -> tuple[Settings,
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCS)
     build_index(corpus, tiny_encoder, tmp_path / "indexes", "live", progress=False)
-    settings = Settings(bi_model=tiny_model, index_dir=tmp_path / "indexes", index_name="live", admin_key="secret")
+    settings = Settings(
+        bi_model=tiny_model, index_dir=tmp_path / "indexes", index_name="live", admin_key="admin-key-0123456789"
+    )
     return settings, tmp_path
 
 
@@ -324,9 +334,9 @@ def test_reload_swaps_in_the_new_build(reloadable, tiny_encoder) -> None:
     with TestClient(create_app(settings)) as client:
         before = client.get("/ready").json()["build_id"]
         build_index(write_jsonl(tmp / "new.jsonl", NEW_DOCS), tiny_encoder, tmp / "indexes", "live", progress=False)
-        assert client.post("/admin/reload").status_code == 403
-        assert client.post("/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 403
-        r = client.post("/admin/reload", headers={"authorization": "Bearer secret"})
+        assert client.post("/admin/reload").status_code == 401  # no key
+        assert client.post("/admin/reload", headers={"authorization": "Bearer wrong"}).status_code == 401
+        r = client.post("/admin/reload", headers={"authorization": "Bearer admin-key-0123456789"})
         assert r.status_code == 200 and r.json()["previous_build_id"] == before
         assert client.get("/ready").json()["build_id"] == r.json()["build_id"] != before
         hits = client.post("/search", json={"query": "tea", "k": 3}).json()["hits"]
@@ -343,7 +353,7 @@ def test_broken_new_build_is_refused_and_the_old_one_serves(reloadable, tiny_enc
             write_jsonl(tmp / "new.jsonl", NEW_DOCS), tiny_encoder, tmp / "indexes", "live", progress=False
         )
         (path.resolve() / "index.faiss").write_bytes(b"truncated")
-        r = client.post("/admin/reload", headers={"authorization": "Bearer secret"})
+        r = client.post("/admin/reload", headers={"authorization": "Bearer admin-key-0123456789"})
         assert r.status_code == 409 and f"still serving build {before}" in r.json()["message"]
         assert "index.faiss is corrupt" in r.json()["message"]
         assert client.get("/ready").json()["build_id"] == before
@@ -377,7 +387,7 @@ def test_no_request_fails_while_reloading_under_load(reloadable, tiny_encoder) -
                 progress=False,
                 keep_builds=3,
             )
-            r = client.post("/admin/reload", headers={"authorization": "Bearer secret"})
+            r = client.post("/admin/reload", headers={"authorization": "Bearer admin-key-0123456789"})
             assert r.status_code == 200
             builds.add(r.json()["build_id"])
         time.sleep(0.2)

@@ -63,12 +63,6 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> 
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def test_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    missing = [name for name in Settings.model_fields if f"SIMSEARCH_{name.upper()}`" not in readme]
-    assert not missing, f"settings missing from the README's table: {missing}"
-
-
 def test_model_threads_and_streams(monkeypatch: pytest.MonkeyPatch) -> None:
     from simsearch.serving.runtime import Threads
 

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     # 5. a new build of the index with cur/, published atomically
     path = publish_derived(
         settings.index_path,
-        lambda folder: save_cur(folder, cur, R, queries),
+        lambda folder: save_cur(folder, cur, R, queries, [documents[int(a)] for a in cur.anchors_]),
         update,
     )
     index.close()

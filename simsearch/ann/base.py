@@ -33,10 +33,15 @@ class AnnIndex(ABC):
         """Append rows; their positions continue from :meth:`count`."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, effort: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` per query: ``(scores, positions)``, both ``(n, k)``, best first.
 
-        Where fewer than ``k`` vectors exist, positions are padded with ``-1`` and scores with ``-inf``.
+        ``allowed``: a boolean mask over the positions; only those may be returned (metadata filters,
+        deleted documents). ``effort``: how much harder than its tuned setting an approximate index
+        searches (a restricted search needs more candidates to find ``k`` allowed ones).
+        Where fewer than ``k`` vectors qualify, positions are padded with ``-1`` and scores with ``-inf``.
         """
 
     @abstractmethod
@@ -55,6 +60,11 @@ class AnnIndex(ABC):
     def params(self) -> dict[str, Any]:
         """Parameters that :meth:`load` needs and the manifest records."""
         return {}
+
+    def _check_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        if allowed is not None and allowed.shape != (self.count(),):
+            raise ValueError(f"allowed must be a boolean mask of {self.count()} positions, got {allowed.shape}")
+        return allowed
 
     def _check(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)

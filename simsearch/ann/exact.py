@@ -24,8 +24,17 @@ class ExactIndex(AnnIndex):
     def count(self) -> int:
         return int(self._vectors.shape[0])
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, effort: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check(queries)
+        allowed = self._check_mask(allowed)
+        if allowed is not None:  # search the allowed rows only, then map back to positions
+            rows = np.flatnonzero(allowed)
+            sub = ExactIndex(self.dim)
+            sub._vectors = self._vectors[rows]
+            scores, found = sub.search(queries, k)
+            return scores, np.where(found >= 0, rows[np.maximum(found, 0)], -1)
         n = self.count()
         top = min(k, n)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)

@@ -10,6 +10,8 @@ import numpy as np
 
 from simsearch.ann.base import AnnIndex
 
+MAX_EF = 4096
+
 
 class FaissIndex(AnnIndex):
     kind = "faiss"
@@ -42,10 +44,36 @@ class FaissIndex(AnnIndex):
     def count(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, positions = self.index.search(self._check(queries), k)
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, effort: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        params = self._search_parameters(self._check_mask(allowed), effort)
+        scores, positions = self.index.search(self._check(queries), k, params=params)
         scores = np.where(positions < 0, -np.inf, scores).astype(np.float32)
         return scores, positions.astype(np.int64)
+
+    def _search_parameters(self, allowed: np.ndarray | None, effort: float) -> Any:
+        """FAISS search parameters for this call: an ID selector over the allowed positions, and the tuned
+        efSearch / nprobe raised by ``effort`` (None when neither applies: the index's own settings)."""
+        if allowed is None and effort == 1.0:
+            return None
+        params: Any
+        if "efSearch" in self.search_params:
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            ef = self.search_params["efSearch"]
+            params.efSearch = int(min(max(ef, ef * effort), MAX_EF))
+        elif "nprobe" in self.search_params:
+            params = faiss.SearchParametersIVF()
+            lists = int(faiss.extract_index_ivf(self.index).nlist)
+            params.nprobe = int(min(max(self.search_params["nprobe"], self.search_params["nprobe"] * effort), lists))
+        else:
+            params = faiss.SearchParameters()
+        bits = None
+        if allowed is not None:
+            bits = np.packbits(allowed, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        params.bits = bits  # the selector reads this buffer: keep it alive as long as the parameters
+        return params
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / self.filename

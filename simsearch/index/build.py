@@ -19,9 +19,10 @@ from simsearch.ann import AnnIndex, backend, create_index
 from simsearch.ann.tuning import build_tuned
 from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index import layout
-from simsearch.index.docstore import DocStoreWriter
-from simsearch.index.manifest import IndexInfo, Manifest, ModelInfo, SourceInfo
+from simsearch.index.docstore import DocStore, DocStoreWriter
+from simsearch.index.manifest import IndexInfo, LexicalInfo, Manifest, ModelInfo, SourceInfo
 from simsearch.index.publish import build_lock, prune_builds, publish, staged
+from simsearch.lexical import build_lexical
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import file_sha256
 
@@ -45,6 +46,7 @@ def build_index(
     keep_builds: int = 2,
     target_recall: float = 0.95,
     progress: bool = True,
+    lexical: bool = True,
 ) -> Path:
     """Validate, encode and write ``root/<name>``; return the published path (the symlink).
 
@@ -76,10 +78,8 @@ def build_index(
             if done != count or writer.close() != count:
                 raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
             embeddings.flush()
-            ann, info = index_vectors(embeddings, kind, params or {}, target_recall)
+            info, lexical_info, files = finish_build(tmp, embeddings, kind, params or {}, target_recall, lexical)
             del embeddings
-            ann_file = ann.save(tmp)
-            files = {p.name: file_sha256(p) for p in (ann_file, tmp / layout.DOCS_FILE, tmp / layout.EMBEDDINGS_FILE)}
             Manifest(
                 name=name,
                 build_id=layout.build_id_of(final),
@@ -98,10 +98,49 @@ def build_index(
                 index=info,
                 source=SourceInfo(path=str(corpus_file), format=resolved_fmt, sha256=file_sha256(corpus_file)),
                 files=files,
+                lexical=lexical_info,
+                # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
+                sequence=log_sequence(root, name),
             ).write(tmp)
         link = publish(root, name, final)
         prune_builds(root, name, keep=keep_builds)
     return link
+
+
+def finish_build(
+    tmp: Path, vectors: np.ndarray, kind: str, params: dict[str, Any], target_recall: float, lexical: bool
+) -> tuple[IndexInfo, LexicalInfo | None, dict[str, str]]:
+    """What every build does once its documents (``docs.sqlite``) and ``embeddings.npy`` are in ``tmp``: the
+    ANN index (tuned), the lexical index, and the checksums of every file for the manifest."""
+    ann, info = index_vectors(vectors, kind, params, target_recall)
+    written = [ann.save(tmp), tmp / layout.DOCS_FILE, tmp / layout.EMBEDDINGS_FILE]
+    lexical_info = None
+    if lexical:
+        store = DocStore(tmp / layout.DOCS_FILE)
+        try:
+            stats = build_lexical(tmp / layout.LEXICAL_DIR, ((p, d.content()) for p, d in store.iter_documents()))
+        finally:
+            store.close()
+        lexical_info = LexicalInfo(**stats)
+        written += sorted(p for p in (tmp / layout.LEXICAL_DIR).iterdir() if p.is_file())
+    return info, lexical_info, {p.relative_to(tmp).as_posix(): file_sha256(p) for p in written}
+
+
+def log_sequence(root: Path, name: str) -> int:
+    """The last batch in the collection's write log (0 without one), read without opening it for writing."""
+    import sqlite3
+
+    path = layout.write_log(root, name)
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM info WHERE key = 'last_seq'").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
 
 
 def index_vectors(
@@ -114,6 +153,7 @@ def index_vectors(
         return tuned, IndexInfo(
             type=kind,
             params=tuned.params(),
+            requested=params.get("factory", "auto"),
             recall_at_10=measured["recall_at_10"],
             target_recall=measured.get("target_recall"),
             target_reached=measured.get("target_reached"),

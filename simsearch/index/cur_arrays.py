@@ -3,7 +3,9 @@
 On disk: ``anchors.npy`` (the anchor items' positions), ``U.npy`` (``pinv(R[:, anchors])``, to give new
 documents their column of ``E`` without refitting), ``anchor_queries.json``, the ANN index over the
 ``N`` columns of ``E`` (maximum inner product: ``ŝ = c · E``; through the ANN registry like every vector
-index), and ``R.npy`` (the anchor-query scores, for refitting offline; never loaded by the service).
+index), ``anchor_texts.json`` (what the cross-encoder reads for each anchor item: an anchor deleted from
+the collection still defines ``E``, so its text is kept, and its position becomes -1 at compaction), and
+``R.npy`` (the anchor-query scores, for compaction and refits; never loaded by the service).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from simsearch.cur.estimator import CURApproximation
 from simsearch.index.layout import CUR_DIR
 from simsearch.index.manifest import CurInfo
 
-FILES = {"anchors": "anchors.npy", "U": "U.npy", "R": "R.npy", "queries": "anchor_queries.json"}
+FILES = {
+    "anchors": "anchors.npy",
+    "U": "U.npy",
+    "R": "R.npy",
+    "queries": "anchor_queries.json",
+    "texts": "anchor_texts.json",
+}
 ANN_KIND = "faiss"
 
 
@@ -47,6 +55,7 @@ class CurArrays(CurColumns):
     info: CurInfo
     U: np.ndarray  # (k_i, k_q): a new item's column is U · CE(anchor queries × item)
     anchor_queries: list[str]
+    anchor_texts: list[str]
 
 
 def columns_index(E: np.ndarray) -> AnnIndex:
@@ -64,21 +73,37 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save_cur(folder: Path, cur: CURApproximation, R: np.ndarray, anchor_queries: list[str]) -> list[str]:
-    """Write the fitted arrays and the index over E's columns into ``folder/cur``; return the relative
-    paths written. Every file is written to a new inode (atomically), never over a hard link that an
-    older build shares."""
+def save_cur(
+    folder: Path, cur: CURApproximation, R: np.ndarray, anchor_queries: list[str], anchor_texts: list[str]
+) -> list[str]:
+    """Write a fitted approximation into ``folder/cur``; return the relative paths written."""
+    return save_cur_arrays(folder, cur.anchors_, cur.U_, cur.E_, R, anchor_queries, anchor_texts)
+
+
+def save_cur_arrays(
+    folder: Path,
+    anchors: np.ndarray,
+    U: np.ndarray,
+    E: np.ndarray,
+    R: np.ndarray,
+    anchor_queries: list[str],
+    anchor_texts: list[str],
+) -> list[str]:
+    """Write the arrays and the index over E's columns into ``folder/cur``; return the relative paths
+    written. Every file is written to a new inode (atomically), never over a hard link that an older
+    build shares."""
     out = Path(folder) / CUR_DIR
     out.mkdir(exist_ok=True)
     arrays: dict[str, np.ndarray] = {
-        "anchors": cur.anchors_.astype(np.int64),
-        "U": cur.U_,
+        "anchors": np.asarray(anchors, dtype=np.int64),
+        "U": np.asarray(U, dtype=np.float32),
         "R": np.asarray(R, dtype=np.float32),
     }
     for key, array in arrays.items():
         atomic_write_bytes(out / FILES[key], _npy(array))
     atomic_write_text(out / FILES["queries"], json.dumps(anchor_queries, ensure_ascii=False))
-    ann_file = columns_index(cur.E_).save(out)
+    atomic_write_text(out / FILES["texts"], json.dumps(anchor_texts, ensure_ascii=False))
+    ann_file = columns_index(E).save(out)
     return [f"{CUR_DIR}/{name}" for name in (*FILES.values(), ann_file.name)]
 
 
@@ -87,7 +112,13 @@ def load_cur(folder: Path, info: CurInfo) -> CurArrays:
     anchors = np.load(base / FILES["anchors"], allow_pickle=False)
     U = np.load(base / FILES["U"], allow_pickle=False)
     queries = json.loads((base / FILES["queries"]).read_text(encoding="utf-8"))
-    if anchors.shape != (info.k_i,) or U.shape != (info.k_i, info.k_q) or len(queries) != info.k_q:
+    texts = json.loads((base / FILES["texts"]).read_text(encoding="utf-8"))
+    if (
+        anchors.shape != (info.k_i,)
+        or U.shape != (info.k_i, info.k_q)
+        or len(queries) != info.k_q
+        or len(texts) != info.k_i
+    ):
         raise ValueError(f"array shapes anchors {anchors.shape}, U {U.shape} do not match the manifest")
     ann = backend(ANN_KIND).load(base, info.k_i, {"factory": "Flat"})
-    return CurArrays(anchors=anchors, ann=ann, info=info, U=U, anchor_queries=queries)
+    return CurArrays(anchors=anchors, ann=ann, info=info, U=U, anchor_queries=queries, anchor_texts=texts)

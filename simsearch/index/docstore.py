@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from simsearch.data.corpus import Document
@@ -86,6 +86,31 @@ class DocStore:
         if missing:
             raise KeyError(f"positions not in the document store: {missing[:5]}")
         return [by_pos[p] for p in wanted]
+
+    def positions_of(self, ids: Sequence[str]) -> dict[str, int]:
+        """Positions of those of ``ids`` that are in the store."""
+        found: dict[str, int] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), 500):  # SQLite limits the variables of one statement
+            part = wanted[start : start + 500]
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT id, pos FROM documents WHERE id IN ({','.join('?' * len(part))})", part
+                ).fetchall()
+            found.update({i: int(p) for i, p in rows})
+        return found
+
+    def iter_documents(self, chunk: int = 1000) -> Iterator[tuple[int, Document]]:
+        """Every document with its position, in position order, read in chunks."""
+        for start in range(0, self._count, chunk):
+            positions = list(range(start, min(start + chunk, self._count)))
+            yield from zip(positions, self.get(positions), strict=True)
+
+    def metadata(self) -> list[dict | None]:
+        """Every document's metadata in position order (for the filter columns)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT metadata FROM documents ORDER BY pos").fetchall()
+        return [json.loads(m) if m else None for (m,) in rows]
 
     def ids(self) -> list[str]:
         """All document ids in index order."""

@@ -7,7 +7,9 @@
         <ann file>       the vector index (its name is the ANN backend's: index.faiss, vectors.npy)
         docs.sqlite      the documents, keyed by vector position
         embeddings.npy   the encoder's output: re-tune, compact or scan exactly without re-encoding
+        lexical/         the BM25 index of the documents, keyed by position (simsearch.lexical)
         cur/             CUR arrays, when fitted (simsearch.index.cur_arrays)
+      scifact.writes.sqlite                              the collection's write-ahead log (simsearch.collection)
       .tmp-scifact@<build-id>/                           a build being written (removed if it fails)
       .lock-scifact                                      held while a build of this name runs
 
@@ -25,6 +27,7 @@ MANIFEST_FILE = "manifest.json"
 DOCS_FILE = "docs.sqlite"
 EMBEDDINGS_FILE = "embeddings.npy"
 CUR_DIR = "cur"
+LEXICAL_DIR = "lexical"
 
 
 def new_build_id() -> str:
@@ -52,6 +55,10 @@ def builds(root: Path, name: str) -> list[Path]:
 
 def build_id_of(folder: Path) -> str:
     return Path(folder).name.split("@", 1)[1]
+
+
+def write_log(root: Path, name: str) -> Path:
+    return Path(root) / f"{name}.writes.sqlite"
 
 
 def lock_file(root: Path, name: str) -> Path:

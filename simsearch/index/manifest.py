@@ -34,6 +34,7 @@ class IndexInfo(BaseModel):
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
     recall_at_10: float | None = Field(None, description="Measured against exact search; 1.0 when exact.")
+    requested: str | None = Field(None, description="The index type asked for (auto: chosen by size at each build).")
     target_recall: float | None = Field(None, description="Recall@10 the search parameter was tuned to reach.")
     target_reached: bool | None = Field(None, description="Whether any setting reached the target recall.")
 
@@ -68,6 +69,28 @@ class CurInfo(BaseModel):
     seconds: float
 
 
+class LexicalInfo(BaseModel):
+    """The BM25 index in ``lexical/`` (simsearch.lexical)."""
+
+    model_config = ConfigDict(extra="forbid")
+    engine: str
+    analyzer: str
+    documents: int
+    bytes: int
+    build_seconds: float
+
+
+class FusionInfo(BaseModel):
+    """How ``hybrid`` search fuses dense and lexical results for this collection, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field(description="rrf, convex, or dense (fusion did not help: hybrid answers as dense).")
+    alpha: float | None = Field(None, description="Weight of the dense score in the convex combination.")
+    rrf_k: int = 60
+    chosen_on: str = Field(description="The validation split the choice was measured on, or 'default'.")
+    validation: dict[str, Any] = Field(default_factory=dict, description="nDCG@10 of every candidate measured.")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
@@ -82,6 +105,10 @@ class Manifest(BaseModel):
     source: SourceInfo
     files: dict[str, str] = Field(description="File name -> SHA-256, checked at load time.")
     cur: CurInfo | None = None
+    lexical: LexicalInfo | None = None
+    fusion: FusionInfo | None = None
+    sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
+    compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 
     def write(self, folder: Path) -> None:
         atomic_write_json(Path(folder) / MANIFEST_FILE, json.loads(self.model_dump_json()))

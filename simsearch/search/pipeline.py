@@ -1,23 +1,29 @@
-"""The search pipeline, written once: retrieve, (fuse), re-score, hits.
+"""The search pipeline, written once: model inputs, retrieve (filtered), fuse, re-score, hits.
 
-    query ─► model inputs ─► retrievers ─► re-score by the cross-encoder (top k_r) ─► hits
+    query ─► model inputs ─► retrievers ─► fuse ─► re-score by the cross-encoder (top k_r) ─► hits
+             (encode;        dense          RRF or    (rerank, cur)
+              anchor scores) lexical        convex α
+                             cur (c · E)
 
-A mode is a :class:`Plan`: which retrievers, and whether the cross-encoder re-scores. The service
-(batched model calls, a thread pool), the evaluation job and the benchmarks all run
-:meth:`SearchPipeline.search`; they differ only in the :class:`~simsearch.search.models.Models` they
-pass. Blocking work (ANN search, document reads) is grouped so that a dense search makes one model call
-and one trip to the thread pool.
+A mode is a :class:`Plan`: which retrievers, whether their lists are fused, whether the cross-encoder
+re-scores. A metadata filter is pushed down into every retriever. The service (batched model calls, a
+thread pool), the evaluation job and the benchmarks all run :meth:`SearchPipeline.search`; they differ
+only in the :class:`~simsearch.search.models.Models` they pass. Blocking work (index search, document
+reads) is grouped so that a dense search makes one model call and one trip to the thread pool.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simsearch.search.fusion import fuse
 from simsearch.search.models import NO_CROSS_ENCODER, Models
 from simsearch.search.rescore import by_cross_encoder
 from simsearch.search.retrievers import RETRIEVERS, QueryInputs
 from simsearch.search.types import Mode, ModeUnavailableError, Ranked, SearchParams, SearchResult
 from simsearch.search.view import SearchView, to_hits
+
+FUSION_DEPTH = 100  # each retriever's list before fusion: fusing two top-10s would lose what either misses
 
 
 @dataclass(frozen=True)
@@ -30,16 +36,29 @@ class Plan:
         return self.rescore or any(RETRIEVERS[r].needs_anchor_scores for r in self.retrievers)
 
 
+FIRST_STAGES: dict[str, tuple[str, ...]] = {
+    "dense": ("dense",),
+    "lexical": ("lexical",),
+    "hybrid": ("dense", "lexical"),
+}
 PLANS: dict[str, Plan] = {
     "dense": Plan(("dense",)),
-    "rerank": Plan(("dense",), rescore=True),
+    "lexical": Plan(("lexical",)),
+    "hybrid": Plan(("dense", "lexical")),
+    "rerank": Plan(("dense",), rescore=True),  # the retrievers are the request's first stage (candidates)
     "cur": Plan(("cur",), rescore=True),
 }
 
 
+def plan_for(params: SearchParams) -> Plan:
+    if params.mode == "rerank":
+        return Plan(FIRST_STAGES[params.candidates], rescore=True)
+    return PLANS[params.mode]
+
+
 class SearchPipeline:
     """Search one view with injected model calls. ``query_prefix`` goes before the query for the
-    bi-encoder only (E5's ``"query: "``); the cross-encoder reads the query as written."""
+    bi-encoder only (E5's ``"query: "``); the cross-encoder and BM25 read the query as written."""
 
     def __init__(self, query_prefix: str = "") -> None:
         self.query_prefix = query_prefix
@@ -49,54 +68,68 @@ class SearchPipeline:
         plan = PLANS[mode]
         if plan.needs_cross and not models.has_cross:
             return NO_CROSS_ENCODER
-        if "cur" in plan.retrievers:
-            try:
+        try:
+            if "cur" in plan.retrievers:
                 view.cur_anchors()
-            except ModeUnavailableError as exc:
-                return str(exc)
+            if "lexical" in plan.retrievers:
+                view.lexical("probe", 1)
+        except ModeUnavailableError as exc:
+            return str(exc)
         return None
 
     async def search(self, view: SearchView, models: Models, query: str, params: SearchParams) -> SearchResult:
-        plan = PLANS[params.mode]
+        plan = plan_for(params)
         if plan.needs_cross and not models.has_cross:
             raise ModeUnavailableError(NO_CROSS_ENCODER)
-        q = await self._inputs(view, models, query, plan)
-        known: Ranked = []
-        if q.anchor_scores is not None:
-            known = [(key, float(s)) for key, s in zip(q.anchor_keys, q.anchor_scores, strict=True)]
+        q = await self._inputs(view, models, query, params, plan)
         if not plan.rescore:  # the hot path: one model call, then one trip for retrieval and documents
 
             def retrieve_and_read() -> SearchResult:
-                ranking = self._retrieve(view, plan, q, params.k)[: params.k]
+                ranking = self._retrieve(view, plan, q, params, params.k)[: params.k]
                 return SearchResult(to_hits(view.documents([p for p, _ in ranking]), ranking))
 
             return await models.blocking(retrieve_and_read)
 
-        def candidates() -> tuple[list[int], list[str]]:
-            keys = [p for p, _ in self._retrieve(view, plan, q, params.k_r)]
-            return keys, view.texts(keys)
+        def candidates() -> tuple[Ranked, list[int], list[str]]:
+            known: Ranked = []
+            if q.anchor_scores is not None:  # anchors were scored exactly; keep those still in the collection
+                ok = view.allowed(q.anchor_keys, q.filter)
+                known = [(key, float(s)) for key, s, y in zip(q.anchor_keys, q.anchor_scores, ok, strict=True) if y]
+            seen = {key for key, _ in known}
+            keys = [p for p, _ in self._retrieve(view, plan, q, params, params.k_r) if p not in seen]
+            return known, keys, view.texts(keys)
 
-        keys, texts = await models.blocking(candidates)
+        known, keys, texts = await models.blocking(candidates)
         exact = await models.score([(query, t) for t in texts])
         ranking = by_cross_encoder(
             [p for p, _ in known] + keys, [s for _, s in known] + [float(x) for x in exact], params.k
         )
         hits = await models.blocking(lambda: to_hits(view.documents([p for p, _ in ranking]), ranking))
-        return SearchResult(hits, cross_encoder_calls=len(known) + len(keys))
+        return SearchResult(hits, cross_encoder_calls=len(q.anchor_keys) + len(keys))
 
-    async def _inputs(self, view: SearchView, models: Models, query: str, plan: Plan) -> QueryInputs:
+    async def _inputs(
+        self, view: SearchView, models: Models, query: str, params: SearchParams, plan: Plan
+    ) -> QueryInputs:
         """The model calls retrieval needs, each made once: the query vector, the anchors' exact scores."""
-        q = QueryInputs(text=query)
+        q = QueryInputs(text=query, filter=params.filter)
         wanted = [RETRIEVERS[r] for r in plan.retrievers]
-        if any(r.needs_vector for r in wanted):
+        cur = any(r.needs_anchor_scores for r in wanted)
+        if any(r.needs_vector for r in wanted) or (cur and view.cur_missing()):
             q.vector = (await models.encode([self.query_prefix + query]))[0]
-        if any(r.needs_anchor_scores for r in wanted):
+        if cur:
             keys, texts = await models.blocking(view.cur_anchors)
             q.anchor_keys = keys
             q.anchor_scores = await models.score([(query, t) for t in texts])
         return q
 
     @staticmethod
-    def _retrieve(view: SearchView, plan: Plan, q: QueryInputs, depth: int) -> Ranked:
-        lists = [RETRIEVERS[name].retrieve(view, q, depth) for name in plan.retrievers]
-        return lists[0]
+    def _retrieve(view: SearchView, plan: Plan, q: QueryInputs, params: SearchParams, depth: int) -> Ranked:
+        if len(plan.retrievers) == 1:
+            return RETRIEVERS[plan.retrievers[0]].retrieve(view, q, depth)
+        fusion = params.fusion or view.default_fusion()
+        if fusion.method == "dense":
+            return RETRIEVERS["dense"].retrieve(view, q, depth)
+        deep = max(depth, FUSION_DEPTH)
+        dense = RETRIEVERS["dense"].retrieve(view, q, deep)
+        lexical = RETRIEVERS["lexical"].retrieve(view, q, deep)
+        return fuse(dense, lexical, fusion)[:depth]

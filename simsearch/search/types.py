@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-Mode = Literal["dense", "rerank", "cur"]
+if TYPE_CHECKING:
+    from simsearch.collection.filters import Filter
+    from simsearch.search.fusion import Fusion
 
-#: a ranked candidate list: (key, score), best first; keys are positions in the searched view
+Mode = Literal["dense", "lexical", "hybrid", "rerank", "cur"]
+FirstStage = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid", "rerank", "cur")
+
+#: a ranked candidate list: (key, score), best first; keys identify documents within the searched view
 Ranked = list[tuple[int, float]]
 
 
@@ -17,11 +23,16 @@ class ModeUnavailableError(ValueError):
 
 @dataclass(frozen=True)
 class SearchParams:
-    """How to search: ``k`` hits, by ``mode``, with ``k_r`` cross-encoder candidates when re-scoring."""
+    """How to search: ``k`` hits by ``mode``; ``rerank`` re-scores the top ``k_r`` of ``candidates`` (a first
+    stage), ``cur`` re-scores ``k_r`` by the CUR approximation; ``filter`` narrows every retriever;
+    ``fusion`` overrides the collection's measured fusion for ``hybrid`` (and hybrid candidates)."""
 
     k: int = 10
     mode: Mode = "dense"
     k_r: int = 100
+    candidates: FirstStage = "dense"
+    filter: Filter | None = None
+    fusion: Fusion | None = None
 
 
 @dataclass(frozen=True)

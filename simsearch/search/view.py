@@ -1,38 +1,65 @@
-"""What a search reads: the :class:`SearchView` protocol, and :class:`IndexView` over one index build.
+"""What a search reads: the :class:`SearchView` protocol, and :class:`IndexView`, a plain view over vectors
+and documents held in memory (benchmarks over arrays, tests).
 
-Every retriever and stage reaches the data through these methods, so a second storage backend (or a
-collection with writes on top of its base build) plugs in by implementing them; the vector indexes are
-reached only through the ANN interface (simsearch.ann).
+Every retriever and stage reaches the data through these methods, so each storage backend plugs in by
+implementing them: the embedded collection (simsearch.collection.view: a build plus its writes), Milvus
+(simsearch.collection.milvus). Vector indexes are reached only through the ANN interface (simsearch.ann).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from simsearch.ann import AnnIndex
 from simsearch.data.corpus import Document
+from simsearch.search.fusion import Fusion
 from simsearch.search.types import Hit, ModeUnavailableError, Ranked
+
+if TYPE_CHECKING:
+    from simsearch.collection.filters import Filter
 
 
 class SearchView(Protocol):
-    """A consistent, read-only view of one collection for the length of a search."""
+    """A consistent, read-only view of one collection for the length of a search. ``flt`` narrows a
+    retriever to the documents a metadata filter lets through."""
 
     @property
     def name(self) -> str: ...
 
-    def dense(self, vector: np.ndarray, k: int) -> Ranked:
+    def dense(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
         """Top ``k`` by inner product with the query vector."""
         ...
 
-    def cur_anchors(self) -> tuple[list[int], list[str]]:
-        """Keys and texts of the CUR anchor items (:class:`ModeUnavailableError` without CUR arrays)."""
+    def lexical(self, text: str, k: int, flt: Filter | None = None) -> Ranked:
+        """Top ``k`` by BM25 (:class:`ModeUnavailableError` without a lexical index)."""
         ...
 
-    def cur(self, anchor_scores: np.ndarray, k: int) -> Ranked:
+    def cur_anchors(self) -> tuple[list[int], list[str]]:
+        """Keys and texts of the CUR anchor items (:class:`ModeUnavailableError` without CUR arrays); a
+        key is -1 for an anchor no longer in the collection (its text still defines the approximation)."""
+        ...
+
+    def cur(self, anchor_scores: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
         """Top ``k`` by the CUR approximation ``c · E`` of the cross-encoder's scores."""
+        ...
+
+    def cur_missing(self) -> bool:
+        """Some documents have no column of ``E`` yet (written since the CUR arrays were made)."""
+        ...
+
+    def dense_delta(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
+        """Top ``k`` by inner product among the documents that :meth:`cur_missing` is about."""
+        ...
+
+    def allowed(self, keys: Sequence[int], flt: Filter | None) -> list[bool]:
+        """Whether each key is a current document that passes ``flt``."""
+        ...
+
+    def default_fusion(self) -> Fusion:
+        """The fusion measured for this collection (or the stated default)."""
         ...
 
     def texts(self, keys: Sequence[int]) -> list[str]:
@@ -70,7 +97,7 @@ class CurSource(Protocol):
 
 
 class IndexView:
-    """One immutable build (or any ANN index with its documents and optional CUR arrays) as a view."""
+    """Vectors, documents and optional CUR columns, without writes, filters or a lexical index."""
 
     def __init__(self, name: str, ann: AnnIndex, store: DocumentSource, cur: CurSource | None = None) -> None:
         self._name = name
@@ -83,8 +110,17 @@ class IndexView:
     def name(self) -> str:
         return self._name
 
-    def dense(self, vector: np.ndarray, k: int) -> Ranked:
+    @staticmethod
+    def _no_filter(flt: Filter | None) -> None:
+        if flt is not None:
+            raise ModeUnavailableError("this view has no document metadata to filter on")
+
+    def dense(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
+        self._no_filter(flt)
         return ranked(*self.ann.search(vector[None, :], k))[0]
+
+    def lexical(self, text: str, k: int, flt: Filter | None = None) -> Ranked:
+        raise ModeUnavailableError(f"{self.name!r} has no lexical index")
 
     def _cur(self) -> CurSource:
         if self.cur_arrays is None:
@@ -95,13 +131,27 @@ class IndexView:
 
     def cur_anchors(self) -> tuple[list[int], list[str]]:
         keys = [int(a) for a in self._cur().anchors]
-        if self._anchor_texts is None:  # fixed for the build: read once
+        if self._anchor_texts is None:  # fixed for the view: read once
             self._anchor_texts = self.texts(keys)
         return keys, self._anchor_texts
 
-    def cur(self, anchor_scores: np.ndarray, k: int) -> Ranked:
+    def cur(self, anchor_scores: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
+        self._no_filter(flt)
         query = np.asarray(anchor_scores, dtype=np.float32)[None, :]
         return ranked(*self._cur().ann.search(query, k))[0]
+
+    def cur_missing(self) -> bool:
+        return False
+
+    def dense_delta(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
+        return []
+
+    def allowed(self, keys: Sequence[int], flt: Filter | None) -> list[bool]:
+        self._no_filter(flt)
+        return [k >= 0 for k in keys]
+
+    def default_fusion(self) -> Fusion:
+        return Fusion()
 
     def texts(self, keys: Sequence[int]) -> list[str]:
         return [d.content() for d in self.store.get(list(keys))]

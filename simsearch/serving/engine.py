@@ -10,13 +10,18 @@ started with, so a reload never changes an index under a running request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from simsearch.collection.compact import CompactionError, compact
+from simsearch.collection.delta import WriteResult
+from simsearch.data.corpus import Document
 from simsearch.models.similarity import distinct_texts, paired_cosines
 from simsearch.search import ModeUnavailableError, SearchParams, SearchResult
 from simsearch.search.models import NO_CROSS_ENCODER
@@ -90,15 +95,111 @@ class Engine:
             )
         self.models = BatchedModels(self.bi, self.cross, s.request_timeout_s)
         self._reload_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # writes, and the swap to a new build, one at a time
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.compacting = False
+        self.last_compaction: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        """Background work: picking up other processes' writes (every ``refresh_s``)."""
+        self._spawn(self._follow_log(), "follow-log")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await self.bi.stop()
         if self.cross is not None:
             await self.cross.stop()
 
+    @contextlib.contextmanager
+    def _runtime(self) -> Iterator[Runtime]:
+        """The current runtime, held open until the request is done (a reload may retire it meanwhile)."""
+        rt = self.runtime
+        with rt.in_use():
+            yield rt
+
     async def search(self, query: str, params: SearchParams) -> SearchOutcome:
-        rt = self.runtime  # fixed for this request, even if a reload happens meanwhile
-        return SearchOutcome(await rt.pipeline.search(rt.view, self.models, query, params), rt)
+        with self._runtime() as rt:  # fixed for this request, even if a reload happens meanwhile
+            return SearchOutcome(await rt.pipeline.search(rt.view, self.models, query, params), rt)
+
+    # -- documents -------------------------------------------------------------------------------------
+    async def upsert(self, docs: Sequence[Document]) -> WriteResult:
+        """Encode and write one all-or-nothing batch; durable and visible to searches when this returns."""
+        with self._runtime() as rt:
+            prefix = rt.index.manifest.model.document_prefix
+            vectors = await self.models.encode([prefix + d.content() for d in docs])
+        async with self._write_lock:
+            with self._runtime() as rt:  # the runtime current now: a compaction may have swapped it
+                result = await asyncio.to_thread(rt.collection.upsert, docs, vectors)
+        self._maybe_compact()
+        return result
+
+    async def delete(self, ids: Sequence[str]) -> WriteResult:
+        async with self._write_lock:
+            with self._runtime() as rt:
+                result = await asyncio.to_thread(rt.collection.delete, ids)
+        self._maybe_compact()
+        return result
+
+    async def get(self, doc_id: str) -> Document | None:
+        with self._runtime() as rt:
+            return await asyncio.to_thread(rt.view.get, doc_id)
+
+    async def _follow_log(self) -> None:
+        while True:
+            await asyncio.sleep(self.runtime.settings.refresh_s)
+            try:
+                async with self._write_lock:
+                    with self._runtime() as rt:
+                        await asyncio.to_thread(rt.collection.refresh)
+            except Exception:  # a failed look at the log must not end the loop
+                log.exception("reading the write log failed; trying again")
+
+    # -- compaction ------------------------------------------------------------------------------------
+    def _maybe_compact(self) -> None:
+        rt = self.runtime
+        limit = rt.settings.compact_after
+        if limit and not self.compacting and rt.collection.uncompacted() >= limit:
+            self._spawn(self.compact(), "compaction")
+
+    async def compact(self) -> dict[str, Any]:
+        """Fold the writes into a new build (in a thread: searches and writes go on), then swap to it."""
+        if self.compacting:
+            raise CompactionError("a compaction is already running")
+        self.compacting = True
+        started = time.perf_counter()
+        try:
+            with self._runtime() as rt:
+                cross = rt.cross
+                link = await asyncio.to_thread(
+                    compact,
+                    rt.collection,
+                    cross_score=cross.score if cross is not None else None,
+                    cross_sha256=cross.sha256 if cross is not None else None,
+                )
+            before = rt.index.manifest.build_id
+            new = await self.reload() if link is not None else self.runtime
+            self.last_compaction = {
+                "previous_build_id": before,
+                "build_id": new.index.manifest.build_id,
+                "sequence": new.index.manifest.sequence,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            log.info("compacted %s: %s", new.index.name, self.last_compaction)
+            return self.last_compaction
+        except Exception:
+            log.exception("compaction failed; the current build keeps serving")
+            raise
+        finally:
+            self.compacting = False
 
     async def similarity(self, pairs: Sequence[tuple[str, str]], model: str) -> np.ndarray:
         if model == "cross":
@@ -112,9 +213,14 @@ class Engine:
         async with self._reload_lock:
             old = self.runtime
             new = await asyncio.to_thread(open_runtime, old.settings, old.encoder, old.cross, old.threads)
-            self.runtime = new
-            # requests that started on the old index finish on it; close it once they have had time to
-            asyncio.get_running_loop().call_later(old.settings.request_timeout_s + 5, old.index.close)
+            async with self._write_lock:  # writes that landed while the new build opened are caught up first
+                try:
+                    await asyncio.to_thread(new.collection.refresh)
+                except BaseException:
+                    new.close()
+                    raise
+                self.runtime = new
+            old.retire()  # requests that started on the old build finish on it; the last one closes it
             log.info(
                 "reloaded index %s: build %s -> %s",
                 new.index.name,

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+from simsearch.collection.embedded import EmbeddedCollection
+from simsearch.collection.view import CollectionView
+from simsearch.collection.write_log import LogMismatchError
 from simsearch.index import IndexLoadError
 from simsearch.index.open import LoadedIndex, check_model, open_index
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.loading import ModelLoadError
-from simsearch.search import DirectModels, IndexView, SearchPipeline
+from simsearch.search import DirectModels, SearchPipeline
 from simsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,22 +54,67 @@ class Threads:
 
 @dataclass
 class Runtime:
-    """A loaded index with the models that search it. A reload makes a new one; requests keep theirs."""
+    """A loaded collection with the models that search it. A reload makes a new one; every request keeps
+    the one it started with, and a replaced runtime is closed when its last request has finished
+    (counted, not timed: a slow request never finds its index closed under it)."""
 
     settings: Settings
     encoder: BiEncoder
-    index: LoadedIndex
-    view: IndexView
+    collection: EmbeddedCollection
     pipeline: SearchPipeline
     cross: CrossScorer | None = None
     threads: Threads = Threads(alone=1, shared=1, streams=1)
+    _users: int = field(default=0, repr=False)
+    _retired: bool = field(default=False, repr=False)
+    _closed: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def index(self) -> LoadedIndex:
+        """The collection's base build."""
+        return self.collection.index
+
+    @property
+    def view(self) -> CollectionView:
+        return self.collection.view()
 
     def direct_models(self) -> DirectModels:
         """The runtime's models called inline (jobs and benchmarks: one search at a time)."""
         return DirectModels(self.encoder, self.cross)
 
+    @contextmanager
+    def in_use(self) -> Iterator[Runtime]:
+        """Hold the runtime open for the length of a request."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this runtime was closed")
+            self._users += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._users -= 1
+                last = self._retired and self._users == 0
+            if last:
+                self._close_now()
+
+    def retire(self) -> None:
+        """A newer runtime serves new requests: close this one as soon as no request uses it."""
+        with self._lock:
+            self._retired = True
+            idle = self._users == 0
+        if idle:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.collection.close()
+
     def close(self) -> None:
-        self.index.close()
+        self._close_now()
 
 
 def load_encoder(settings: Settings) -> BiEncoder:
@@ -112,12 +163,11 @@ def check_cross(index: LoadedIndex, cross: CrossScorer | None) -> None:
 def runtime_for(
     settings: Settings, index: LoadedIndex, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads
 ) -> Runtime:
-    """Pair an open index with the models (refusing a mismatch) and make its view and pipeline."""
+    """Pair an open index with the models (refusing a mismatch) and open its collection (log replayed)."""
     check_model(index, encoder)
     check_cross(index, cross)
-    view = IndexView(index.name, index.ann, index.store, index.cur)
-    pipeline = SearchPipeline(query_prefix=settings.query_prefix)
-    return Runtime(settings, encoder, index, view, pipeline, cross, threads)
+    collection = EmbeddedCollection(index, writable=settings.writable)
+    return Runtime(settings, encoder, collection, SearchPipeline(query_prefix=settings.query_prefix), cross, threads)
 
 
 def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads) -> Runtime:
@@ -125,7 +175,7 @@ def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | No
     index = open_index(settings.index_path, verify=settings.verify_checksums)
     try:
         return runtime_for(settings, index, encoder, cross, threads)
-    except IndexLoadError:
+    except BaseException:
         index.close()
         raise
 
@@ -141,7 +191,7 @@ def load_runtime(settings: Settings) -> Runtime:
         encoder = load_encoder(settings)
         cross = load_cross(settings)
         rt = runtime_for(settings, index, encoder, cross, threads)
-    except (StartupError, IndexLoadError) as exc:
+    except (StartupError, IndexLoadError, LogMismatchError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
     # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay it

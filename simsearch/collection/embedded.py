@@ -1,0 +1,141 @@
+"""The embedded collection: FAISS and SQLite in-process. The published build is the base segment; writes
+go to the write-ahead log (durable before they are acknowledged) and to an in-memory delta searched
+exactly; a search takes one :class:`~simsearch.collection.view.CollectionView` and keeps it.
+
+    indexes/<name> -> <name>@<build>/      the base: immutable, published atomically (simsearch.index)
+    indexes/<name>.writes.sqlite           the log (SQLite WAL), shared by every process of the collection
+
+Opening replays the log's batches after the base's sequence number; :meth:`refresh` applies batches
+other processes appended since (an offline upsert job, another writer). Compaction
+(simsearch.collection.compact) folds the log into a new build through the same atomic publish.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.collection.delta import DeltaState, WriteResult
+from simsearch.collection.view import BaseSegment, CollectionView
+from simsearch.collection.write_log import Batch, WriteLog, WriteOp
+from simsearch.data.corpus import Document
+from simsearch.index import layout
+from simsearch.index.open import LoadedIndex, open_index
+from simsearch.lexical import LexicalIndex
+
+log = logging.getLogger(__name__)
+
+
+class ReadOnlyError(RuntimeError):
+    """Writes to a collection opened read-only."""
+
+
+class EmbeddedCollection:
+    """A base build plus its write log. ``writable=False`` opens without a log of its own (a replica on a
+    read-only volume): it serves the base and the batches already in an existing log, and refuses writes."""
+
+    backend = "embedded"
+
+    def __init__(self, index: LoadedIndex, *, writable: bool = True, work_dir: Path | None = None) -> None:
+        self.index = index
+        self.name = index.name
+        self.writable = writable
+        self.base = BaseSegment(index)
+        m = index.manifest
+        self._write_lock = threading.Lock()
+        log_path = layout.write_log(index.path.parent, self.name)
+        self.log: WriteLog | None = None
+        if writable or log_path.exists():
+            self.log = WriteLog(log_path, dimension=m.model.dimension, model_sha256=m.model.sha256)
+        self.lexical: LexicalIndex | None = None
+        lexical_folder = index.path / layout.LEXICAL_DIR
+        if m.lexical is not None:
+            work_root = work_dir or (index.path.parent if writable else Path(tempfile.gettempdir()))
+            self.lexical = LexicalIndex.open_writable(lexical_folder, work_root)
+        self._state = DeltaState.empty(m.sequence, m.count, m.model.dimension)
+        self._view = CollectionView(self.name, self.base, self._state, self._lexical_searcher())
+        self.refresh()
+
+    @classmethod
+    def open(cls, path: Path, *, verify: bool = True, writable: bool = True) -> EmbeddedCollection:
+        index = open_index(path, verify=verify)
+        try:
+            return cls(index, writable=writable)
+        except BaseException:
+            index.close()
+            raise
+
+    def _lexical_searcher(self) -> Any:
+        return self.lexical.searcher() if self.lexical is not None else None
+
+    # -- reading -------------------------------------------------------------------------------------
+    def view(self) -> CollectionView:
+        """The current state: every acknowledged write of this process, and others' up to the last refresh."""
+        return self._view
+
+    @property
+    def sequence(self) -> int:
+        return self._state.sequence
+
+    def uncompacted(self) -> int:
+        """Documents written since the base build (upserts still live)."""
+        return len(self._state.live_delta_keys) + len(self._state.dead_base)
+
+    # -- writing -------------------------------------------------------------------------------------
+    def upsert(self, docs: Sequence[Document], vectors: np.ndarray) -> WriteResult:
+        """Insert or replace ``docs`` (one vector each, from the collection's model) as one batch."""
+        if len(docs) != len(vectors):
+            raise ValueError(f"{len(docs)} documents and {len(vectors)} vectors")
+        return self._write([WriteOp("upsert", d.id, d, v) for d, v in zip(docs, vectors, strict=True)])
+
+    def delete(self, ids: Sequence[str]) -> WriteResult:
+        return self._write([WriteOp("delete", i) for i in ids])
+
+    def _write(self, ops: list[WriteOp]) -> WriteResult:
+        if not self.writable or self.log is None:
+            raise ReadOnlyError(f"collection {self.name!r} is open read-only here: send writes to the writer")
+        if not ops:
+            return WriteResult(self.sequence)
+        with self._write_lock:
+            others, seq = self.log.append(ops, after=self._state.sequence)  # durable from here on
+            for batch in others:
+                self._apply(batch)
+            return self._apply(Batch(seq, ops))
+
+    def refresh(self) -> int:
+        """Apply the batches other processes appended to the log since this one last looked; return how many."""
+        if self.log is None:
+            return 0
+        with self._write_lock:
+            batches = self.log.read_since(self._state.sequence)
+            for batch in batches:
+                self._apply(batch)
+        return len(batches)
+
+    def _apply(self, batch: Batch) -> WriteResult:
+        state, result, added, killed = self._state.apply(batch, self.index.store.positions_of)
+        searcher = self._lexical_searcher()
+        if self.lexical is not None and (added or killed):
+            searcher = self.lexical.apply([(key, doc.content()) for key, doc in added], killed)
+        self._state = state
+        self._view = CollectionView(self.name, self.base, state, searcher)  # one assignment: atomic for readers
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.index.manifest.model_dump(mode="json"),
+            "live": {"sequence": self.sequence, "documents": self._view.count, "uncompacted": self.uncompacted()},
+        }
+
+    def close(self) -> None:
+        if self.lexical is not None:
+            self.lexical.close()
+        if self.log is not None:
+            self.log.close()
+        self.index.close()

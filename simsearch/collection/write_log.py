@@ -1,0 +1,155 @@
+"""The write-ahead log of a collection: every acknowledged write batch, durable before it is answered.
+
+SQLite in WAL mode with ``synchronous=FULL``: a batch is one transaction, fsynced at commit, so a write
+that was acknowledged survives ``kill -9`` and power loss; readers never block the writer. Each batch
+gets the next sequence number; rows keep the documents, their vectors (float32 bytes, never pickles)
+and deletes. Several processes may share one log (the service, an offline upsert job): a batch is
+appended with ``BEGIN IMMEDIATE``, which serialises writers, and each process applies every batch in
+sequence order. Batches a compacted build already holds are pruned once no kept build needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from simsearch.data.corpus import Document
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS writes (
+    seq      INTEGER NOT NULL,            -- the batch's sequence number
+    ord      INTEGER NOT NULL,            -- position in the batch
+    op       TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+    id       TEXT NOT NULL,
+    title    TEXT,
+    text     TEXT,
+    metadata TEXT,                        -- JSON object or NULL
+    vector   BLOB,                        -- float32, dimension rows of the collection's model
+    PRIMARY KEY (seq, ord)
+);
+"""
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    op: Literal["upsert", "delete"]
+    id: str
+    document: Document | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    seq: int
+    ops: list[WriteOp]
+
+
+class LogMismatchError(RuntimeError):
+    """The log was written for another model (dimension) than the one opening it."""
+
+
+class WriteLog:
+    """One collection's log file (see the module docstring). Thread-safe within a process."""
+
+    def __init__(self, path: Path, *, dimension: int, model_sha256: str) -> None:
+        self.path = Path(path)
+        self.dimension = dimension
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+        info = dict(self._conn.execute("SELECT key, value FROM info WHERE key != 'last_seq'").fetchall())
+        expected = {"dimension": str(dimension), "model_sha256": model_sha256}
+        if not info:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany("INSERT OR IGNORE INTO info VALUES (?, ?)", list(expected.items()))
+                self._conn.execute("COMMIT")
+            info = dict(self._conn.execute("SELECT key, value FROM info WHERE key != 'last_seq'").fetchall())
+        if info != expected:
+            self._conn.close()
+            raise LogMismatchError(
+                f"write log {self.path} holds writes encoded by model {info.get('model_sha256', '?')[:12]} "
+                f"({info.get('dimension')}-d), not by the configured {model_sha256[:12]} ({dimension}-d)"
+            )
+
+    def last_seq(self) -> int:
+        """The newest batch's sequence number (kept when batches are pruned: numbers are never reused)."""
+        with self._lock:
+            return self._last()
+
+    def _last(self) -> int:
+        row = self._conn.execute("SELECT value FROM info WHERE key = 'last_seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def append(self, ops: Sequence[WriteOp], *, after: int) -> tuple[list[Batch], int]:
+        """Write ``ops`` as one durable batch; return the batches other writers appended after ``after``
+        (which the caller must apply first) and the new batch's sequence number."""
+        rows: list[tuple[Any, ...]] = []
+        for i, op in enumerate(ops):
+            doc, vec = op.document, op.vector
+            if op.op == "upsert":
+                assert doc is not None and vec is not None
+                if vec.shape != (self.dimension,):
+                    raise ValueError(f"vector of shape {vec.shape}; the collection holds {self.dimension}-d vectors")
+                meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata else None
+                rows.append((i, op.op, op.id, doc.title, doc.text, meta, np.asarray(vec, "<f4").tobytes()))
+            else:
+                rows.append((i, op.op, op.id, None, None, None, None))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                others = self._read(after)
+                seq = self._last() + 1
+                self._conn.executemany("INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(seq, *r) for r in rows])
+                self._conn.execute("INSERT OR REPLACE INTO info VALUES ('last_seq', ?)", (str(seq),))
+                self._conn.execute("COMMIT")  # synchronous=FULL: on disk when this returns
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return others, seq
+
+    def read_since(self, seq: int) -> list[Batch]:
+        """Every batch after ``seq``, in order."""
+        with self._lock:
+            return self._read(seq)
+
+    def _read(self, seq: int) -> list[Batch]:
+        rows = self._conn.execute(
+            "SELECT seq, op, id, title, text, metadata, vector FROM writes WHERE seq > ? ORDER BY seq, ord", (seq,)
+        ).fetchall()
+        batches: dict[int, list[WriteOp]] = {}
+        for s, op, doc_id, title, text, meta, vector in rows:
+            if op == "upsert":
+                doc = Document(id=doc_id, text=text, title=title or "", metadata=json.loads(meta) if meta else None)
+                vec = np.frombuffer(vector, dtype="<f4").astype(np.float32)
+                batches.setdefault(s, []).append(WriteOp("upsert", doc_id, doc, vec))
+            else:
+                batches.setdefault(s, []).append(WriteOp("delete", doc_id))
+        return [Batch(s, ops) for s, ops in batches.items()]
+
+    def prune(self, upto: int) -> int:
+        """Drop batches with sequence numbers up to ``upto`` (already in every kept build); return rows dropped."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            cursor = self._conn.execute("DELETE FROM writes WHERE seq <= ?", (upto,))
+            self._conn.execute("COMMIT")
+        return int(cursor.rowcount)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            batches, rows = self._conn.execute("SELECT COUNT(DISTINCT seq), COUNT(*) FROM writes").fetchone()
+        return {"batches": int(batches), "rows": int(rows)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

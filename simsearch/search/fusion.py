@@ -1,0 +1,57 @@
+"""Fusing ranked lists from several retrievers: reciprocal rank fusion and a convex combination.
+
+RRF (Cormack et al., 2009): ``Σ 1 / (k + rank)`` over the lists a document is in, ``k = 60``: needs no
+scores, so it fuses BM25 and cosines without calibration. Convex: ``α · dense + (1 − α) · lexical`` of
+scores min-max normalised within each list (a document missing from a list gets that list's minimum, 0),
+as in Bruch et al. (2023), "An Analysis of Fusion Functions for Hybrid Retrieval", where a tuned α beats
+RRF. Which one a collection uses, and α, are measured per collection at build time (training.fit_fusion);
+``dense`` is a possible outcome: hybrid search then answers as dense search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simsearch.search.types import Ranked
+
+FusionMethod = Literal["rrf", "convex", "dense"]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    method: FusionMethod = "rrf"
+    alpha: float = 0.5  # weight of the dense list in the convex combination
+    rrf_k: int = 60
+
+
+def rrf(lists: list[Ranked], k: int = 60) -> Ranked:
+    scores: dict[int, float] = {}
+    for ranked in lists:
+        for rank, (key, _) in enumerate(ranked, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+
+
+def _normalised(ranked: Ranked) -> dict[int, float]:
+    if not ranked:
+        return {}
+    values = [s for _, s in ranked]
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    return {key: (s - lo) / span if span > 0 else 1.0 for key, s in ranked}
+
+
+def convex(dense: Ranked, lexical: Ranked, alpha: float) -> Ranked:
+    d, lex = _normalised(dense), _normalised(lexical)
+    keys = set(d) | set(lex)
+    scores = {key: alpha * d.get(key, 0.0) + (1 - alpha) * lex.get(key, 0.0) for key in keys}
+    return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+
+
+def fuse(dense: Ranked, lexical: Ranked, fusion: Fusion) -> Ranked:
+    if fusion.method == "dense":
+        return dense
+    if fusion.method == "convex":
+        return convex(dense, lexical, fusion.alpha)
+    return rrf([dense, lexical], fusion.rrf_k)
