@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Scalar = str | int | float | bool
@@ -183,8 +183,8 @@ def compare(have: Any, op: str, want: Any) -> bool:
 class Filter:
     """A parsed filter. Build with :meth:`parse`; equal filters compare and hash equal (cacheable)."""
 
-    root: Node
-    text: str  # canonical JSON of the request's filter: the cache key
+    root: Node = field(compare=False)
+    text: str = ""  # canonical JSON of the request's filter: equality, hashing and the cache key
 
     @classmethod
     def parse(cls, raw: Any, path: str = "filter") -> Filter:

@@ -197,8 +197,11 @@ class LexicalIndex:
             raise RuntimeError("this lexical index is read-only: open it with open_writable")
         if self._writer is None:
             self._writer = self._index.writer(heap_size=HEAP_BYTES, num_threads=1)
+        t = _tantivy()
         for key in deletes:
-            self._writer.delete_documents_by_term(KEY, int(key))
+            # a term query built through the schema: delete_documents_by_term makes a signed term from a
+            # Python int, which never matches this unsigned field
+            self._writer.delete_documents_by_query(t.Query.term_query(self._schema, KEY, int(key)))
         for key, text in adds:
             self._writer.add_document(_document(key, text))
         self._writer.commit()
