@@ -310,3 +310,14 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.parametrize(
+    "query", ['"unbalanced', "cats*", "NEAR(cats dogs)", "cats OR", "-dogs", "((", "the of and", "?!", "猫と犬", "a:b"]
+)
+def test_hostile_lexical_queries_answer(client: TestClient, query: str) -> None:
+    for mode in ("lexical", "hybrid"):
+        r = client.post("/search", json={"query": query, "k": 5, "mode": mode})
+        assert r.status_code == 200, (mode, r.text)
+        assert isinstance(r.json()["hits"], list)
+    assert client.post("/search", json={"query": "the of and", "mode": "lexical"}).json()["hits"] == []

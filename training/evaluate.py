@@ -17,7 +17,7 @@ from pathlib import Path
 from simsearch.atomic import atomic_write_json
 from simsearch.cli import fail, settings_with
 from simsearch.evaluation.retrieval import evaluate_beir
-from simsearch.search import PLANS, ModeUnavailableError, SearchParams
+from simsearch.search import PLANS, Fusion, ModeUnavailableError, SearchParams
 from simsearch.serving.runtime import StartupError, load_runtime
 
 
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cross", help="cross-encoder folder for rerank and cur (default: SIMSEARCH_CROSS_MODEL)")
     p.add_argument("--mode", choices=sorted(PLANS), default="dense", help="search mode (default: %(default)s)")
     p.add_argument("--k-r", type=int, default=100, help="cross-encoder candidates per query (default: %(default)s)")
+    p.add_argument("--candidates", choices=["dense", "lexical", "hybrid"], default="dense", help="rerank's first stage")
+    p.add_argument("--fusion", choices=["rrf", "convex", "dense"], help="hybrid: override the collection's fusion")
+    p.add_argument("--alpha", type=float, default=0.5, help="with --fusion convex: the weight of dense scores")
     p.add_argument("--out", type=Path, help="also write the report here as JSON")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -55,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             runtime.direct_models(),
             args.data,
             split=args.split,
-            params=SearchParams(mode=args.mode, k_r=args.k_r),
+            params=SearchParams(
+                mode=args.mode,
+                k_r=args.k_r,
+                candidates=args.candidates,
+                fusion=Fusion(args.fusion, alpha=args.alpha) if args.fusion else None,
+            ),
             progress=not args.no_progress,
         )
     except (OSError, ValueError) as exc:  # ModeUnavailableError is a ValueError

@@ -23,7 +23,7 @@ from simsearch.data.corpus import Document
 from simsearch.index import layout
 from simsearch.index.open import LoadedIndex
 from simsearch.lexical import LexicalSearcher
-from simsearch.search.fusion import Fusion
+from simsearch.search.fusion import DEFAULT_FUSION, Fusion
 from simsearch.search.types import ModeUnavailableError, Ranked
 
 EXACT_SCAN_MAX = 20_000  # allowed documents scanned exactly; above this the ANN index with a selector
@@ -196,10 +196,10 @@ class CollectionView:
         return self.base.index.cur is not None and len(self.state.live_delta_keys) > 0
 
     def default_fusion(self) -> Fusion:
-        """The fusion measured for this collection at build time (training.fit_fusion), else RRF (k = 60)."""
+        """The fusion measured for this collection at build time (training.fit_fusion), else the default."""
         info = self.base.index.manifest.fusion
         if info is None:
-            return Fusion()
+            return DEFAULT_FUSION
         return Fusion(method=info.method, alpha=info.alpha if info.alpha is not None else 0.5, rrf_k=info.rrf_k)  # type: ignore[arg-type]
 
     # -- documents -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,7 @@ def evaluate_beir(
     cross-encoder calls and the wall time of one search (one query at a time, as a lone client sees it).
 
     ``params.k`` is raised to 100 so that Recall@100 is measured; ``rerank`` then re-scores ``k_r``."""
-    params = params or SearchParams()
-    params = SearchParams(k=max(params.k, 100), mode=params.mode, k_r=params.k_r)
+    params = replace(params or SearchParams(), k=max((params or SearchParams()).k, 100))
     queries = load_queries(data)
     qrels = load_qrels(data, split)
     missing = [q for q in qrels if q not in queries]
@@ -50,7 +50,9 @@ def evaluate_beir(
         "queries": len(ids),
         "split": split,
         "mode": params.mode,
-        "k_r": params.k_r if params.mode != "dense" else None,
+        "k_r": params.k_r if params.mode in ("rerank", "cur") else None,
+        "candidates": params.candidates if params.mode == "rerank" else None,
+        "fusion": asdict(params.fusion) if params.fusion else None,
         "cross_encoder_calls_per_query": float(np.mean(calls)),
         "ms_per_query": round(1000 * float(np.mean(seconds)), 3),
         "p50_ms_per_query": round(1000 * float(np.median(seconds)), 3),

@@ -25,6 +25,10 @@ class Fusion:
     rrf_k: int = 60
 
 
+# what hybrid search uses on a collection without judgments to measure its own (bench/results/hybrid.json)
+DEFAULT_FUSION = Fusion("convex", alpha=0.7)
+
+
 def rrf(lists: list[Ranked], k: int = 60) -> Ranked:
     scores: dict[int, float] = {}
     for ranked in lists:

@@ -1,0 +1,104 @@
+"""Choosing a collection's fusion by measurement: every candidate on a validation split, the best kept.
+
+Candidates: dense only, reciprocal rank fusion (k = 60), and the convex combination at α = 0, 0.1, ..., 1
+(α = 0 is lexical only). Each query's dense and lexical lists are retrieved once, to the fusion depth the
+pipeline uses, by the pipeline's own retrievers; every candidate is then the pipeline's ``fuse`` of those
+lists. The best nDCG@10 wins; ties go to the simpler candidate (dense, then RRF, then the convex
+combination with the largest α). A collection without judgments keeps :data:`DEFAULT_FUSION`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from simsearch.data.beir import load_qrels, load_queries
+from simsearch.evaluation.metrics import evaluate_run
+from simsearch.index.manifest import FusionInfo
+from simsearch.search import Fusion, Models, SearchView, run_sync
+from simsearch.search.fusion import DEFAULT_FUSION, fuse
+from simsearch.search.pipeline import FUSION_DEPTH
+from simsearch.search.retrievers import RETRIEVERS, QueryInputs
+
+ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def candidates(rrf_k: int = 60) -> dict[str, Fusion]:
+    out = {"dense": Fusion("dense"), "rrf": Fusion("rrf", rrf_k=rrf_k)}
+    out.update({f"convex-{a:.1f}": Fusion("convex", alpha=a) for a in sorted(ALPHAS, reverse=True)})
+    return out
+
+
+def retrieve_lists(
+    view: SearchView, models: Models, queries: dict[str, str], query_prefix: str = "", progress: bool = False
+) -> dict[str, tuple[list[tuple[int, float]], list[tuple[int, float]]]]:
+    """Each query's dense and lexical lists, as the pipeline retrieves them before fusing."""
+    out = {}
+    for qid, text in tqdm(queries.items(), desc="dense + lexical", unit="query", disable=not progress):
+        q = QueryInputs(text=text, vector=run_sync(models.encode([query_prefix + text]))[0])
+        out[qid] = (
+            RETRIEVERS["dense"].retrieve(view, q, FUSION_DEPTH),
+            RETRIEVERS["lexical"].retrieve(view, q, FUSION_DEPTH),
+        )
+    return out
+
+
+def score_fusions(
+    view: SearchView,
+    lists: dict[str, tuple[list[tuple[int, float]], list[tuple[int, float]]]],
+    qrels: dict[str, dict[str, int]],
+    fusions: dict[str, Fusion],
+) -> dict[str, dict[str, float]]:
+    """nDCG@10 and Recall@100 of each fusion over the retrieved lists."""
+    id_of: dict[int, str] = {}
+    keys = {k for d, lex in lists.values() for k, _ in (*d, *lex)}
+    id_of.update(zip(sorted(keys), (doc.id for doc in view.documents(sorted(keys))), strict=True))
+    scores = {}
+    for name, fusion in fusions.items():
+        run = {qid: [id_of[k] for k, _ in fuse(d, lex, fusion)[:FUSION_DEPTH]] for qid, (d, lex) in lists.items()}
+        m = evaluate_run(run, {q: qrels[q] for q in run}, ndcg_k=10, recall_k=100)
+        scores[name] = {"ndcg@10": round(100 * m["ndcg@10"], 2), "recall@100": round(100 * m["recall@100"], 2)}
+    return scores
+
+
+def fit_fusion(
+    view: SearchView,
+    models: Models,
+    data: Path,
+    *,
+    split: str = "train",
+    query_prefix: str = "",
+    rrf_k: int = 60,
+    progress: bool = True,
+) -> FusionInfo:
+    """The best fusion for this collection on ``data``'s ``split`` judgments (see the module docstring)."""
+    all_queries, qrels = load_queries(data), load_qrels(data, split)
+    queries = {q: all_queries[q] for q in sorted(qrels) if q in all_queries}
+    if not queries:
+        raise ValueError(f"{data} has no judged queries in split {split!r}")
+    lists = retrieve_lists(view, models, queries, query_prefix, progress)
+    fusions = candidates(rrf_k)
+    scores = score_fusions(view, lists, qrels, fusions)
+    order = list(fusions)  # the preference among equals: simpler first
+    best = max(order, key=lambda name: (scores[name]["ndcg@10"], -order.index(name)))
+    chosen = fusions[best]
+    validation: dict[str, Any] = {name: s["ndcg@10"] for name, s in scores.items()}
+    return FusionInfo(
+        method=chosen.method,
+        alpha=chosen.alpha if chosen.method == "convex" else None,
+        rrf_k=chosen.rrf_k,
+        chosen_on=f"{data.name}:{split} ({len(queries)} queries, nDCG@10)",
+        validation=validation,
+    )
+
+
+def default_fusion_info() -> FusionInfo:
+    return FusionInfo(
+        method=DEFAULT_FUSION.method,
+        alpha=DEFAULT_FUSION.alpha,
+        rrf_k=DEFAULT_FUSION.rrf_k,
+        chosen_on="default",
+        validation={},
+    )

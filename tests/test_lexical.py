@@ -1,0 +1,163 @@
+"""The lexical index and fusion: BM25 scores against an independent computation, query text that is
+data and never syntax, the fusion arithmetic, and the measured choice of fusion."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simsearch.lexical import LexicalIndex, build_lexical
+from simsearch.search.fusion import Fusion, convex, fuse, rrf
+
+TOY = [
+    "zebra okapi zebra",
+    "okapi quagga",
+    "zebra quagga quagga quagga",
+    "lion tiger",
+    "zebra",
+]
+
+
+def bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Lucene's BM25, written out from the formula (idf = ln(1 + (N - n + 0.5) / (n + 0.5)))."""
+    n_docs = len(docs)
+    avgdl = sum(len(d) for d in docs) / n_docs
+    out = []
+    for d in docs:
+        score = 0.0
+        for term in set(query):
+            n = sum(term in other for other in docs)
+            tf = d.count(term)
+            if not tf:
+                continue
+            idf = math.log(1 + (n_docs - n + 0.5) / (n + 0.5))
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avgdl))
+        out.append(score)
+    return out
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> LexicalIndex:
+    build_lexical(tmp_path / "lex", enumerate(TOY))
+    index = LexicalIndex.open_writable(tmp_path / "lex", tmp_path / "work")
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize("query", ["zebra", "quagga okapi", "zebra zebra okapi lion"])
+def test_bm25_scores_match_the_formula(toy: LexicalIndex, query: str) -> None:
+    expected = bm25(query.split(), [d.split() for d in TOY])
+    got = dict(toy.searcher().search(query, 10))
+    for key, score in enumerate(expected):
+        if score > 0:
+            assert got[key] == pytest.approx(score, rel=1e-4), (key, got)
+        else:
+            assert key not in got
+    ranked = [k for k, _ in toy.searcher().search(query, 10)]
+    assert ranked == sorted(got, key=lambda k: -got[k])
+
+
+def test_writes_change_scores_with_collection_wide_statistics(toy: LexicalIndex) -> None:
+    """A new document changes every document's IDF, as in one Lucene index (one shared view of the terms);
+    like Lucene, the statistics still count a deleted document until its segment is merged away."""
+    before = toy.searcher()
+    after = toy.apply([(5, "okapi okapi")], [3])
+    docs = [d.split() for d in TOY] + [["okapi", "okapi"]]
+    expected = {k: s for k, s in enumerate(bm25(["okapi"], docs)) if k != 3}
+    got = dict(after.search("okapi", 10))
+    assert set(got) == {k for k, s in expected.items() if s > 0}
+    for key, score in got.items():
+        assert score == pytest.approx(expected[key], rel=1e-4)
+    assert 5 not in dict(before.search("okapi", 10))  # the old view is unchanged
+    assert after.search("lion", 10) == []  # deleted
+
+
+HOSTILE = [
+    '"unbalanced quote',
+    "zebra*",
+    "NEAR(zebra okapi)",
+    "zebra OR okapi",
+    "-zebra",
+    "(((",
+    ")",
+    "the and of",
+    "!!! ??? ...",
+    "zebra AND NOT okapi",
+    "field:zebra",
+    "zebra~2",
+    "^10",
+    "斑马 シマウマ Зебра زرافة",
+    "\\",
+    "' OR 1=1 --",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_query_text_is_data_never_syntax(toy: LexicalIndex, query: str) -> None:
+    found = toy.searcher().search(query, 10)
+    assert isinstance(found, list)
+    words = {w for w in toy.searcher().terms(query)}
+    if "zebra" in words:
+        assert {k for k, _ in found} >= {0, 2, 4}
+    if not words:
+        assert found == []
+
+
+def test_rrf_arithmetic() -> None:
+    a = [(1, 9.0), (2, 8.0), (3, 7.0)]
+    b = [(3, 0.9), (4, 0.8)]
+    fused = dict(rrf([a, b], k=60))
+    assert fused[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[1] == pytest.approx(1 / 61) and fused[4] == pytest.approx(1 / 62)
+    assert [k for k, _ in rrf([a, b], k=60)] == [3, 1, 2, 4]
+
+
+def test_convex_arithmetic() -> None:
+    dense = [(1, 0.9), (2, 0.5), (3, 0.1)]  # normalised: 1, 0.5, 0
+    lexical = [(3, 20.0), (4, 10.0)]  # normalised: 1, 0
+    fused = dict(convex(dense, lexical, alpha=0.25))
+    assert fused[1] == pytest.approx(0.25)
+    assert fused[2] == pytest.approx(0.125)
+    assert fused[3] == pytest.approx(0.75)
+    assert fused[4] == pytest.approx(0.0)
+    assert [k for k, _ in fuse(dense, lexical, Fusion("convex", alpha=1.0))][:3] == [1, 2, 3]
+    assert fuse(dense, lexical, Fusion("dense")) == dense
+
+
+def test_fusion_choice_picks_dense_only_where_lexical_matching_misleads(tmp_path: Path) -> None:
+    """A collection where each query's words appear only in wrong documents while the dense vectors
+    point at the right one: the measured choice is dense only."""
+    from simsearch.collection.embedded import EmbeddedCollection
+    from simsearch.evaluation.fusion_fit import fit_fusion
+    from simsearch.index.build import build_index
+    from simsearch.search import DirectModels
+    from tests.conftest import write_jsonl
+
+    n = 40
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(n, 16))
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    vectors = {f"body of item {i} word{(i + 1) % n}": basis[i] for i in range(n)}  # doc i holds query i+1's word
+    vectors.update({f"word{i}": basis[i] + 0.05 * rng.normal(size=16) for i in range(n)})  # query i: near doc i
+
+    class TableEncoder:
+        path, sha256, dim, max_seq_length, whitening = "table", "table-v1", 16, 32, None
+
+        def encode(self, texts: list[str], **_: object) -> np.ndarray:
+            out = np.stack([vectors[t] for t in texts]).astype(np.float32)
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    docs = [{"_id": f"d{i}", "text": text} for i, text in enumerate(list(vectors)[:n])]
+    build_index(write_jsonl(tmp_path / "c.jsonl", docs), TableEncoder(), tmp_path / "ix", "t", progress=False)  # type: ignore[arg-type]
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    write_jsonl(data / "queries.jsonl", [{"_id": f"q{i}", "text": f"word{i}"} for i in range(n)])
+    (data / "qrels" / "train.tsv").write_text("q\td\ts\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(n)))
+    collection = EmbeddedCollection.open(tmp_path / "ix" / "t")
+    info = fit_fusion(collection.view(), DirectModels(TableEncoder()), data, split="train", progress=False)
+    collection.close()
+    assert info.method == "dense" and info.validation["dense"] == 100.0
+    assert info.validation["convex-0.0"] < 20 and info.validation["rrf"] < 100
