@@ -116,13 +116,13 @@ def test_rrf_arithmetic() -> None:
 
 
 def test_convex_arithmetic() -> None:
-    dense = [(1, 0.9), (2, 0.5), (3, 0.1)]  # normalised: 1, 0.5, 0
-    lexical = [(3, 20.0), (4, 10.0)]  # normalised: 1, 0
+    dense = [(1, 0.9), (2, 0.5), (3, -0.9)]  # (s + 1) / (0.9 + 1): 1, 1.5 / 1.9, 0.1 / 1.9
+    lexical = [(3, 20.0), (4, 10.0)]  # s / 20: 1, 0.5
     fused = dict(convex(dense, lexical, alpha=0.25))
     assert fused[1] == pytest.approx(0.25)
-    assert fused[2] == pytest.approx(0.125)
-    assert fused[3] == pytest.approx(0.75)
-    assert fused[4] == pytest.approx(0.0)
+    assert fused[2] == pytest.approx(0.25 * 1.5 / 1.9)
+    assert fused[3] == pytest.approx(0.25 * 0.1 / 1.9 + 0.75)
+    assert fused[4] == pytest.approx(0.75 * 0.5)
     assert [k for k, _ in fuse(dense, lexical, Fusion("convex", alpha=1.0))][:3] == [1, 2, 3]
     assert fuse(dense, lexical, Fusion("dense")) == dense
 

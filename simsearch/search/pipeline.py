@@ -23,7 +23,9 @@ from simsearch.search.retrievers import RETRIEVERS, QueryInputs
 from simsearch.search.types import Mode, ModeUnavailableError, Ranked, SearchParams, SearchResult
 from simsearch.search.view import SearchView, to_hits
 
-FUSION_DEPTH = 100  # each retriever's list before fusion: fusing two top-10s would lose what either misses
+# each retriever's list before fusion: fusing two top-10s would lose what either misses; 1,000 rather than
+# 100 adds 0.8 nDCG@10 on SciFact (bench/results/hybrid.json) for about a millisecond of search
+FUSION_DEPTH = 1000
 
 
 @dataclass(frozen=True)
