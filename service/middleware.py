@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -27,7 +28,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # used with fullmatch: "$" would let a trailing "\n" in
+CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer" (never sent, only counted)
 log = logging.getLogger("simsearch.access")
 
 
@@ -64,13 +66,14 @@ class RequestContext:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         given = headers.get("x-request-id", "")
-        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        status = {"code": 500}
+        status = {"code": 500, "started": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -84,8 +87,16 @@ class RequestContext:
                 return
             body = await self._read_body(headers, receive, send_with_id)
             if body is None:
+                if not status["started"]:
+                    status["code"] = CLIENT_CLOSED  # gone before its body arrived: nothing failed here
                 return
-            await self.app(scope, _replay(body, receive), send_with_id)
+            await self._run_until_disconnect(scope, body, receive, send_with_id)
+            if not status["started"]:
+                status["code"] = CLIENT_CLOSED
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "path": scope["path"]})
+            if not status["started"]:  # still answer in the one error shape, with the request id
+                await _reply(send_with_id, 500, f"internal error (request id {request_id})")
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
@@ -105,6 +116,42 @@ class RequestContext:
                     "ms": round(1000 * elapsed, 2),
                 },
             )
+
+    async def _run_until_disconnect(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """Run the app; if the client disconnects first, cancel it, so that its queued model work is
+        dropped (simsearch.serving.batching) instead of computed for nobody. The server's ``receive`` is
+        read by one watcher only; the app gets the body, then the disconnect when it comes."""
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        app = asyncio.ensure_future(self.app(scope, replay, send))
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not app.done():  # the client left first
+                app.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await app
+                return
+            app.result()  # re-raise what the app raised
+        finally:
+            watcher.cancel()
+            if not app.done():
+                app.cancel()
 
     async def _read_body(self, headers: dict[str, str], receive: Receive, send: Send) -> bytes | None:
         declared = headers.get("content-length")
@@ -132,16 +179,3 @@ class RequestContext:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # after the body: wait for the disconnect, as a server would
-
-    return replay

@@ -85,6 +85,41 @@ async def test_full_queue_and_deadline() -> None:
     await batcher.stop()
 
 
+@pytest.mark.anyio
+async def test_a_large_request_is_split_so_short_ones_interleave() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, name="fake", max_batch=4, max_wait_ms=0)
+    model.gate.clear()
+    big = asyncio.create_task(batcher.submit(list(range(100, 112)), 10))  # 12 items: three batches of 4
+    await asyncio.to_thread(model.entered.wait, 10)
+    short = asyncio.create_task(batcher.submit([1], 10))
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    assert (await short).tolist() == [[2]]
+    assert (await big).tolist() == [[2 * i] for i in range(100, 112)]  # the rows in order, whatever the batches
+    assert model.batches[0] == [100, 101, 102, 103] and all(len(b) <= 4 for b in model.batches)
+    order = [i for b in model.batches for i in b]
+    assert order.index(1) < order.index(111)  # the short request did not wait for all of the long one
+    await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_goes_away_drops_its_unstarted_work() -> None:
+    model = GatedModel()
+    batcher = MicroBatcher(model, name="fake", max_batch=4, max_wait_ms=0)
+    model.gate.clear()
+    task = asyncio.create_task(batcher.submit(list(range(20)), 10))
+    await asyncio.to_thread(model.entered.wait, 10)  # the first batch of 4 is running
+    task.cancel()  # the client disconnected
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    model.gate.set()
+    assert (await batcher.submit([7], 10)).tolist() == [[14]]
+    assert [i for b in model.batches for i in b] == [0, 1, 2, 3, 7]  # 4..19 were never computed
+    assert batcher.dropped_items == 16 and batcher.depth == 0
+    await batcher.stop()
+
+
 class StreamModel:
     """A fake model for streams: batches that do not run alone meet at a two-party barrier, so they only
     finish if two of them run at the same time; the first call can be held; every call is recorded."""

@@ -14,8 +14,12 @@ nothing else starts until it is done, which keeps a lone query's latency. Measur
 (bench/serve.py): see docs/results/serving.md.
 
 Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
-:class:`QueueFullError` tells the caller to answer 429. Each request has a deadline; past it
-:class:`RequestTimeoutError` tells the caller to answer 503 instead of hanging.
+:class:`QueueFullError` tells the caller to answer 429, before any work is done for the request. Each
+request has a deadline; past it :class:`RequestTimeoutError` tells the caller to answer 503 instead of
+hanging. A request larger than ``max_batch`` is split into batches of at most ``max_batch`` items, so the
+short requests that arrive meanwhile interleave with it instead of waiting for all of it. When a caller
+goes away (its task is cancelled: the client disconnected), the parts of its request not yet started are
+dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +56,24 @@ class _Job(Generic[T]):
     future: asyncio.Future[np.ndarray]
     deadline: float
     enqueued: float = field(default_factory=time.perf_counter)
+    taken: int = 0  # items handed to batches so far
+    parts: dict[int, np.ndarray] = field(default_factory=dict)  # start -> rows computed
+
+    @property
+    def waiting(self) -> int:
+        return len(self.items) - self.taken
+
+    def deliver(self, start: int, rows: np.ndarray) -> None:
+        self.parts[start] = rows
+        if sum(len(p) for p in self.parts.values()) == len(self.items) and not self.future.done():
+            self.future.set_result(np.concatenate([self.parts[k] for k in sorted(self.parts)]))
+
+
+@dataclass
+class _Slice(Generic[T]):
+    job: _Job[T]
+    start: int
+    stop: int
 
 
 class MicroBatcher(Generic[T]):
@@ -82,7 +105,9 @@ class MicroBatcher(Generic[T]):
         self.busy_seconds = 0.0  # model time summed over streams: busy / (wall * streams) is the utilisation
         self.batches = 0
         self.alone_batches = 0
-        self._queue: asyncio.Queue[_Job[T]] | None = None
+        self.dropped_items = 0  # items of requests whose callers went away before they were computed
+        self._queue: deque[_Job[T]] = deque()
+        self._arrived: asyncio.Event | None = None
         self._queued_items = 0
         self._worker: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -95,7 +120,7 @@ class MicroBatcher(Generic[T]):
 
     def start(self) -> None:
         if self._worker is None:
-            self._queue = asyncio.Queue()
+            self._arrived = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -109,68 +134,99 @@ class MicroBatcher(Generic[T]):
         self._running.clear()
 
     async def submit(self, items: Sequence[T], deadline_s: float) -> np.ndarray:
-        """The rows of ``fn`` for ``items``, computed in a shared batch; raises QueueFullError or
-        RequestTimeoutError."""
+        """The rows of ``fn`` for ``items``, computed in shared batches; raises QueueFullError (before any
+        work) or RequestTimeoutError. Cancelling the caller drops what has not started of its request."""
         if not items:
             return np.zeros((0,), dtype=np.float32)
         self.start()
-        assert self._queue is not None
+        assert self._arrived is not None
         if self._queued_items + len(items) > self.max_queue:
             raise QueueFullError(self.name, retry_after=1)
         loop = asyncio.get_running_loop()
         job: _Job[T] = _Job(list(items), loop.create_future(), time.perf_counter() + deadline_s)
         self._queued_items += len(items)
-        self._queue.put_nowait(job)
+        self._queue.append(job)
+        self._arrived.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), deadline_s)
+            return await asyncio.wait_for(job.future, deadline_s)  # cancels job.future on timeout or cancel
         except TimeoutError:
-            job.future.cancel()  # the worker skips it if it has not started it yet
             raise RequestTimeoutError(f"no result from the {self.name} within {deadline_s:g} s") from None
+        finally:
+            self._forget(job)
+
+    def _forget(self, job: _Job[T]) -> None:
+        """A finished, timed-out or abandoned job leaves the queue; its unstarted items are dropped."""
+        if job.waiting and job in self._queue:
+            self._queue.remove(job)
+            self._queued_items -= job.waiting
+            self.dropped_items += job.waiting
+            job.taken = len(job.items)
+
+    async def _next(self) -> None:
+        assert self._arrived is not None
+        while not self._queue:
+            self._arrived.clear()
+            await self._arrived.wait()
 
     async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
         while True:
-            first = await queue.get()
+            await self._next()
             # a free stream: none while a batch runs alone, at most `streams` at once
             while self._running and (self._exclusive or len(self._running) >= self.streams):
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
-            jobs = await self._gather(queue, first)
-            for job in jobs:
-                self._queued_items -= len(job.items)
-            now = time.perf_counter()
-            live = [j for j in jobs if not j.future.done() and j.deadline > now]
-            for j in jobs:
-                if j not in live and not j.future.done():
-                    j.future.set_exception(RequestTimeoutError(f"deadline passed in the {self.name} queue"))
-            if not live:
+            slices = await self._gather()
+            if not slices:
                 continue
             # alone: one request met an idle model with nothing behind it (no load), or one stream only
-            alone = self.streams == 1 or (not self._running and len(live) == 1 and queue.empty())
+            alone = self.streams == 1 or (not self._running and len(slices) == 1 and not self._queue)
             self._exclusive = alone
-            task = asyncio.get_running_loop().create_task(self._compute(live, alone))
+            task = asyncio.get_running_loop().create_task(self._compute(slices, alone))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _gather(self, queue: asyncio.Queue[_Job[T]], first: _Job[T]) -> list[_Job[T]]:
-        """``first`` and what is already waiting, then (only under load) what comes within max_wait."""
-        jobs = [first]
-        size = len(first.items)
+    def _take(self, room: int) -> _Slice[T] | None:
+        """Up to ``room`` items of the first live job (its deadline not passed, its caller still there)."""
+        now = time.perf_counter()
+        while self._queue:
+            job = self._queue[0]
+            if job.future.done() or job.deadline <= now:
+                self._queue.popleft()
+                self._queued_items -= job.waiting
+                if not job.future.done():
+                    job.future.set_exception(RequestTimeoutError(f"deadline passed in the {self.name} queue"))
+                job.taken = len(job.items)
+                continue
+            start = job.taken
+            stop = min(len(job.items), start + room)
+            job.taken = stop
+            self._queued_items -= stop - start
+            self._queue.popleft()
+            if job.waiting:  # the rest goes behind the requests that came meanwhile: round robin
+                self._queue.append(job)
+            return _Slice(job, start, stop)
+        return None
+
+    async def _gather(self) -> list[_Slice[T]]:
+        """What is already waiting, then (only under load) what comes within max_wait, up to max_batch."""
+        slices: list[_Slice[T]] = []
+        size = 0
         deadline = time.perf_counter() + self.max_wait
         while size < self.max_batch:
-            if queue.empty():
+            part = self._take(self.max_batch - size)
+            if part is None:
                 remaining = deadline - time.perf_counter()
-                if len(jobs) == 1 or remaining <= 0:
+                if len(slices) <= 1 or remaining <= 0:
                     break
+                assert self._arrived is not None
+                self._arrived.clear()
                 try:
-                    job = await asyncio.wait_for(queue.get(), remaining)
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            else:
-                job = queue.get_nowait()
-            jobs.append(job)
-            size += len(job.items)
-        return jobs
+                continue
+            slices.append(part)
+            size += part.stop - part.start
+        return slices
 
     def _timed(self, batch: list[T], alone: bool) -> tuple[np.ndarray, float]:
         """``fn`` on the stream's thread, timed there (the hops to and from the thread are not model time)."""
@@ -178,14 +234,14 @@ class MicroBatcher(Generic[T]):
         out = self.fn(batch, alone)
         return out, time.perf_counter() - started
 
-    async def _compute(self, live: list[_Job[T]], alone: bool) -> None:
-        batch = [item for j in live for item in j.items]
+    async def _compute(self, slices: list[_Slice[T]], alone: bool) -> None:
+        batch = [item for s in slices for item in s.job.items[s.start : s.stop]]
         try:
             out, seconds = await asyncio.get_running_loop().run_in_executor(self.executor, self._timed, batch, alone)
         except Exception as exc:  # a model error fails this batch's requests, not the worker
-            for j in live:
-                if not j.future.done():
-                    j.future.set_exception(exc)
+            for s in slices:
+                if not s.job.future.done():
+                    s.job.future.set_exception(exc)
             return
         finally:
             if alone:
@@ -195,8 +251,9 @@ class MicroBatcher(Generic[T]):
         self.busy_seconds += seconds
         if self.on_batch is not None:
             self.on_batch(len(batch), alone, seconds)
-        start = 0
-        for j in live:
-            if not j.future.done():
-                j.future.set_result(out[start : start + len(j.items)])
-            start += len(j.items)
+        offset = 0
+        for s in slices:
+            n = s.stop - s.start
+            if not s.job.future.done():
+                s.job.deliver(s.start, out[offset : offset + n])
+            offset += n
