@@ -12,7 +12,7 @@ export SIMSEARCH_DATA_DIR ?= $(DATA_DIR)
 
 SHARED_DIR ?= ../shared
 
-.PHONY: install serve test test-fast check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 clean
+.PHONY: install browser serve test test-fast check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +27,12 @@ $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 serve: install
 	$(PY) -m service --build-from $(DATA_DIR)/scifact --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(PY) -m pytest
+
+# Debian's Chromium for the browser tests (Playwright drives it: its own browser downloads fail offline)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # the inner loop: everything but the tests that start servers, train or export (marked slow)
 test-fast: install

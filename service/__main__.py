@@ -16,6 +16,7 @@ import uvicorn
 
 from service import logs
 from service.app import create_app
+from service.protocol import protocol_with
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
 from simsearch.index.build import build_index
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,  # service.logs configured the handlers
         access_log=False,  # the request middleware writes one JSON line per request
         timeout_keep_alive=settings.keep_alive_s,
-        limit_concurrency=settings.max_connections,
+        http=protocol_with(settings.header_timeout_s),  # idle sockets are closed, and never count as requests
         timeout_graceful_shutdown=int(settings.request_timeout_s),
     )
     return 0

@@ -6,8 +6,8 @@
   the admin key) or ``SIMSEARCH_ANONYMOUS_WRITES`` is true. A read key cannot write.
 - **admin** (``/admin/...``): off unless ``SIMSEARCH_ADMIN_KEY`` is set; then that key only.
 
-``/health``, ``/ready``, the search page and its static files are open (the page asks for a key and
-sends it with each API call). Keys are compared in constant time, every key every time.
+``/health``, ``/ready``, the search page, its static files and the API docs are open (the page asks for
+a key and sends it with each API call). Keys are compared in constant time, every key every time.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["open", "read", "write", "admin"]
-OPEN_PATHS = {"/health", "/ready", "/", "/favicon.ico"}
-OPEN_PREFIXES = ("/static/",)
+# the page and the API docs load without a key (they hold no data; the page asks for a key for its calls)
+OPEN_PATHS = {"/health", "/ready", "/", "/favicon.ico", "/docs", "/openapi.json"}
+OPEN_PREFIXES = ("/static/", "/docs/swagger-ui/")
 
 
 @dataclass(frozen=True)

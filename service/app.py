@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service import page
 from service.access import Access
 from service.errors import install_error_handlers
 from service.metrics import Metrics
@@ -59,17 +60,22 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         summary="Semantic search and sentence similarity over a FAISS index.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served with local assets by service.page (the service works offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = None
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(page.router)
+    page.install_docs(app)
     app.add_middleware(
         RequestContext,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
+        max_in_flight=settings.max_in_flight,
         access=Access(
             read_keys=[k.get_secret_value() for k in settings.api_keys],
             write_keys=[k.get_secret_value() for k in settings.write_keys],
@@ -95,9 +101,12 @@ def _install_sighup(engine: Engine, metrics: Metrics) -> bool:
             try:
                 await engine.reload()
                 metrics.reloads.labels("ok").inc()
-            except IndexLoadError as exc:
+            except (IndexLoadError, OSError, ValueError) as exc:
                 metrics.reloads.labels("refused").inc()
                 log.error("reload refused, the current index keeps serving: %s", exc)
+            except Exception:  # never silently: the signal handler's task has no one else to tell
+                metrics.reloads.labels("refused").inc()
+                log.exception("reload failed, the current index keeps serving")
 
         asyncio.get_running_loop().create_task(reload())
 

@@ -18,10 +18,14 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
 
-def summary(errors: list[dict[str, Any]]) -> str:
-    return "; ".join(
+MAX_ERRORS = 20  # reported per response: a body of a million bad items gets 20 and a count, not a million
+
+
+def summary(errors: list[dict[str, Any]], more: int = 0) -> str:
+    text = "; ".join(
         f"{field_name(e.get('loc', ()))}: {str(e.get('msg', 'invalid')).removeprefix('Value error, ')}" for e in errors
     )
+    return text + (f"; and {more} more errors" if more else "")
 
 
 def reject(loc: tuple[str | int, ...], message: str, value: Any = None, kind: str = "value_error") -> NoReturn:
@@ -46,7 +50,8 @@ BODY_NOT_JSON = "There was an error parsing the body"  # FastAPI's words for und
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
+        found = exc.errors()
+        errors, more = list(found[:MAX_ERRORS]), max(0, len(found) - MAX_ERRORS)
         for e in errors:
             if "input" in e:
                 e["input"] = _echo(e["input"])
@@ -54,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 e["ctx"] = {k: str(v) for k, v in e["ctx"].items()}
         return JSONResponse(
             status_code=422,
-            content={"detail": jsonable_encoder(errors), "message": summary(errors)},
+            content={"detail": jsonable_encoder(errors), "message": summary(errors, more), "more_errors": more},
         )
 
     @app.exception_handler(QueueFullError)

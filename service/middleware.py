@@ -29,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # used with fullmatch: "$" would let a trailing "\n" in
+ALWAYS_ANSWERED = {"/health", "/ready"}  # liveness must not depend on load
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer" (never sent, only counted)
 log = logging.getLogger("simsearch.access")
 
@@ -51,9 +52,18 @@ async def _reply(send: Send, status: int, message: str, headers: list[tuple[byte
 
 class RequestContext:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, body_timeout_s: float, access: Access
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        access: Access,
+        max_in_flight: int = 512,
     ) -> None:
         self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout_s
@@ -78,7 +88,12 @@ class RequestContext:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        busy = self.in_flight >= self.max_in_flight and scope["path"] not in ALWAYS_ANSWERED
+        self.in_flight += 1
         try:
+            if busy:
+                await _reply(send_with_id, 503, "too many requests in flight; retry shortly", [(b"retry-after", b"1")])
+                return
             authorizations = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
             denied = self.access.check(scope["method"], scope["path"], authorizations)
             if denied is not None:
@@ -98,6 +113,7 @@ class RequestContext:
             if not status["started"]:  # still answer in the one error shape, with the request id
                 await _reply(send_with_id, 500, f"internal error (request id {request_id})")
         finally:
+            self.in_flight -= 1
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started

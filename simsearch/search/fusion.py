@@ -6,8 +6,8 @@ scores normalised by their theoretical minimum and the list's maximum (TM2C2 in 
 Analysis of Fusion Functions for Hybrid Retrieval": ``(s − m) / (max − m)`` with ``m = −1`` for a cosine,
 ``0`` for BM25; a document missing from a list gets 0 from it), where a tuned α beats RRF. Measured here
 against plain min-max and z-scores on SciFact (bench/results/hybrid.json): with α chosen on the train
-split it gives the best test nDCG@10. Which one a collection uses, and α, are measured per collection at build time (training.fit_fusion);
-``dense`` is a possible outcome: hybrid search then answers as dense search.
+split it gives the best test nDCG@10. Which one a collection uses, and α, are measured per collection
+at build time (training.fit_fusion); ``dense`` is a possible outcome: hybrid search then answers as dense.
 """
 
 from __future__ import annotations

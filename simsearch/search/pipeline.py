@@ -14,6 +14,7 @@ reads) is grouped so that a dense search makes one model call and one trip to th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from simsearch.search.fusion import fuse
@@ -62,8 +63,10 @@ class SearchPipeline:
     """Search one view with injected model calls. ``query_prefix`` goes before the query for the
     bi-encoder only (E5's ``"query: "``); the cross-encoder and BM25 read the query as written."""
 
-    def __init__(self, query_prefix: str = "") -> None:
+    def __init__(self, query_prefix: str = "", cross_query: Callable[[str], str] | None = None) -> None:
         self.query_prefix = query_prefix
+        # the query as the cross-encoder pairs it: cut once to what the model reads (simsearch.models)
+        self.cross_query = cross_query
 
     def unavailable(self, view: SearchView, models: Models, mode: Mode) -> str | None:
         """Why ``mode`` cannot run here, or ``None`` when it can."""
@@ -102,7 +105,7 @@ class SearchPipeline:
             return known, keys, view.texts(keys)
 
         known, keys, texts = await models.blocking(candidates)
-        exact = await models.score([(query, t) for t in texts])
+        exact = await models.score([(q.cross_text, t) for t in texts])
         ranking = by_cross_encoder(
             [p for p, _ in known] + keys, [s for _, s in known] + [float(x) for x in exact], params.k
         )
@@ -113,15 +116,18 @@ class SearchPipeline:
         self, view: SearchView, models: Models, query: str, params: SearchParams, plan: Plan
     ) -> QueryInputs:
         """The model calls retrieval needs, each made once: the query vector, the anchors' exact scores."""
-        q = QueryInputs(text=query, filter=params.filter)
+        q = QueryInputs(text=query, filter=params.filter, cross_text=query)
         wanted = [RETRIEVERS[r] for r in plan.retrievers]
         cur = any(r.needs_anchor_scores for r in wanted)
         if any(r.needs_vector for r in wanted) or (cur and view.cur_missing()):
             q.vector = (await models.encode([self.query_prefix + query]))[0]
+        if plan.needs_cross and self.cross_query is not None:
+            clip = self.cross_query
+            q.cross_text = clip(query) if len(query) < 256 else await models.blocking(lambda: clip(query))
         if cur:
             keys, texts = await models.blocking(view.cur_anchors)
             q.anchor_keys = keys
-            q.anchor_scores = await models.score([(query, t) for t in texts])
+            q.anchor_scores = await models.score([(q.cross_text, t) for t in texts])
         return q
 
     @staticmethod

@@ -25,6 +25,7 @@ class QueryInputs:
 
     text: str
     filter: Filter | None = None
+    cross_text: str = ""  # the query as the cross-encoder reads it (cut to its window)
     vector: np.ndarray | None = None  # the bi-encoder's embedding (dense)
     anchor_keys: list[int] = field(default_factory=list)  # CUR anchor items...
     anchor_scores: np.ndarray | None = None  # ...and their exact cross-encoder scores, c

@@ -90,7 +90,7 @@ class Engine:
                 name="cross-encoder",
                 max_batch=s.max_batch,
                 max_wait_ms=s.max_wait_ms,
-                max_queue=s.max_queue * 8,
+                max_queue=s.max_cross_queue,
                 streams=lanes.streams,
             )
         self.models = BatchedModels(self.bi, self.cross, s.request_timeout_s)

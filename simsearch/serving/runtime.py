@@ -167,7 +167,8 @@ def runtime_for(
     check_model(index, encoder)
     check_cross(index, cross)
     collection = EmbeddedCollection(index, writable=settings.writable)
-    return Runtime(settings, encoder, collection, SearchPipeline(query_prefix=settings.query_prefix), cross, threads)
+    pipeline = SearchPipeline(query_prefix=settings.query_prefix, cross_query=cross.clip if cross else None)
+    return Runtime(settings, encoder, collection, pipeline, cross, threads)
 
 
 def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads) -> Runtime:
