@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="Torch device for the encoders.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        "onnx",
         description="Runtime of both encoders: `torch`, `onnx` (ONNX Runtime fp32) or `onnx-int8` "
         "(dynamic int8); exported on first use into `<model>/onnx/`.",
     )

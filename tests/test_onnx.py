@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.files import model_hash
-from simsearch.models.loading import ModelLoadError
 from simsearch.search import SearchParams
 from simsearch.serving.engine import Engine
 from simsearch.serving.runtime import Threads, load_runtime
@@ -54,10 +54,10 @@ def test_cross_encoder_onnx_matches_torch(models: tuple[str, str]) -> None:
     assert np.max(np.abs(int8 - expected)) < 0.1 * (np.max(np.abs(expected)) + 1e-3) + 0.05
 
 
-def test_unwritable_model_folder_names_the_export_command(
-    models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_unwritable_model_folder_falls_back_to_torch_with_the_export_command(
+    models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import simsearch.models.loading as encoders
+    import simsearch.models.loading as loading
     from simsearch.models.onnx import ExportError
 
     fresh = tmp_path / "fresh"
@@ -66,9 +66,57 @@ def test_unwritable_model_folder_names_the_export_command(
     def refuse(*args, **kwargs):
         raise ExportError(f"cannot write {fresh / 'onnx'}: read-only file system")
 
-    monkeypatch.setattr(encoders, "export", refuse)
-    with pytest.raises(ModelLoadError, match=r"read-only file system: export it .* `python -m training.export_onnx"):
-        BiEncoder.load(str(fresh), backend="onnx")
+    monkeypatch.setattr(loading, "export", refuse)
+    with caplog.at_level("WARNING", logger="simsearch.models.loading"):
+        encoder = BiEncoder.load(str(fresh), backend="onnx")
+    assert encoder.backend == "torch" and encoder.onnx is None and encoder.encode(TEXTS).shape == (len(TEXTS), 32)
+    warnings = [r for r in caplog.records if "stays on torch" in r.getMessage()]
+    assert len(warnings) == 1 and "python -m training.export_onnx" in warnings[0].getMessage()
+
+
+def test_onnx_that_differs_from_torch_is_refused_with_one_warning(
+    models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import simsearch.models.loading as loading
+
+    fresh = tmp_path / "strict"
+    shutil.copytree(models[0], fresh, ignore=shutil.ignore_patterns("onnx"))
+    monkeypatch.setitem(loading.TOLERANCE, "bi", 0.0)  # nothing passes a zero tolerance except bit equality
+    with caplog.at_level("WARNING", logger="simsearch.models.loading"):
+        encoder = BiEncoder.load(str(fresh), backend="onnx")
+    check = json.loads((fresh / "onnx" / "check.json").read_text())
+    if check["max_difference"] > 0:  # (an export that is bit-exact on these probes would rightly pass)
+        assert encoder.backend == "torch" and not check["ok"]
+        assert sum("differs from torch" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_two_loads_at_once_export_once(
+    models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import simsearch.models.loading as loading
+
+    fresh = tmp_path / "race"
+    shutil.copytree(models[0], fresh, ignore=shutil.ignore_patterns("onnx"))
+    real, calls = loading.export, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "export", counted)
+    loaded: list[BiEncoder] = []
+    threads = [
+        threading.Thread(target=lambda: loaded.append(BiEncoder.load(str(fresh), backend="onnx"))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and all(e.onnx is not None for e in loaded)
+    check = json.loads((fresh / "onnx" / "check.json").read_text())
+    assert check["ok"] and check["max_difference"] <= check["tolerance"] == 1e-4
 
 
 def test_a_session_per_thread_count_gives_the_same_numbers(models: tuple[str, str]) -> None:

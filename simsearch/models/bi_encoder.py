@@ -50,14 +50,15 @@ class BiEncoder:
     ) -> BiEncoder:
         model = load_sentence_transformer(path, device)
         model.eval()
+        onnx = load_onnx(model, path, "bi", backend, threads)
         return cls(
             model=model,
             path=path,
             sha256=model_hash(path),
             batch_size=batch_size,
             whitening=read_whitening(path),
-            backend=backend,
-            onnx=load_onnx(model, path, "bi", backend, threads),
+            backend=backend if onnx is not None else "torch",  # torch when the export cannot be used
+            onnx=onnx,
         )
 
     @property

@@ -52,13 +52,14 @@ class CrossScorer:
         if model.num_labels != 1:
             raise ModelLoadError(f"cross-encoder {path!r} has {model.num_labels} outputs; one score is needed")
         model.eval()
+        onnx = load_onnx(model, path, "cross", backend, threads)
         return cls(
             model=model,
             path=path,
             sha256=model_hash(path),
             batch_size=batch_size,
-            backend=backend,
-            onnx=load_onnx(model, path, "cross", backend, threads),
+            backend=backend if onnx is not None else "torch",  # torch when the export cannot be used
+            onnx=onnx,
         )
 
     @property

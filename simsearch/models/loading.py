@@ -3,13 +3,17 @@ thread counts per call, and the cheap check of which texts are longer than the m
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from simsearch.atomic import atomic_write_json
 from simsearch.models.onnx import Backend, ExportError, OnnxRunner, export, onnx_path
 
 log = logging.getLogger(__name__)
@@ -62,23 +66,103 @@ def load_sentence_transformer(path: str, device: str = "cpu") -> SentenceTransfo
         raise ModelLoadError(f"cannot load model {path!r}: {type(exc).__name__}: {exc}") from exc
 
 
+PROBES = [
+    "A man is playing a guitar.",
+    "How do I reset my password?",
+    "Vitamin D deficiency is associated with multiple sclerosis",
+    "The stock market fell sharply on Monday after the announcement of new tariffs on imported steel.",
+    "短い文",
+    "x",
+]
+# ONNX fp32 must give the scores torch gives: embeddings within this of torch's (max absolute difference of
+# unit vectors), cross-encoder logits within this times max(1, |logit|); else the model stays on torch
+TOLERANCE = {"bi": 1e-4, "cross": 1e-3}
+CHECK_FILE = "check.json"
+
+
 def load_onnx(
     model: Any, path: str, kind: Literal["bi", "cross"], backend: Backend, threads: int | None
 ) -> OnnxRunner | None:
-    """The ONNX Runtime session for ``backend`` (``None`` for torch), exporting the model first if needed."""
+    """The ONNX Runtime session for ``backend``, exported once (under a lock, so two processes starting at
+    once do it once) and checked against torch on :data:`PROBES`. ``None`` means torch: asked for, or the
+    fallback, with one warning, when the export cannot be written or its scores differ from torch's."""
     if backend == "torch":
         return None
     file = onnx_path(path, backend)
-    if not file.is_file():
-        log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
-        try:
-            export(model, path, kind)
-        except ExportError as exc:
-            raise ModelLoadError(
-                f"{exc}: export it where the folder is writable with "
-                f"`python -m training.export_onnx --model {path} --kind {kind}`"
-            ) from None
+    try:
+        with _export_lock(file.parent):
+            if not file.is_file():
+                log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
+                export(model, path, kind)
+            check = _checked(model, path, kind, file, threads) if backend == "onnx" else {"ok": True}
+    except (ExportError, OSError) as exc:
+        log.warning(
+            "model %s stays on torch: its ONNX export cannot be written (%s); export it where the folder is "
+            "writable with `python -m training.export_onnx --model %s --kind %s`",
+            path,
+            exc,
+            path,
+            kind,
+        )
+        return None
+    if not check["ok"]:
+        log.warning(
+            "model %s stays on torch: ONNX differs from torch by %.2g on the probe sentences (tolerance %g)",
+            path,
+            check["max_difference"],
+            check["tolerance"],
+        )
+        return None
     return OnnxRunner(file, threads)
+
+
+@contextmanager
+def _export_lock(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".export.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a second process waits here, then finds the files exported
+        yield
+
+
+def _checked(model: Any, path: str, kind: str, file: Path, threads: int | None) -> dict[str, Any]:
+    """Torch against the exported fp32 file on the probes, once per export (recorded beside it)."""
+    record = file.parent / CHECK_FILE
+    stamp = file.stat().st_mtime_ns
+    if record.is_file():
+        found = json.loads(record.read_text())
+        if found.get("file_mtime_ns") == stamp and found.get("kind") == kind:
+            return dict(found)
+    runner = OnnxRunner(file, threads)
+    if kind == "bi":
+        features = dict(model.tokenizer(PROBES, padding=True, truncation=True, return_tensors="np"))
+        got = runner(features)
+        got = got / np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
+        want = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
+        difference = float(np.max(np.abs(got - want)))
+    else:
+        import torch
+
+        pairs = [(a, b) for a, b in zip(PROBES, PROBES[1:] + PROBES[:1], strict=True)]
+        features = dict(
+            model.tokenizer(
+                [a for a, _ in pairs], [b for _, b in pairs], padding=True, truncation=True, return_tensors="np"
+            )
+        )
+        got = runner(features).reshape(-1)
+        want = np.asarray(model.predict([list(p) for p in pairs], activation_fn=torch.nn.Identity())).reshape(-1)
+        difference = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+    result = {
+        "kind": kind,
+        "file_mtime_ns": stamp,
+        "max_difference": difference,
+        "tolerance": TOLERANCE[kind],
+        "ok": difference <= TOLERANCE[kind],
+        "probes": len(PROBES),
+    }
+    atomic_write_json(record, result)
+    return result
 
 
 def use_threads(backend: Backend, threads: int | None) -> None:
