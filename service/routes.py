@@ -166,6 +166,7 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
         candidates=body.candidates,
         filter=flt,
         fusion=fusion,
+        rerank_weight=body.rerank_weight,
     )
     try:
         outcome = await eng.search(body.query, params)

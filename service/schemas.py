@@ -61,6 +61,13 @@ class SearchRequest(Strict):
         examples=[{"year": {"$gte": 2020}}],
     )
     fusion: FusionRequest | None = Field(None, description="hybrid only: override the measured fusion.")
+    rerank_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="rerank only: the cross-encoder's share of the final score, blended with the first stage's "
+        "(default: the weight measured for the collection, else 1).",
+    )
 
 
 class SearchHit(BaseModel):

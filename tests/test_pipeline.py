@@ -158,3 +158,43 @@ def test_the_cur_benchmark_scores_through_the_pipeline() -> None:
     for qi, got in enumerate(found):
         assert got == dense[np.argsort(-truth[qi][dense], kind="stable")].tolist()
     assert calls == 10 and scorer.pairs == 30
+
+
+def test_rerank_interpolation_arithmetic() -> None:
+    from simsearch.search.rescore import interpolate
+
+    first, cross = [0.9, 0.5, 0.1], [-2.0, 4.0, 1.0]  # normalised: 1, .5, 0 and 0, 1, .5
+    assert interpolate(first, cross, 1.0) == pytest.approx([0.0, 1.0, 0.5])
+    assert interpolate(first, cross, 0.0) == pytest.approx([1.0, 0.5, 0.0])
+    assert interpolate(first, cross, 0.25) == pytest.approx([0.75, 0.625, 0.125])
+
+
+@pytest.mark.parametrize("helpful", [True, False])
+def test_rerank_weight_is_measured(tmp_path, helpful: bool) -> None:
+    """An oracle cross-encoder is trusted fully; one that inverts the truth is outvoted: every w < 0.5
+    keeps the first stage's order there (ties go to the larger w)."""
+    from simsearch.evaluation.rerank_fit import fit_rerank_weight
+    from tests.conftest import write_jsonl
+
+    dense = np.argsort(-(VECTORS @ QUERY_VECTOR), kind="stable")[:20]
+    relevant = dense[:3] if not helpful else dense[np.argsort(-ITEM_WEIGHT[dense])[:3]]
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "q"}])
+    (data / "qrels" / "train.tsv").write_text("q\td\ts\n" + "".join(f"q1\td{i}\t1\n" for i in relevant))
+
+    class Truthful(Scorer):
+        def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+            scores = super().score(pairs)
+            return scores if helpful else -np.array([VECTORS[int(t.split()[1])] @ QUERY_VECTOR for _, t in pairs])
+
+    found = fit_rerank_weight(
+        SearchPipeline(), view(), DirectModels(Encoder(), Truthful()), data, k_r=20, progress=False
+    )
+    best = max(found["validation"].values())
+    assert found["validation"][f"{found['weight']:.1f}"] == best and found["queries"] == 1
+    if helpful:
+        assert found["weight"] == 1.0 and best == 100.0
+    else:
+        assert found["weight"] < 0.5 and best == found["validation"]["0.0"] == 100.0
+        assert found["validation"]["1.0"] < 50

@@ -91,6 +91,18 @@ class FusionInfo(BaseModel):
     validation: dict[str, Any] = Field(default_factory=dict, description="nDCG@10 of every candidate measured.")
 
 
+class RerankInfo(BaseModel):
+    """How ``rerank`` blends the cross-encoder with the first stage for this collection, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(description="The cross-encoder's share of the final score (1: the cross-encoder alone).")
+    cross_encoder: CrossEncoderInfo
+    candidates: str = Field(description="The first stage the weight was measured with.")
+    k_r: int
+    chosen_on: str
+    validation: dict[str, Any] = Field(default_factory=dict, description="nDCG@10 of every weight measured.")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
@@ -107,6 +119,7 @@ class Manifest(BaseModel):
     cur: CurInfo | None = None
     lexical: LexicalInfo | None = None
     fusion: FusionInfo | None = None
+    rerank: RerankInfo | None = None
     sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
     compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 

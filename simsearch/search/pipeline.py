@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from simsearch.search.fusion import fuse
 from simsearch.search.models import NO_CROSS_ENCODER, Models
-from simsearch.search.rescore import by_cross_encoder
+from simsearch.search.rescore import by_cross_encoder, interpolate
 from simsearch.search.retrievers import RETRIEVERS, QueryInputs
 from simsearch.search.types import Mode, ModeUnavailableError, Ranked, SearchParams, SearchResult
 from simsearch.search.view import SearchView, to_hits
@@ -63,8 +63,16 @@ class SearchPipeline:
     """Search one view with injected model calls. ``query_prefix`` goes before the query for the
     bi-encoder only (E5's ``"query: "``); the cross-encoder and BM25 read the query as written."""
 
-    def __init__(self, query_prefix: str = "", cross_query: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        query_prefix: str = "",
+        cross_query: Callable[[str], str] | None = None,
+        rerank_weight: float = 1.0,
+    ) -> None:
         self.query_prefix = query_prefix
+        # rerank: the cross-encoder's share of the final score (1: the cross-encoder alone); measured per
+        # collection and cross-encoder (training.fit_rerank) and recorded in the manifest
+        self.rerank_weight = rerank_weight
         # the query as the cross-encoder pairs it: cut once to what the model reads (simsearch.models)
         self.cross_query = cross_query
 
@@ -95,20 +103,22 @@ class SearchPipeline:
 
             return await models.blocking(retrieve_and_read)
 
-        def candidates() -> tuple[Ranked, list[int], list[str]]:
+        def candidates() -> tuple[Ranked, Ranked, list[str]]:
             known: Ranked = []
             if q.anchor_scores is not None:  # anchors were scored exactly; keep those still in the collection
                 ok = view.allowed(q.anchor_keys, q.filter)
                 known = [(key, float(s)) for key, s, y in zip(q.anchor_keys, q.anchor_scores, ok, strict=True) if y]
             seen = {key for key, _ in known}
-            keys = [p for p, _ in self._retrieve(view, plan, q, params, params.k_r) if p not in seen]
-            return known, keys, view.texts(keys)
+            first = [(p, s) for p, s in self._retrieve(view, plan, q, params, params.k_r) if p not in seen]
+            return known, first, view.texts([p for p, _ in first])
 
-        known, keys, texts = await models.blocking(candidates)
-        exact = await models.score([(q.cross_text, t) for t in texts])
-        ranking = by_cross_encoder(
-            [p for p, _ in known] + keys, [s for _, s in known] + [float(x) for x in exact], params.k
-        )
+        known, first, texts = await models.blocking(candidates)
+        keys = [p for p, _ in first]
+        exact = [float(x) for x in await models.score([(q.cross_text, t) for t in texts])]
+        weight = self.rerank_weight if params.rerank_weight is None else params.rerank_weight
+        if params.mode == "rerank" and weight < 1.0:  # the cross-encoder's score blended with the first stage's
+            exact = interpolate([s for _, s in first], exact, weight)
+        ranking = by_cross_encoder([p for p, _ in known] + keys, [s for _, s in known] + exact, params.k)
         hits = await models.blocking(lambda: to_hits(view.documents([p for p, _ in ranking]), ranking))
         return SearchResult(hits, cross_encoder_calls=len(q.anchor_keys) + len(keys))
 

@@ -33,6 +33,7 @@ class SearchParams:
     candidates: FirstStage = "dense"
     filter: Filter | None = None
     fusion: Fusion | None = None
+    rerank_weight: float | None = None  # rerank: the cross-encoder's share (None: the collection's measured)
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,11 @@ def runtime_for(
     check_model(index, encoder)
     check_cross(index, cross)
     collection = EmbeddedCollection(index, writable=settings.writable)
-    pipeline = SearchPipeline(query_prefix=settings.query_prefix, cross_query=cross.clip if cross else None)
+    measured = index.manifest.rerank
+    weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0
+    pipeline = SearchPipeline(
+        query_prefix=settings.query_prefix, cross_query=cross.clip if cross else None, rerank_weight=weight
+    )
     return Runtime(settings, encoder, collection, pipeline, cross, threads)
 
 
