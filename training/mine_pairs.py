@@ -5,9 +5,12 @@
 
 For each judged query: its relevant documents (label 1) and the ``--negatives`` best-ranked documents of
 the dense index that are not judged relevant (label 0), skipping the first ``--skip`` hits (the likeliest
-unjudged positives), plus ``--random-negatives`` random documents. Writes ``query<TAB>document<TAB>label``
-(the layout ``train_cross`` reads); with ``--dev-fraction`` a seeded share of the queries goes to a second
-file for the dev set.
+unjudged positives), ``--lexical-negatives`` of the BM25 index's (skipping as many), plus
+``--random-negatives`` random documents. ``--titles N`` adds weak supervision from the corpus itself: for
+N documents with a title, the title is a query whose positive is its own abstract (without the title) and
+whose negatives are the dense and BM25 neighbours of the title. Writes ``query<TAB>document<TAB>label``
+(the layout ``train_cross`` reads); with ``--dev-fraction`` a seeded share of the judged queries goes to a
+second file for the dev set (title pairs are training only).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 from simsearch.atomic import atomic_write_text
 from simsearch.cli import fail, settings_with
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--negatives", type=int, default=4)
     p.add_argument("--skip", type=int, default=0, help="dense hits to skip before taking negatives")
     p.add_argument("--random-negatives", type=int, default=0, help="also this many random documents per query")
+    p.add_argument("--lexical-negatives", type=int, default=0, help="also this many BM25 hard negatives")
+    p.add_argument("--titles", type=int, default=0, help="weak pairs: this many titles as queries")
     p.add_argument("--dev-fraction", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
@@ -56,10 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     position = {d: i for i, d in enumerate(doc_ids)}
     vectors = runtime.encoder.encode([queries[q] for q in ids], prefix=runtime.pipeline.query_prefix)
     hits = ranked(*runtime.index.ann.search(vectors, args.skip + args.negatives + 20))
+    view = runtime.view
+    depth = args.skip + args.lexical_negatives + 20
+
+    def lexical_negatives(text: str, exclude: set[str]) -> list[int]:
+        if not args.lexical_negatives:
+            return []
+        found = [p for p, _ in view.lexical(text, depth)[args.skip :]]
+        return [p for p in found if doc_ids[p] not in exclude][: args.lexical_negatives]
+
     rows: dict[str, list[str]] = {"train": [], "dev": []}
     for n, (q, found) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
         negatives = [p for p, _ in found[args.skip :] if doc_ids[p] not in qrels[q]][: args.negatives]
+        negatives += [p for p in lexical_negatives(queries[q], set(qrels[q])) if p not in negatives]
         if args.random_negatives:
             negatives += [
                 p
@@ -72,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         rows[part] += [
             f"{clean(queries[q])}\t{clean(d.content())}\t{label}" for d, (_, label) in zip(docs, chosen, strict=True)
         ]
+    if args.titles:
+        rows["train"] += title_pairs(runtime, args, rng, doc_ids, lexical_negatives)
     atomic_write_text(args.out, "\n".join(rows["train"]) + "\n")
     print(f"wrote {args.out}: {len(rows['train'])} pairs from {len(ids) - n_dev} queries")
     if n_dev:
@@ -80,6 +98,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {dev}: {len(rows['dev'])} pairs from {n_dev} queries")
     runtime.close()
     return 0
+
+
+def title_pairs(
+    runtime: Any, args: argparse.Namespace, rng: random.Random, doc_ids: list[str], lexical: Any
+) -> list[str]:
+    """Titles as queries for their own abstracts: the corpus supervising itself."""
+    store = runtime.index.store
+    titled = [p for p, d in store.iter_documents() if d.title.strip() and d.text.strip()]
+    chosen = rng.sample(titled, min(args.titles, len(titled)))
+    docs = store.get(chosen)
+    vectors = runtime.encoder.encode([d.title for d in docs], prefix=runtime.pipeline.query_prefix)
+    hits = ranked(*runtime.index.ann.search(vectors, args.negatives + 2))
+    rows = []
+    for pos, doc, found in zip(chosen, docs, hits, strict=True):
+        negatives = [p for p, _ in found if p != pos][: args.negatives]
+        negatives += [p for p in lexical(doc.title, {doc_ids[pos]}) if p not in negatives]
+        rows.append(f"{clean(doc.title)}\t{clean(doc.text)}\t1")
+        rows += [f"{clean(doc.title)}\t{clean(d.content())}\t0" for d in store.get(negatives)]
+    print(f"title pairs: {len(rows)} from {len(chosen)} titles")
+    return rows
 
 
 if __name__ == "__main__":
