@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = {}
     for first in ("dense", "hybrid"):
         models = rt.direct_models()
-        alone = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=1.0)  # type: ignore[arg-type]
+        alone = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=1.0)
         rows.append(
             row(
                 f"rerank {first} top {args.k_r}, cross-encoder alone",
@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         found = fit_rerank_weight(
             rt.pipeline, rt.view, models, fit_data, candidates=first, k_r=args.k_r, progress=False
-        )  # type: ignore[arg-type]
+        )
         weights[first] = found
-        blended = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=found["weight"])  # type: ignore[arg-type]
+        blended = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=found["weight"])
         rows.append(
             row(
                 f"rerank {first} top {args.k_r}, blended (w = {found['weight']})",
