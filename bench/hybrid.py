@@ -30,9 +30,11 @@ from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.data.corpus import Document
 from simsearch.evaluation.fusion_fit import candidates, default_fusion_info, fit_fusion, retrieve_lists, score_fusions
+from simsearch.evaluation.metrics import evaluate_run
 from simsearch.evaluation.retrieval import evaluate_beir
 from simsearch.index.build import build_index
 from simsearch.search import Fusion, SearchParams
+from simsearch.search.pipeline import FUSION_DEPTH
 from simsearch.serving.runtime import load_encoder, load_runtime
 
 INDEX_NAMES = {"scifact": "scifact", "msmarco-dl19": "dl19"}
@@ -96,9 +98,65 @@ def update_cost(index_path: Path, n: int = 200, batch: int = 50) -> dict[str, fl
     }
 
 
+def _normalised(ranked: list[tuple[int, float]], how: str, low: float) -> dict[int, float]:
+    if not ranked:
+        return {}
+    scores = np.array([s for _, s in ranked])
+    if how == "z-score":
+        mu, sd = scores.mean(), scores.std() or 1.0
+        return {k: (s - mu) / sd for k, s in ranked}
+    lo = scores.min() if how == "min-max" else low
+    span = scores.max() - lo
+    return {k: (s - lo) / span if span > 0 else 1.0 for k, s in ranked}
+
+
+def _convex(dense: Any, lexical: Any, alpha: float, how: str) -> list[int]:
+    d, lex = _normalised(dense, how, -1.0), _normalised(lexical, how, 0.0)
+    floor_d = min(d.values()) if how == "z-score" and d else 0.0  # z-scores: a missing document is the list's worst
+    floor_l = min(lex.values()) if how == "z-score" and lex else 0.0
+    scores = {k: alpha * d.get(k, floor_d) + (1 - alpha) * lex.get(k, floor_l) for k in set(d) | set(lex)}
+    return [k for k, _ in sorted(scores.items(), key=lambda p: (-p[1], p[0]))][:100]
+
+
+def normalisation_study(view: Any, models: Any, data: Path, prefix: str) -> list[dict[str, Any]]:
+    """Why the convex combination normalises by theoretical minima at depth 1,000: each normalisation and
+    depth with α chosen on the train split, reported on test."""
+    queries = load_queries(data)
+    splits = {}
+    for split in ("train", "test"):
+        qrels = load_qrels(data, split)
+        lists = retrieve_lists(view, models, {q: queries[q] for q in sorted(qrels) if q in queries}, prefix)
+        keys = sorted({k for d, lex in lists.values() for k, _ in (*d, *lex)})
+        ids = dict(zip(keys, (doc.id for doc in view.documents(keys)), strict=True))
+        splits[split] = (lists, qrels, ids)
+    rows = []
+    for how in ("min-max", "z-score", "theoretical min (TM2C2)"):
+        for depth in (100, 1000):
+            score = {}
+            for split, (lists, qrels, ids) in splits.items():
+                for alpha in [round(0.1 * i, 1) for i in range(11)]:
+                    run = {
+                        q: [ids[k] for k in _convex(d[:depth], lex[:depth], alpha, how.split(" ")[0])]
+                        for q, (d, lex) in lists.items()
+                    }
+                    score[(split, alpha)] = 100 * evaluate_run(run, {q: qrels[q] for q in run})["ndcg@10"]
+            alpha = max((a for s, a in score if s == "train"), key=lambda a: score[("train", a)])
+            rows.append(
+                {
+                    "normalisation": how,
+                    "depth": depth,
+                    "alpha_chosen_on_train": alpha,
+                    "train_ndcg@10": round(score[("train", alpha)], 2),
+                    "test_ndcg@10": round(score[("test", alpha)], 2),
+                }
+            )
+            print(json.dumps(rows[-1]))
+    return rows
+
+
 def run(corpus: str, data: Path, cross: str | None) -> dict[str, Any]:
     name = ensure_index(corpus, data)
-    runtime = load_runtime(settings_with(index_name=name, cross_model=cross))
+    runtime = load_runtime(settings_with(index_name=name, cross_model=cross), writable=False)
     view, models, pipeline = runtime.view, runtime.direct_models(), runtime.pipeline
     has_train = (data / "qrels" / "train.tsv").is_file()
     # 1. the fusion, chosen as a collection chooses it
@@ -140,6 +198,7 @@ def run(corpus: str, data: Path, cross: str | None) -> dict[str, Any]:
     queries, qrels = load_queries(data), load_qrels(data, "test")
     lists = retrieve_lists(view, models, {q: queries[q] for q in sorted(qrels) if q in queries}, pipeline.query_prefix)
     sweep = {k: v["ndcg@10"] for k, v in score_fusions(view, lists, qrels, candidates()).items()}
+    study = normalisation_study(view, models, data, pipeline.query_prefix) if has_train else None
     manifest = runtime.index.manifest
     out = {
         "index": name,
@@ -147,6 +206,7 @@ def run(corpus: str, data: Path, cross: str | None) -> dict[str, Any]:
         "fusion_chosen": chosen.model_dump(),
         "fusion_choice_seconds": choose_s,
         "test_sweep_diagnostic": sweep,
+        "normalisation_study": study,
         "lexical_index": manifest.lexical.model_dump() if manifest.lexical else None,
         "lexical_update": update_cost(runtime.settings.index_path),
         "published": PUBLISHED.get(corpus, {}),
@@ -193,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         "hybrid",
         {
             "benchmark": "lexical, dense and fused retrieval on BEIR test splits, through the search pipeline",
-            "parameters": {"fusion_depth": 100, "rrf_k": 60, "alphas": "0.0 .. 1.0 step 0.1", "cross": args.cross},
+            "parameters": {
+                "fusion_depth": FUSION_DEPTH,
+                "rrf_k": 60,
+                "alphas": "0.0 .. 1.0 step 0.1",
+                "cross": args.cross,
+            },
             "corpora": results,
         },
     )

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     data = settings.data_dir / "scifact"
     rows: list[dict[str, Any]] = []
     # 1. the first stages
-    rt = load_runtime(settings)
+    rt = load_runtime(settings, writable=False)
     for mode in ("dense", "hybrid"):
         rows.append(
             row(
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds_this_run": round(time.perf_counter() - started, 1),
     }
     # 3, 4. re-ranking alone and blended with the measured weight
-    rt = load_runtime(settings_with(index_name="scifact", cross_model=cross))
+    rt = load_runtime(settings_with(index_name="scifact", cross_model=cross), writable=False)
     train_queries = load_queries(data)
     train_ids = sorted(load_qrels(data, "train"))[: args.fit_queries]
     fit_data = CACHE / "fit"

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or settings.data_dir / "scifact"
     if args.rebuild or not settings.index_path.exists():
         build_index(data, load_encoder(settings), settings.index_dir, settings.index_name)
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, writable=False)
     manifest = runtime.index.manifest
     metrics = evaluate_beir(runtime.pipeline, runtime.view, runtime.direct_models(), data, split="test")
     # the parts of one search, measured apart: batched query encoding, then the ANN search alone

@@ -1,5 +1,5 @@
-"""The HTTP face of simsearch: ``create_app(settings)`` builds the FastAPI application."""
+"""The HTTP face of simsearch: ``service.app.create_app(settings)`` builds the FastAPI application.
 
-from service.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here: the container health check (``python -m service.healthcheck``) and the admin
+command must start in milliseconds, without torch.
+"""

@@ -60,15 +60,15 @@ class Access:
                 return None
             return Denied(401, "missing or invalid API key: send Authorization: Bearer <key>")
         if scope == "write":
-            if not self.write and not self.admin and self.anonymous_writes:
+            if self.anonymous_writes:  # switched on explicitly: anyone may write, with a key or without
                 return None
-            if not self.write and not self.anonymous_writes:
+            if not self.write:
                 return Denied(
                     403,
                     "document writes are off: set SIMSEARCH_WRITE_KEYS (or SIMSEARCH_ANONYMOUS_WRITES=true "
                     "on a private network)",
                 )
-            if "write" in held or "admin" in held or (self.anonymous_writes and not held):
+            if "write" in held or "admin" in held:
                 return None
             if held:
                 return Denied(403, "this key may read but not write: send a key from SIMSEARCH_WRITE_KEYS")

@@ -90,7 +90,7 @@ async def ready(request: Request) -> JSONResponse:
         ready=True,
         index=rt.index.name,
         build_id=rt.index.manifest.build_id,
-        documents=rt.index.manifest.count,
+        documents=rt.view.count,  # the build and the writes since
         model=display_name(rt.encoder.path),  # names, not paths: /ready is open to anyone
         cross_model=display_name(rt.cross.path) if rt.cross else None,
     )
@@ -103,7 +103,7 @@ async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     eng: Engine | None = getattr(request.app.state, "engine", None)
     if eng is not None:
-        m.index_documents.set(eng.runtime.index.manifest.count)
+        m.index_documents.set(eng.runtime.view.count)
         m.queue_depth.labels("bi-encoder").set(eng.bi.depth)
         if eng.cross is not None:
             m.queue_depth.labels("cross-encoder").set(eng.cross.depth)

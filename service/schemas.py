@@ -72,7 +72,10 @@ class SearchRequest(Strict):
 
 class SearchHit(BaseModel):
     id: str
-    score: float = Field(description="Cosine similarity of query and document.")
+    score: float = Field(
+        description="dense: the cosine; lexical: BM25; hybrid: the fused score; rerank and cur: the "
+        "cross-encoder's score (blended with the first stage's when rerank_weight < 1)."
+    )
     title: str
     text: str
     metadata: dict[str, Any] | None = None

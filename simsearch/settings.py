@@ -16,9 +16,9 @@ MIN_KEY_CHARS = 16
 
 
 def _check_key(key: str) -> None:
-    if len(key) < MIN_KEY_CHARS or key != key.strip():
+    if len(key.strip()) < MIN_KEY_CHARS:
         raise ValueError(
-            f"keys must be at least {MIN_KEY_CHARS} characters without surrounding spaces "
+            f"keys must be at least {MIN_KEY_CHARS} characters "
             "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
         )
 
@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     verify_checksums: bool = Field(True, description="Check every index file's SHA-256 when loading.")
     read_only: bool = Field(
         False,
-        description="This process never writes the collection (a replica): writes get 409; it serves the "
-        "published build plus the writes already in its log, and reloads after compactions.",
+        description="This process never writes the collection (a replica): writes get 409; it follows the "
+        "writer's log every SIMSEARCH_REFRESH_S and swaps to the builds the writer publishes.",
     )
     max_write_batch: int = Field(256, ge=1, le=4096, description="Most documents (or ids) in one write request.")
     compact_after: int = Field(
@@ -133,7 +133,9 @@ class Settings(BaseSettings):
         False, description="Accept document writes without a key (for a private network only)."
     )
     admin_key: SecretStr | None = Field(
-        None, description="Bearer key of `POST /admin/reload`; unset: reloading over HTTP is off (SIGHUP still works)."
+        None,
+        description="Bearer key of the admin endpoints (`POST /admin/reload`, `/admin/compact`); unset: they "
+        "are off (SIGHUP still reloads).",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
@@ -148,11 +150,12 @@ class Settings(BaseSettings):
                 f"max_queue ({self.max_queue}) must hold the largest request's texts ({texts}: max_targets + 1, "
                 "2 x max_pairs or max_write_batch)"
             )
-        pairs = max(self.max_rerank, self.max_pairs, self.max_targets)
+        # cur scores up to max_rerank candidates plus a quarter more among uncompacted writes in one call
+        pairs = max(self.max_rerank + max(1, self.max_rerank // 4), self.max_pairs, self.max_targets)
         if self.max_cross_queue < pairs:
             raise ValueError(
                 f"max_cross_queue ({self.max_cross_queue}) must hold the largest request's pairs ({pairs}: "
-                "max_rerank, max_pairs or max_targets)"
+                "1.25 x max_rerank, max_pairs or max_targets)"
             )
         return self
 

@@ -68,7 +68,9 @@ def test_api_service(compose: dict[str, Any]) -> None:
     assert api["restart"] == "unless-stopped" and "python" in str(api["healthcheck"]["test"])
     assert api["deploy"]["resources"]["limits"]["cpus"] and api["deploy"]["resources"]["limits"]["memory"]
     volumes = mounts(api)
-    assert volumes["/indexes"] == "ro" and volumes["/models"] == "ro"
+    # the writer: its write log, lexical working copy and compacted builds live in the index volume
+    assert volumes["/indexes"] == "rw" and volumes["/models"] == "ro"
+    assert api["environment"].get("SIMSEARCH_READ_ONLY", "false") == "false"
     assert api["env_file"][0]["required"] is False  # an optional .env
     assert api["depends_on"]["init-index"]["condition"] == "service_completed_successfully"
     assert api["ports"] == ["127.0.0.1:8000:8000"]
@@ -82,8 +84,13 @@ def test_retrain_and_scale_profiles(compose: dict[str, Any]) -> None:
     volumes = mounts(services["build-index"])
     assert volumes["/indexes"] == volumes["/models"] == "rw" and volumes["/data"] == "ro"
     assert services["rollout"]["command"][:4] == ["python", "-m", "service.admin", "reload"]
-    assert services["api-replica"]["deploy"]["replicas"] >= 2 and services["lb"]["profiles"] == ["scale"]
-    assert "api-replica:8000" in (ROOT / "docker" / "nginx.conf").read_text()
+    replica = services["api-replica"]
+    assert replica["deploy"]["replicas"] >= 2 and services["lb"]["profiles"] == ["scale"]
+    assert replica["environment"]["SIMSEARCH_READ_ONLY"] == "true"  # replicas never write documents
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert "server api-replica:8000" in nginx and "server api:8000" in nginx
+    # writes and admin calls go to the writer, everything else round-robin to the replicas
+    assert "~^(PUT|DELETE|POST|PATCH):/documents writer;" in nginx and "~^[A-Z]+:/admin/ writer;" in nginx
 
 
 def test_compose_commands_name_real_modules(compose: dict[str, Any]) -> None:
@@ -201,4 +208,4 @@ def test_admin_reload_command(tiny_model: str, tmp_path: Path, tiny_encoder) -> 
             cwd=ROOT,
             timeout=60,
         )
-        assert bad.returncode == 1 and "HTTP 403" in bad.stderr
+        assert bad.returncode == 1 and "HTTP 401" in bad.stderr  # an unknown key

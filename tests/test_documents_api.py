@@ -245,3 +245,33 @@ def test_offline_job_writes_through_the_same_log(
         time.sleep(0.2)
     assert client.get("/documents/d4", headers=W).json()["text"] == "new rain"
     assert client.get("/documents/d5", headers=W).status_code == 404
+
+
+def test_a_read_only_replica_follows_the_writer(client: TestClient, live_index: Path, tiny_model: str) -> None:
+    """A replica never writes: it refuses writes with 409, picks the writer's batches up within refresh_s,
+    and swaps to the build the writer's compaction publishes (its own would be pruned)."""
+    replica_settings = Settings(
+        bi_model=tiny_model,
+        index_dir=live_index,
+        index_name="tiny",
+        read_only=True,
+        anonymous_writes=True,  # even with writes allowed by the keys, a replica has no log to write
+        refresh_s=0.2,
+    )
+    with TestClient(create_app(replica_settings)) as replica:
+        r = replica.put("/documents", json={"documents": [doc("r1", "x")]})
+        assert r.status_code == 409 and "read-only here" in r.json()["message"]
+        client.put("/documents", json={"documents": [doc("f1", "followed by the replica")]}, headers=W)
+
+        def wait_for(check) -> None:
+            deadline = time.monotonic() + 15
+            while not check():
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+
+        wait_for(lambda: replica.get("/documents/f1").status_code == 200)
+        before = replica.get("/ready").json()["build_id"]
+        assert client.post("/admin/compact", headers={"authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+        wait_for(lambda: replica.get("/ready").json()["build_id"] != before)
+        assert replica.get("/documents/f1").json()["text"] == "followed by the replica"
+        assert replica.get("/documents/r1").status_code == 404

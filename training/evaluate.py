@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # 1. the index and the models, as the service loads them
     try:
-        runtime = load_runtime(settings)
+        runtime = load_runtime(settings, writable=False)
     except StartupError as exc:
         fail(str(exc))
     # 2. every judged query through the pipeline

@@ -28,7 +28,7 @@ def choose(index: str | None, index_dir: Path | None, data: Path | None, split: 
     if data is None:
         return default_fusion_info()
     settings = settings_with(index_name=index, index_dir=index_dir)
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, writable=False)
     try:
         return fit_fusion(
             runtime.view,

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.cross_model:
         fail("give --cross or set SIMSEARCH_CROSS_MODEL")
     try:
-        rt = load_runtime(settings)
+        rt = load_runtime(settings, writable=False)
         try:
             assert rt.cross is not None
             found = fit_rerank_weight(

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     try:
-        runtime = load_runtime(settings_with(index_name=args.index))
+        runtime = load_runtime(settings_with(index_name=args.index), writable=False)
     except StartupError as exc:
         fail(str(exc))
     queries, qrels = load_queries(args.data), load_qrels(args.data, args.split)

@@ -52,7 +52,9 @@ class EmbeddedCollection:
         log_path = layout.write_log(index.path.parent, self.name)
         self.log: WriteLog | None = None
         if writable or log_path.exists():
-            self.log = WriteLog(log_path, dimension=m.model.dimension, model_sha256=m.model.sha256)
+            self.log = WriteLog(
+                log_path, dimension=m.model.dimension, model_sha256=m.model.sha256, readonly=not writable
+            )
         self.lexical: LexicalIndex | None = None
         lexical_folder = index.path / layout.LEXICAL_DIR
         if m.lexical is not None:

@@ -59,10 +59,18 @@ class LogMismatchError(RuntimeError):
 class WriteLog:
     """One collection's log file (see the module docstring). Thread-safe within a process."""
 
-    def __init__(self, path: Path, *, dimension: int, model_sha256: str) -> None:
+    def __init__(self, path: Path, *, dimension: int, model_sha256: str, readonly: bool = False) -> None:
         self.path = Path(path)
         self.dimension = dimension
+        self.readonly = readonly
         self._lock = threading.Lock()
+        if readonly:  # a replica: reads the writer's batches, never creates or changes anything
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+            self._check(
+                dict(self._conn.execute("SELECT key, value FROM info WHERE key != 'last_seq'")), dimension, model_sha256
+            )
+            return
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -75,7 +83,10 @@ class WriteLog:
                 self._conn.executemany("INSERT OR IGNORE INTO info VALUES (?, ?)", list(expected.items()))
                 self._conn.execute("COMMIT")
             info = dict(self._conn.execute("SELECT key, value FROM info WHERE key != 'last_seq'").fetchall())
-        if info != expected:
+        self._check(info, dimension, model_sha256)
+
+    def _check(self, info: dict[str, str], dimension: int, model_sha256: str) -> None:
+        if info != {"dimension": str(dimension), "model_sha256": model_sha256}:
             self._conn.close()
             raise LogMismatchError(
                 f"write log {self.path} holds writes encoded by model {info.get('model_sha256', '?')[:12]} "
@@ -94,6 +105,8 @@ class WriteLog:
     def append(self, ops: Sequence[WriteOp], *, after: int) -> tuple[list[Batch], int]:
         """Write ``ops`` as one durable batch; return the batches other writers appended after ``after``
         (which the caller must apply first) and the new batch's sequence number."""
+        if self.readonly:
+            raise PermissionError(f"write log {self.path} is open read-only")
         rows: list[tuple[Any, ...]] = []
         for i, op in enumerate(ops):
             doc, vec = op.document, op.vector

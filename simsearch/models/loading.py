@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,11 +91,17 @@ def load_onnx(
         return None
     file = onnx_path(path, backend)
     try:
-        with _export_lock(file.parent):
-            if not file.is_file():
-                log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
-                export(model, path, kind)
-            check = _checked(model, path, kind, file, threads) if backend == "onnx" else {"ok": True}
+        recorded = _recorded(file, kind)
+        if file.is_file() and (backend != "onnx" or recorded is not None):  # exported and checked: read only
+            check = recorded or {"ok": True}
+        elif file.is_file() and not os.access(file.parent, os.W_OK):  # a read-only folder: check, record nothing
+            check = _checked(model, kind, file, threads, record=False)
+        else:
+            with _export_lock(file.parent):
+                if not file.is_file():
+                    log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
+                    export(model, path, kind)
+                check = _checked(model, kind, file, threads) if backend == "onnx" else {"ok": True}
     except (ExportError, OSError) as exc:
         log.warning(
             "model %s stays on torch: its ONNX export cannot be written (%s); export it where the folder is "
@@ -126,14 +133,23 @@ def _export_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def _checked(model: Any, path: str, kind: str, file: Path, threads: int | None) -> dict[str, Any]:
-    """Torch against the exported fp32 file on the probes, once per export (recorded beside it)."""
+def _recorded(file: Path, kind: str) -> dict[str, Any] | None:
+    """The check recorded for this very export file, if any."""
     record = file.parent / CHECK_FILE
+    if not (record.is_file() and file.is_file()):
+        return None
+    found = json.loads(record.read_text())
+    if found.get("file_mtime_ns") == file.stat().st_mtime_ns and found.get("kind") == kind:
+        return dict(found)
+    return None
+
+
+def _checked(model: Any, kind: str, file: Path, threads: int | None, record: bool = True) -> dict[str, Any]:
+    """Torch against the exported fp32 file on the probes, once per export (recorded beside it)."""
+    found = _recorded(file, kind)
+    if found is not None:
+        return found
     stamp = file.stat().st_mtime_ns
-    if record.is_file():
-        found = json.loads(record.read_text())
-        if found.get("file_mtime_ns") == stamp and found.get("kind") == kind:
-            return dict(found)
     runner = OnnxRunner(file, threads)
     if kind == "bi":
         features = dict(model.tokenizer(PROBES, padding=True, truncation=True, return_tensors="np"))
@@ -161,7 +177,8 @@ def _checked(model: Any, path: str, kind: str, file: Path, threads: int | None) 
         "ok": difference <= TOLERANCE[kind],
         "probes": len(PROBES),
     }
-    atomic_write_json(record, result)
+    if record:
+        atomic_write_json(file.parent / CHECK_FILE, result)
     return result
 
 

@@ -68,11 +68,13 @@ class SearchPipeline:
         query_prefix: str = "",
         cross_query: Callable[[str], str] | None = None,
         rerank_weight: float = 1.0,
+        rerank_candidates: str = "dense",
     ) -> None:
         self.query_prefix = query_prefix
         # rerank: the cross-encoder's share of the final score (1: the cross-encoder alone); measured per
         # collection and cross-encoder (training.fit_rerank) and recorded in the manifest
         self.rerank_weight = rerank_weight
+        self.rerank_candidates = rerank_candidates  # the first stage that weight was measured with
         # the query as the cross-encoder pairs it: cut once to what the model reads (simsearch.models)
         self.cross_query = cross_query
 
@@ -115,7 +117,9 @@ class SearchPipeline:
         known, first, texts = await models.blocking(candidates)
         keys = [p for p, _ in first]
         exact = [float(x) for x in await models.score([(q.cross_text, t) for t in texts])]
-        weight = self.rerank_weight if params.rerank_weight is None else params.rerank_weight
+        weight = params.rerank_weight
+        if weight is None:  # the measured weight, for the first stage it was measured with
+            weight = self.rerank_weight if params.candidates == self.rerank_candidates else 1.0
         if params.mode == "rerank" and weight < 1.0:  # the cross-encoder's score blended with the first stage's
             exact = interpolate([s for _, s in first], exact, weight)
         ranking = by_cross_encoder([p for p, _ in known] + keys, [s for _, s in known] + exact, params.k)

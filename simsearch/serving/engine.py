@@ -154,14 +154,20 @@ class Engine:
             return await asyncio.to_thread(rt.view.get, doc_id)
 
     async def _follow_log(self) -> None:
+        """Pick up other processes' write batches; a read-only replica also swaps to the build the writer
+        published (after a compaction), since its own build will be pruned."""
         while True:
             await asyncio.sleep(self.runtime.settings.refresh_s)
             try:
+                rt = self.runtime
+                if rt.settings.read_only and rt.settings.index_path.resolve() != rt.index.path:
+                    await self.reload()
+                    continue
                 async with self._write_lock:
                     with self._runtime() as rt:
                         await asyncio.to_thread(rt.collection.refresh)
             except Exception:  # a failed look at the log must not end the loop
-                log.exception("reading the write log failed; trying again")
+                log.exception("following the writer failed; trying again")
 
     # -- compaction ------------------------------------------------------------------------------------
     def _maybe_compact(self) -> None:

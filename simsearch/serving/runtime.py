@@ -161,16 +161,25 @@ def check_cross(index: LoadedIndex, cross: CrossScorer | None) -> None:
 
 
 def runtime_for(
-    settings: Settings, index: LoadedIndex, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads
+    settings: Settings,
+    index: LoadedIndex,
+    encoder: BiEncoder,
+    cross: CrossScorer | None,
+    threads: Threads,
+    writable: bool | None = None,
 ) -> Runtime:
-    """Pair an open index with the models (refusing a mismatch) and open its collection (log replayed)."""
+    """Pair an open index with the models (refusing a mismatch) and open its collection (log replayed).
+    ``writable=False``: a reader that never writes (jobs that only search; replicas)."""
     check_model(index, encoder)
     check_cross(index, cross)
-    collection = EmbeddedCollection(index, writable=settings.writable)
+    collection = EmbeddedCollection(index, writable=settings.writable if writable is None else writable)
     measured = index.manifest.rerank
     weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0
     pipeline = SearchPipeline(
-        query_prefix=settings.query_prefix, cross_query=cross.clip if cross else None, rerank_weight=weight
+        query_prefix=settings.query_prefix,
+        cross_query=cross.clip if cross else None,
+        rerank_weight=weight,
+        rerank_candidates=measured.candidates if measured else "dense",
     )
     return Runtime(settings, encoder, collection, pipeline, cross, threads)
 
@@ -185,7 +194,7 @@ def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | No
         raise
 
 
-def load_runtime(settings: Settings) -> Runtime:
+def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime:
     """Open the index first (cheap, and the likelier thing to be wrong), then the models."""
     try:
         index = open_index(settings.index_path, verify=settings.verify_checksums)
@@ -195,7 +204,7 @@ def load_runtime(settings: Settings) -> Runtime:
     try:
         encoder = load_encoder(settings)
         cross = load_cross(settings)
-        rt = runtime_for(settings, index, encoder, cross, threads)
+        rt = runtime_for(settings, index, encoder, cross, threads, writable)
     except (StartupError, IndexLoadError, LogMismatchError) as exc:
         index.close()
         raise StartupError(str(exc)) from None
