@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev,milvus,ray]'
 	touch $@
 
 serve: install

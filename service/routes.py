@@ -35,7 +35,7 @@ from service.schemas import (
 )
 from simsearch.collection.compact import CompactionError
 from simsearch.collection.delta import WriteResult
-from simsearch.collection.embedded import ReadOnlyError
+from simsearch.collection.embedded import EmbeddedCollection, ReadOnlyError
 from simsearch.collection.filters import FilterError, parse_filter
 from simsearch.data.corpus import Document
 from simsearch.index import IndexLoadError
@@ -88,8 +88,8 @@ async def ready(request: Request) -> JSONResponse:
     rt = eng.runtime
     body = ReadyResponse(
         ready=True,
-        index=rt.index.name,
-        build_id=rt.index.manifest.build_id,
+        index=rt.name,
+        build_id=rt.build_id,
         documents=rt.view.count,  # the build and the writes since
         model=display_name(rt.encoder.path),  # names, not paths: /ready is open to anyone
         cross_model=display_name(rt.cross.path) if rt.cross else None,
@@ -114,7 +114,8 @@ async def metrics(request: Request) -> Response:
 async def indexes(eng: Annotated[Engine, Depends(engine)]) -> IndexInfoResponse:
     """The loaded index: its manifest (model, dimension, index type, count, build, CUR) and its folder."""
     rt = eng.runtime
-    return IndexInfoResponse(name=rt.index.name, folder=rt.index.path.name, manifest=rt.collection.describe())
+    folder = rt.index.path.name if isinstance(rt.collection, EmbeddedCollection) else rt.collection.backend
+    return IndexInfoResponse(name=rt.name, folder=folder, manifest=rt.collection.describe())
 
 
 @router.post(
@@ -129,7 +130,7 @@ async def indexes(eng: Annotated[Engine, Depends(engine)]) -> IndexInfoResponse:
 async def reload(request: Request, eng: Annotated[Engine, Depends(engine)]) -> ReloadResponse:
     """Swap in the newest build of the configured index (what `simsearch-build-index` or `fit_cur`
     published). Requests in flight finish on the old build; a broken build is refused."""
-    before = eng.runtime.index.manifest.build_id
+    before = eng.runtime.build_id
     try:
         rt = await eng.reload()
     except (IndexLoadError, OSError, ValueError) as exc:  # a broken or vanished build: keep serving this one
@@ -137,10 +138,10 @@ async def reload(request: Request, eng: Annotated[Engine, Depends(engine)]) -> R
         raise HTTPException(409, f"new index refused, still serving build {before}: {exc}") from None
     request.app.state.metrics.reloads.labels("ok").inc()
     return ReloadResponse(
-        index=rt.index.name,
+        index=rt.name,
         previous_build_id=before,
-        build_id=rt.index.manifest.build_id,
-        documents=rt.index.manifest.count,
+        build_id=rt.build_id,
+        documents=rt.view.count,
     )
 
 
@@ -185,7 +186,7 @@ async def search(body: SearchRequest, request: Request, eng: Annotated[Engine, D
     return SearchResponse(
         hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in result.hits],
         took_ms=round(1000 * (time.perf_counter() - started), 3),
-        index=outcome.runtime.index.name,
+        index=outcome.runtime.name,
         truncated=truncated,
         mode=body.mode,
         cross_encoder_calls=result.cross_encoder_calls,

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("indexes"), description="Folder that holds the index folders.")
     index_name: str = Field("scifact", pattern=INDEX_NAME_PATTERN, description="Index the service loads.")
     verify_checksums: bool = Field(True, description="Check every index file's SHA-256 when loading.")
+    store: Literal["embedded", "milvus"] = Field(
+        "embedded",
+        description="Where the collection lives: the embedded build (FAISS + SQLite + tantivy, in-process) or a "
+        "Milvus collection (docs/scale.md).",
+    )
+    milvus_uri: str = Field(
+        "indexes/milvus.db", description="store=milvus: a milvus-lite file, or a server address (http://host:19530)."
+    )
+    milvus_token: SecretStr | None = Field(None, description="store=milvus: user:password or an API key.")
+    milvus_collection: str | None = Field(
+        None, description="store=milvus: the collection (default: the index name, with . and - made _)."
+    )
     read_only: bool = Field(
         False,
         description="This process never writes the collection (a replica): writes get 409; it follows the "

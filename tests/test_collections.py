@@ -1,10 +1,15 @@
 """One conformance suite for collections: upsert, replace, delete, get, search in every retriever, filter,
-compact, reopen; exact NumPy search over the live documents and the per-document filter are the reference."""
+compact, reopen; exact NumPy search over the live documents and the per-document filter are the reference.
+
+Every test runs over both backends (``collection`` is parametrized: the embedded build, and the same build
+copied into Milvus through milvus-lite in-process) except those of the embedded backend's own mechanisms,
+marked ``EMBEDDED_ONLY`` with the reason; tests/test_milvus.py checks what Milvus guarantees instead."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +74,41 @@ def ids(view: Any, ranked: list[tuple[int, float]]) -> list[str]:
     return [d.id for d in view.documents([k for k, _ in ranked])]
 
 
-@pytest.fixture
-def collection(tmp_path: Path):
+BACKENDS = ["embedded", "milvus"]
+# the embedded backend's own mechanisms: point-in-time views, the log other processes' writes are read
+# from, compaction, its filter planner; Milvus reads live (tests/test_milvus.py checks that instead)
+EMBEDDED_ONLY = pytest.mark.parametrize("collection", ["embedded"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def milvus_client(tmp_path_factory: pytest.TempPathFactory):
+    """One milvus-lite (the Milvus engine, in-process) for the module; each test gets its own collection."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(tmp_path_factory.mktemp("milvus") / "milvus.db"))
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def collection(request: pytest.FixtureRequest, tmp_path: Path):
     docs = make_docs(300, seed=1)
     corpus = write_jsonl(
         tmp_path / "c.jsonl", [{"_id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata} for d in docs]
     )
     build_index(corpus, ENC, tmp_path / "ix", "col", progress=False)  # type: ignore[arg-type]
     c = EmbeddedCollection.open(tmp_path / "ix" / "col")
+    if request.param == "milvus":  # the same build, copied the way a deployment moves to Milvus
+        from training.to_milvus import copy_to_milvus
+
+        client = request.getfixturevalue("milvus_client")
+        name = f"col_{uuid.uuid4().hex[:12]}"
+        c, embedded = copy_to_milvus(c, client, name, progress=False), c
+        embedded.close()
+        yield c, Reference(docs), tmp_path
+        for dropped in (name, name + "__simsearch"):
+            client.drop_collection(dropped)
+        return
     yield c, Reference(docs), tmp_path
     c.close()
 
@@ -123,6 +155,7 @@ def test_upsert_replace_delete_get_and_dense_search(collection) -> None:
     assert hits.count("n9") == 1 and c.view().count == len(ref.docs)
 
 
+@EMBEDDED_ONLY
 def test_a_view_sees_a_batch_entirely_or_not_at_all(collection) -> None:
     c, ref, _ = collection
     before = c.view()
@@ -165,6 +198,7 @@ def test_lexical_sees_writes_at_once_and_never_a_deleted_document(collection) ->
     assert found and all(flt.matches(d.metadata) for d in c.view().documents([k for k, _ in found]))
 
 
+@EMBEDDED_ONLY
 def test_compaction_keeps_every_answer_and_reopening_replays_the_log(collection) -> None:
     c, ref, tmp = collection
     upsert(c, ref, make_docs(40, seed=5, prefix="c"))
@@ -199,6 +233,7 @@ def test_compaction_keeps_every_answer_and_reopening_replays_the_log(collection)
     c4.close()
 
 
+@EMBEDDED_ONLY
 def test_another_process_writes_are_picked_up_by_refresh(collection) -> None:
     c, ref, tmp = collection
     other = EmbeddedCollection.open(tmp / "ix" / "col")  # a second writer on the same log (an offline job)
@@ -211,6 +246,7 @@ def test_another_process_writes_are_picked_up_by_refresh(collection) -> None:
     other.close()
 
 
+@EMBEDDED_ONLY
 def test_read_only_and_unfoldable_collections_refuse_with_a_reason(collection) -> None:
     c, ref, tmp = collection
     replica = EmbeddedCollection.open(tmp / "ix" / "col", writable=False)

@@ -209,3 +209,18 @@ def test_admin_reload_command(tiny_model: str, tmp_path: Path, tiny_encoder) -> 
             timeout=60,
         )
         assert bad.returncode == 1 and "HTTP 401" in bad.stderr  # an unknown key
+
+
+def test_milvus_profile(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("milvus-etcd", "milvus-minio", "milvus", "milvus-init", "api-milvus"):
+        assert services[name]["profiles"] == ["milvus"]
+    for name in ("milvus-etcd", "milvus-minio", "milvus", "api-milvus"):
+        assert "healthcheck" in services[name], name
+    assert services["milvus"]["depends_on"]["milvus-etcd"]["condition"] == "service_healthy"
+    api = services["api-milvus"]
+    assert api["environment"]["SIMSEARCH_STORE"] == "milvus"
+    assert api["environment"]["SIMSEARCH_MILVUS_URI"] == "http://milvus:19530"
+    assert api["depends_on"]["milvus-init"]["condition"] == "service_completed_successfully"
+    assert services["milvus-init"]["command"][:3] == ["python", "-m", "training.to_milvus"]
+    assert {"milvus", "milvus-etcd", "milvus-minio"} <= set(compose["volumes"])

@@ -109,11 +109,3 @@ def test_columns_agree_with_the_per_document_reference() -> None:
         np.testing.assert_array_equal(columns.mask(f), expected, err_msg=json.dumps(raw))
         trivial = ({"lang": {"$gt": "zz"}}, {"tags": "a"}, {"missing": {"$ne": 1}})
         assert 0 < expected.sum() < len(metadata) or raw in trivial  # the rest select a real subset
-
-
-def test_milvus_expressions_are_built_from_the_same_tree() -> None:
-    f = Filter.parse({"year": {"$gte": 2020}, "$or": [{"lang": {"$in": ["en", "de"]}}, {"a.b": True}]})
-    assert f.to_milvus() == (
-        '((metadata["year"] >= 2020) and ((metadata["lang"] in ["en", "de"]) or (metadata["a"]["b"] == true)))'
-    )
-    assert Filter.parse({"x": {"$ne": "q"}}).to_milvus() == '(not exists metadata["x"] or metadata["x"] != "q")'

@@ -255,7 +255,7 @@ def test_busy_model_gives_429_then_503(settings_for, monkeypatch: pytest.MonkeyP
 def test_settings_that_would_refuse_every_large_request_are_refused() -> None:
     with pytest.raises(ValueError, match=r"max_queue \(100\) must hold the largest request's texts \(512"):
         Settings(max_queue=100)
-    with pytest.raises(ValueError, match=r"max_cross_queue \(200\) must hold .* \(500"):
+    with pytest.raises(ValueError, match=r"max_cross_queue \(200\) must hold .* \(625: 1.25 x max_rerank"):
         Settings(max_cross_queue=200)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from simsearch.collection.delta import WriteResult
 from simsearch.data.corpus import Document
+from simsearch.index.manifest import ModelInfo
 from simsearch.search.view import SearchView
 
 
@@ -32,6 +33,16 @@ class CollectionSearchView(SearchView, Protocol):
 class Collection(Protocol):
     name: str
     backend: str
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model that encoded the collection: new documents must be encoded by it (and its prefix)."""
+        ...
+
+    @property
+    def build_id(self) -> str:
+        """What the collection is serving: a build id, or the backend's equivalent."""
+        ...
 
     def view(self) -> CollectionSearchView:
         """A consistent view for one search: every write acknowledged before the call, nothing half-done."""

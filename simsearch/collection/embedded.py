@@ -26,6 +26,7 @@ from simsearch.collection.view import BaseSegment, CollectionView
 from simsearch.collection.write_log import Batch, WriteLog, WriteOp
 from simsearch.data.corpus import Document
 from simsearch.index import layout
+from simsearch.index.manifest import ModelInfo
 from simsearch.index.open import LoadedIndex, open_index
 from simsearch.lexical import LexicalIndex
 
@@ -75,6 +76,15 @@ class EmbeddedCollection:
 
     def _lexical_searcher(self) -> Any:
         return self.lexical.searcher() if self.lexical is not None else None
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model that encoded the collection (new documents must be encoded by it too)."""
+        return self.index.manifest.model
+
+    @property
+    def build_id(self) -> str:
+        return self.index.manifest.build_id
 
     # -- reading -------------------------------------------------------------------------------------
     def view(self) -> CollectionView:

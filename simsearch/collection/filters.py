@@ -5,7 +5,7 @@ parsed once into a small tree that every backend evaluates its own way:
 
 - over the columns of an immutable build, vectorised (:mod:`simsearch.collection.metadata`);
 - over one document's metadata, for the writes not yet compacted (:meth:`Filter.matches`);
-- as a Milvus boolean expression (:meth:`Filter.to_milvus`).
+- as a Milvus boolean expression (simsearch.collection.milvus, which also stores the columns it needs).
 
 Fields are metadata keys; nested objects are reached with dots (``"author.country"``). Values are
 scalars: strings, numbers, booleans. Operators: ``$eq`` (also ``{"f": value}``), ``$ne``, ``$gt``,
@@ -206,38 +206,6 @@ class Filter:
             if node.field not in flat:
                 return node.op in ("$ne", "$nin")  # Mongo: a missing field is "not equal" to anything
             return compare(flat[node.field], node.op, node.value)
-
-        return walk(self.root)
-
-    def to_milvus(self, column: str = "metadata") -> str:
-        """The same filter as a Milvus boolean expression over a JSON field."""
-
-        def literal(v: Any) -> str:
-            if isinstance(v, bool):
-                return "true" if v else "false"
-            return json.dumps(v, ensure_ascii=False)
-
-        def ref(field: str) -> str:
-            return column + "".join(f"[{json.dumps(p)}]" for p in field.split("."))
-
-        ops = {"$eq": "==", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-
-        def walk(node: Node) -> str:
-            if isinstance(node, And):
-                return "(" + " and ".join(walk(p) for p in node.parts) + ")"
-            if isinstance(node, Or):
-                return "(" + " or ".join(walk(p) for p in node.parts) + ")"
-            if isinstance(node, Not):
-                return f"(not {walk(node.part)})"
-            if node.op == "$exists":
-                return f"(exists {ref(node.field)})" if node.value else f"(not exists {ref(node.field)})"
-            if node.op in ("$in", "$nin"):
-                values = "[" + ", ".join(literal(v) for v in node.value) + "]"
-                test = f"{ref(node.field)} in {values}"
-                return f"(not exists {ref(node.field)} or not ({test}))" if node.op == "$nin" else f"({test})"
-            if node.op == "$ne":
-                return f"(not exists {ref(node.field)} or {ref(node.field)} != {literal(node.value)})"
-            return f"({ref(node.field)} {ops[node.op]} {literal(node.value)})"
 
         return walk(self.root)
 

@@ -3,9 +3,9 @@
 
 One Milvus collection ``<name>`` holds the documents, one row each: the primary key (the document id,
 hex-encoded UTF-8), ``title``, ``content`` (title and text, what BM25 and the models read), ``metadata``,
-the filter columns (below), ``vector`` (FLAT or IVF_FLAT, inner
-product), ``sparse`` (filled by Milvus's BM25 function from ``content``, a sparse inverted index) and, with
-CUR arrays, ``cur`` (the document's column of E, FLAT inner product) and ``has_cur``. The schema's
+the filter columns (below), ``vector`` (FLAT or IVF_FLAT, inner product), ``sparse`` (filled by Milvus's
+BM25 function from ``content``, a sparse inverted index) and, with CUR arrays, ``cur`` (the document's
+column of E, FLAT inner product) and ``has_cur``. The schema's
 description holds the model's hash and dimension (milvus-lite keeps no collection properties). A small
 companion collection ``<name>__simsearch`` holds the rest: how the data was made, the write sequence, the
 CUR anchors, U and anchor texts.
@@ -30,6 +30,7 @@ import io
 import json
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,6 +203,10 @@ class MilvusIndexInfo(BaseModel):
     recall_at_10: float | None = Field(None, description="Measured against exact search after loading.")
     target_recall: float | None = None
     recall_queries: int | None = None
+    indexed_rows: int | None = Field(
+        None,
+        description="Rows the index covered when measured (the rest searched exactly; milvus-lite may index none).",
+    )
 
 
 class MilvusInfo(BaseModel):
@@ -341,7 +346,9 @@ def create_collection(
     for existing in (name, meta.name):
         if client.has_collection(existing):
             if not replace:
-                raise MilvusCollectionError(f"Milvus collection {existing!r} exists: drop it or pass replace")
+                raise MilvusCollectionError(
+                    f"Milvus collection {existing!r} exists: copy into another, or replace it (--replace)"
+                )
             client.drop_collection(existing)
     description = json.dumps({"simsearch": FORMAT_VERSION, "model": info.model.model_dump(mode="json")})
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
@@ -452,7 +459,7 @@ class MilvusCollection:
 
     # -- reading -------------------------------------------------------------------------------------
     def view(self) -> MilvusView:
-        """A new view (its own key numbering) for one search."""
+        """A view for one search: it keeps the documents its searches read (keys mean the same in every view)."""
         return MilvusView(self)
 
     @property
@@ -592,9 +599,22 @@ class MilvusCollection:
         self.info = self.info.model_copy(update={"index": index})
         self.meta.put({"info": self.info.model_dump_json()})
 
-    def flush(self) -> None:
-        """Seal what was written, so Milvus builds its indexes (after a bulk load)."""
+    def flush(self, *, timeout_s: float = 3600.0) -> int:
+        """Seal what was written and wait while Milvus builds the vector index (after a bulk load); return
+        the rows it indexed. Segments not indexed (yet) are searched exactly: milvus-lite leaves small
+        collections so, and a cluster builds asynchronously."""
         self.client.flush(self.name)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.client.describe_index(self.name, "vector")
+            if int(state.get("pending_index_rows") or 0) == 0 or time.monotonic() > deadline:
+                return int(state.get("indexed_rows") or 0)
+            time.sleep(1.0)
+
+    @property
+    def build_id(self) -> str:
+        """The embedded build the documents were copied from (training.to_milvus), or when the collection was made."""
+        return str(self.info.source.get("build_id") or self.info.created_at.isoformat(timespec="seconds"))
 
     def describe(self) -> dict[str, Any]:
         live: dict[str, Any] = {"sequence": self.sequence, "documents": self.count(), "uncompacted": 0}

@@ -21,6 +21,7 @@ import numpy as np
 
 from simsearch.collection.compact import CompactionError, compact
 from simsearch.collection.delta import WriteResult
+from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.data.corpus import Document
 from simsearch.models.similarity import distinct_texts, paired_cosines
 from simsearch.search import ModeUnavailableError, SearchParams, SearchResult
@@ -134,7 +135,7 @@ class Engine:
     async def upsert(self, docs: Sequence[Document]) -> WriteResult:
         """Encode and write one all-or-nothing batch; durable and visible to searches when this returns."""
         with self._runtime() as rt:
-            prefix = rt.index.manifest.model.document_prefix
+            prefix = rt.collection.model.document_prefix
             vectors = await self.models.encode([prefix + d.content() for d in docs])
         async with self._write_lock:
             with self._runtime() as rt:  # the runtime current now: a compaction may have swapped it
@@ -160,7 +161,8 @@ class Engine:
             await asyncio.sleep(self.runtime.settings.refresh_s)
             try:
                 rt = self.runtime
-                if rt.settings.read_only and rt.settings.index_path.resolve() != rt.index.path:
+                embedded = isinstance(rt.collection, EmbeddedCollection)
+                if embedded and rt.settings.read_only and rt.settings.index_path.resolve() != rt.index.path:
                     await self.reload()
                     continue
                 async with self._write_lock:
@@ -180,26 +182,29 @@ class Engine:
         """Fold the writes into a new build (in a thread: searches and writes go on), then swap to it."""
         if self.compacting:
             raise CompactionError("a compaction is already running")
+        if not isinstance(self.runtime.collection, EmbeddedCollection):
+            raise CompactionError(f"the {self.runtime.collection.backend} store merges its segments itself")
         self.compacting = True
         started = time.perf_counter()
         try:
             with self._runtime() as rt:
                 cross = rt.cross
+                assert isinstance(rt.collection, EmbeddedCollection)
                 link = await asyncio.to_thread(
                     compact,
                     rt.collection,
                     cross_score=cross.score if cross is not None else None,
                     cross_sha256=cross.sha256 if cross is not None else None,
                 )
-            before = rt.index.manifest.build_id
+            before = rt.build_id
             new = await self.reload() if link is not None else self.runtime
             self.last_compaction = {
                 "previous_build_id": before,
-                "build_id": new.index.manifest.build_id,
-                "sequence": new.index.manifest.sequence,
+                "build_id": new.build_id,
+                "sequence": new.collection.sequence,
                 "seconds": round(time.perf_counter() - started, 3),
             }
-            log.info("compacted %s: %s", new.index.name, self.last_compaction)
+            log.info("compacted %s: %s", new.name, self.last_compaction)
             return self.last_compaction
         except Exception:
             log.exception("compaction failed; the current build keeps serving")
@@ -229,8 +234,8 @@ class Engine:
             old.retire()  # requests that started on the old build finish on it; the last one closes it
             log.info(
                 "reloaded index %s: build %s -> %s",
-                new.index.name,
-                old.index.manifest.build_id,
-                new.index.manifest.build_id,
+                new.name,
+                old.build_id,
+                new.build_id,
             )
             return new

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from simsearch.collection.base import Collection, CollectionSearchView
 from simsearch.collection.embedded import EmbeddedCollection
-from simsearch.collection.view import CollectionView
+from simsearch.collection.open import CollectionOpenError, open_collection
 from simsearch.collection.write_log import LogMismatchError
 from simsearch.index import IndexLoadError
-from simsearch.index.open import LoadedIndex, check_model, open_index
+from simsearch.index.open import LoadedIndex, open_index
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.loading import ModelLoadError
@@ -60,7 +61,7 @@ class Runtime:
 
     settings: Settings
     encoder: BiEncoder
-    collection: EmbeddedCollection
+    collection: Collection
     pipeline: SearchPipeline
     cross: CrossScorer | None = None
     threads: Threads = Threads(alone=1, shared=1, streams=1)
@@ -71,11 +72,21 @@ class Runtime:
 
     @property
     def index(self) -> LoadedIndex:
-        """The collection's base build."""
+        """The embedded collection's base build (the Milvus store has none)."""
+        if not isinstance(self.collection, EmbeddedCollection):
+            raise TypeError(f"the {self.collection.backend} store has no index folder")
         return self.collection.index
 
     @property
-    def view(self) -> CollectionView:
+    def name(self) -> str:
+        return self.collection.name
+
+    @property
+    def build_id(self) -> str:
+        return self.collection.build_id
+
+    @property
+    def view(self) -> CollectionSearchView:
         return self.collection.view()
 
     def direct_models(self) -> DirectModels:
@@ -149,12 +160,13 @@ def load_cross(settings: Settings) -> CrossScorer | None:
         raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
 
 
-def check_cross(index: LoadedIndex, cross: CrossScorer | None) -> None:
+def check_cross(collection: Collection, cross: CrossScorer | None) -> None:
     """Refuse CUR arrays fitted with another cross-encoder than the configured one."""
-    if index.cur is not None and cross is not None and index.cur.info.cross_encoder.sha256 != cross.sha256:
-        fitted = index.cur.info.cross_encoder
+    cur = collection.index.manifest.cur if isinstance(collection, EmbeddedCollection) else collection.info.cur  # type: ignore[attr-defined]
+    if cur is not None and cross is not None and cur.cross_encoder.sha256 != cross.sha256:
+        fitted = cur.cross_encoder
         raise IndexLoadError(
-            f"index {index.name!r} has CUR arrays fitted with cross-encoder {fitted.path} "
+            f"index {collection.name!r} has CUR arrays fitted with cross-encoder {fitted.path} "
             f"(sha256 {fitted.sha256[:12]}), but the configured one is {cross.path} (sha256 {cross.sha256[:12]}): "
             "set SIMSEARCH_CROSS_MODEL to the fitted one, or fit CUR again with this one"
         )
@@ -162,18 +174,23 @@ def check_cross(index: LoadedIndex, cross: CrossScorer | None) -> None:
 
 def runtime_for(
     settings: Settings,
-    index: LoadedIndex,
+    index: LoadedIndex | None,
     encoder: BiEncoder,
     cross: CrossScorer | None,
     threads: Threads,
     writable: bool | None = None,
 ) -> Runtime:
-    """Pair an open index with the models (refusing a mismatch) and open its collection (log replayed).
-    ``writable=False``: a reader that never writes (jobs that only search; replicas)."""
-    check_model(index, encoder)
-    check_cross(index, cross)
-    collection = EmbeddedCollection(index, writable=settings.writable if writable is None else writable)
-    measured = index.manifest.rerank
+    """Open the configured collection (the embedded one over ``index``, its log replayed; or Milvus) for
+    these models, refusing a mismatch. ``writable=False``: a reader that never writes (jobs; replicas)."""
+    if writable is not None:
+        settings = settings.model_copy(update={"read_only": not writable})
+    collection = open_collection(settings, index, encoder)
+    try:
+        check_cross(collection, cross)
+    except IndexLoadError:
+        collection.close()
+        raise
+    measured = index.manifest.rerank if index is not None else None
     weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0
     pipeline = SearchPipeline(
         query_prefix=settings.query_prefix,
@@ -184,20 +201,30 @@ def runtime_for(
     return Runtime(settings, encoder, collection, pipeline, cross, threads)
 
 
+def _open_index(settings: Settings) -> LoadedIndex | None:
+    """The published build, for the embedded store (Milvus reads nothing from the index folder)."""
+    return open_index(settings.index_path, verify=settings.verify_checksums) if settings.store == "embedded" else None
+
+
 def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads) -> Runtime:
-    """Open the newest build of the configured index for already loaded models (every reload)."""
-    index = open_index(settings.index_path, verify=settings.verify_checksums)
+    """Open the newest build of the configured collection for already loaded models (every reload)."""
+    index = _open_index(settings)
     try:
         return runtime_for(settings, index, encoder, cross, threads)
+    except CollectionOpenError as exc:
+        if index is not None:
+            index.close()
+        raise IndexLoadError(str(exc)) from None
     except BaseException:
-        index.close()
+        if index is not None:
+            index.close()
         raise
 
 
 def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime:
     """Open the index first (cheap, and the likelier thing to be wrong), then the models."""
     try:
-        index = open_index(settings.index_path, verify=settings.verify_checksums)
+        index = _open_index(settings)
     except IndexLoadError as exc:
         raise StartupError(str(exc)) from None
     threads = Threads.from_settings(settings)
@@ -205,8 +232,9 @@ def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime
         encoder = load_encoder(settings)
         cross = load_cross(settings)
         rt = runtime_for(settings, index, encoder, cross, threads, writable)
-    except (StartupError, IndexLoadError, LogMismatchError) as exc:
-        index.close()
+    except (StartupError, IndexLoadError, LogMismatchError, CollectionOpenError) as exc:
+        if index is not None:
+            index.close()
         raise StartupError(str(exc)) from None
     # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay it
     # before the first request, for both ways a batch can run
@@ -216,10 +244,10 @@ def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime
         if cross is not None:
             cross.score([("warm-up", "warm-up")], threads=n)
     log.info(
-        "loaded index %s (%d documents, %s) and model %s",
-        rt.index.name,
-        rt.index.manifest.count,
-        rt.index.manifest.index.type,
+        "loaded collection %s (%s store, %d documents) and model %s",
+        rt.name,
+        rt.collection.backend,
+        rt.view.count,
         encoder.path,
     )
     return rt
