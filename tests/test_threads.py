@@ -1,0 +1,56 @@
+"""A lone batch runs on every configured thread, with each backend: measured from the threads' own CPU
+time (/proc/self/task), not by reading a setting back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.models.files import default_bi_model
+from simsearch.serving.batching import MicroBatcher
+
+TEXTS = [f"sentence number {i} about the stock market, the weather and a cat that sleeps all day" for i in range(96)]
+
+
+def thread_ticks() -> dict[str, int]:
+    out = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[task] = int(fields[11]) + int(fields[12])  # utime + stime
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or len(os.sched_getaffinity(0)) < 2, reason="Linux, 2+ cores")
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_lone_batch_uses_every_thread(backend: str, tmp_path: Path) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(default_bi_model(), model, ignore=shutil.ignore_patterns("onnx"))  # a private export
+    encoder = BiEncoder.load(str(model), backend=backend, threads=2)  # type: ignore[arg-type]
+
+    async def run() -> tuple[dict[str, int], int]:
+        batcher = MicroBatcher(
+            lambda items, alone: encoder.encode(items, threads=2 if alone else 1), name="bi", streams=2, max_batch=128
+        )
+        await batcher.submit(TEXTS[:2], 60)  # warm-up on the batcher's threads
+        before = thread_ticks()
+        for _ in range(3):
+            await batcher.submit(TEXTS, 60)  # alone: nothing else is queued
+        after = thread_ticks()
+        alone = batcher.alone_batches
+        await batcher.stop()
+        return {t: after[t] - before.get(t, 0) for t in after}, alone
+
+    busy, alone = asyncio.run(run())
+    assert alone == 4
+    ticks = sorted(busy.values(), reverse=True)
+    # two threads did the work, the second at least a third as much as the first (not one busy core)
+    assert ticks[0] > 0 and ticks[1] >= ticks[0] / 3, ticks[:4]
