@@ -19,6 +19,7 @@ from service.app import create_app
 from service.protocol import protocol_with
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
+from simsearch.evaluation.fusion_fit import fusion_after_build
 from simsearch.index.build import build_index
 from simsearch.serving.runtime import StartupError, load_encoder, load_runtime
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                 settings.index_name,
                 document_prefix=settings.document_prefix,
             )
+            # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
+            chosen = fusion_after_build(settings, args.build_from)
+            if chosen is not None:
+                logging.getLogger("simsearch").warning("hybrid fusion: %s (%s)", chosen.method, chosen.chosen_on)
         runtime = load_runtime(settings)
     except (StartupError, CorpusError, FileNotFoundError) as exc:
         fail(f"cannot start: {exc}")

@@ -161,3 +161,20 @@ def test_fusion_choice_picks_dense_only_where_lexical_matching_misleads(tmp_path
     collection.close()
     assert info.method == "dense" and info.validation["dense"] == 100.0
     assert info.validation["convex-0.0"] < 20 and info.validation["rrf"] < 100
+
+
+def test_a_build_from_a_judged_corpus_measures_its_fusion(tmp_path: Path, tiny_model: str) -> None:
+    from simsearch.index.manifest import Manifest
+    from tests.conftest import DOCS, write_jsonl
+    from training.build_index import main as build
+
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    write_jsonl(data / "corpus.jsonl", DOCS)
+    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "coffee beans"}, {"_id": "q2", "text": "rain"}])
+    (data / "qrels" / "train.tsv").write_text("q\td\ts\nq1\td6\t1\nq2\td4\t1\n")
+    args = ["--corpus", str(data), "--name", "j", "--index-dir", str(tmp_path / "ix"), "--model", tiny_model]
+    assert build([*args, "--no-progress"]) == 0
+    fusion = Manifest.read((tmp_path / "ix" / "j").resolve()).fusion
+    assert fusion is not None and fusion.chosen_on.startswith("beir:train (2 queries")
+    assert set(fusion.validation) >= {"dense", "rrf", "convex-0.5"}

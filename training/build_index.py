@@ -15,6 +15,7 @@ from pathlib import Path
 
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
+from simsearch.evaluation.fusion_fit import fusion_after_build
 from simsearch.index.build import build_index
 from simsearch.index.open import open_index
 from simsearch.serving.runtime import StartupError, load_encoder
@@ -46,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the index already exists")
+    p.add_argument(
+        "--fusion-split",
+        default="train",
+        help="with a BEIR folder: choose hybrid search's fusion on this split's judgements after the build "
+        "(default: %(default)s; 'none' keeps the stated default)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -85,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    # 3. report
+    # 3. hybrid search's fusion, measured on the corpus's own judgements when it has them
+    if args.fusion_split != "none":
+        chosen = fusion_after_build(settings, args.corpus, args.fusion_split, progress=not args.no_progress)
+        if chosen is not None:
+            print(f"hybrid fusion: {chosen.method} alpha={chosen.alpha} ({chosen.chosen_on})")
+    # 4. report
     index = open_index(path)
     m = index.manifest
     print(

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from simsearch.cli import fail, settings_with
-from simsearch.evaluation.fusion_fit import default_fusion_info, fit_fusion
+from simsearch.evaluation.fusion_fit import choose_and_publish, default_fusion_info, fit_fusion
 from simsearch.index import IndexLoadError
-from simsearch.index.manifest import FusionInfo, Manifest
-from simsearch.index.publish import BuildLockedError, publish_derived
+from simsearch.index.manifest import FusionInfo
+from simsearch.index.publish import BuildLockedError
 from simsearch.search import ModeUnavailableError
 from simsearch.serving.runtime import StartupError, load_runtime
 
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = choose(args.index, args.index_dir, args.data, args.split, not args.no_progress)
 
-        def update(m: Manifest) -> Manifest:
-            return m.model_copy(update={"fusion": info})
-
-        link = publish_derived(settings.index_path, lambda _folder: [], update)
+        link = choose_and_publish(settings.index_path, info)
     except (StartupError, IndexLoadError, BuildLockedError, ModeUnavailableError, OSError, ValueError) as exc:
         fail(str(exc))
     print(json.dumps(info.model_dump(), indent=2))

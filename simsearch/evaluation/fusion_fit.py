@@ -102,3 +102,38 @@ def default_fusion_info() -> FusionInfo:
         chosen_on="default",
         validation={},
     )
+
+
+def choose_and_publish(index_path: Path, info: FusionInfo) -> Path:
+    """A new build of the index whose manifest records ``info`` (atomically, like every build)."""
+    from simsearch.index.manifest import Manifest
+    from simsearch.index.publish import publish_derived
+
+    def update(m: Manifest) -> Manifest:
+        return m.model_copy(update={"fusion": info})
+
+    return publish_derived(index_path, lambda _folder: [], update)
+
+
+def fusion_after_build(settings: Any, corpus: Path, split: str = "train", progress: bool = False) -> FusionInfo | None:
+    """Right after a build from a BEIR folder with judgements for ``split``: measure the fusion and publish
+    it (the demo's first start does this); ``None`` when the corpus has no such judgements."""
+    folder = corpus if corpus.is_dir() else corpus.parent
+    if not (folder / "qrels" / f"{split}.tsv").is_file() or not (folder / "queries.jsonl").is_file():
+        return None
+    from simsearch.serving.runtime import load_runtime
+
+    runtime = load_runtime(settings, writable=False)
+    try:
+        info = fit_fusion(
+            runtime.view,
+            runtime.direct_models(),
+            folder,
+            split=split,
+            query_prefix=settings.query_prefix,
+            progress=progress,
+        )
+    finally:
+        runtime.close()
+    choose_and_publish(settings.index_path, info)
+    return info
