@@ -159,7 +159,8 @@ def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace,
     cwd = ROOT
     if system == "baseline":  # this service as another checkout has it (an older commit), same index and venv
         cwd = Path(args.baseline).resolve()
-        env = {**env, "PYTHONPATH": str(cwd), "SIMSEARCH_INDEX_DIR": str((ROOT / "indexes").resolve())}
+        index_dir = Path(args.baseline_index_dir or ROOT / "indexes").resolve()
+        env = {**env, "PYTHONPATH": str(cwd), "SIMSEARCH_INDEX_DIR": str(index_dir)}
     if SYSTEMS[system]:
         env = {**env, "SIMSEARCH_BACKEND": str(SYSTEMS[system])}
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -229,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         help="a checkout of another commit: its service runs as system 'baseline' beside this one (a side-by-side "
         "comparison; writes serve_compare.json instead of serve.json)",
+    )
+    p.add_argument(
+        "--baseline-index-dir", help="the index folder the baseline serves (an older commit may read another format)"
     )
     p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     p.add_argument("--endpoints", nargs="+", default=["/search", "/similarity"], choices=["/search", "/similarity"])
