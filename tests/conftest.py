@@ -121,3 +121,41 @@ def search(index, encoder, query: str, k: int = 3, mode: str = "dense", cross=No
     view = IndexView(index.name, index.ann, index.store, index.cur)
     params = SearchParams(k=k, mode=mode, k_r=k_r)  # type: ignore[arg-type]
     return run_sync(SearchPipeline().search(view, DirectModels(encoder, cross), query, params))
+
+
+@pytest.fixture(scope="session")
+def cur_index(tmp_path_factory: pytest.TempPathFactory, tiny_model: str, tiny_cross: str) -> Path:
+    """A copy of the tiny index with CUR arrays fitted by the job (anchor queries sampled from documents)."""
+    from training.build_index import main as build
+    from training.fit_cur import main as fit
+
+    root = tmp_path_factory.mktemp("cur-indexes")
+    corpus = write_jsonl(root / "corpus.jsonl", DOCS)
+    assert (
+        build(
+            ["--corpus", str(corpus), "--name", "c", "--index-dir", str(root), "--model", tiny_model, "--no-progress"]
+        )
+        == 0
+    )
+    assert (
+        fit(
+            [
+                "--index",
+                "c",
+                "--index-dir",
+                str(root),
+                "--cross",
+                tiny_cross,
+                "--k-q",
+                "6",
+                "--k-i",
+                "3",
+                "--selection",
+                "kmeans",
+                "--work-dir",
+                str(root / "work"),
+            ]
+        )
+        == 0
+    )
+    return root / "c"

@@ -114,45 +114,6 @@ def test_interrupted_then_resumed_score_matrix_equals_uninterrupted(tmp_path: Pa
 # ---- the fit job, the search modes, the service ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cur_index(tmp_path_factory: pytest.TempPathFactory, tiny_model: str, tiny_cross: str) -> Path:
-    """A copy of the tiny index with CUR arrays fitted by the job (anchor queries sampled from documents)."""
-    from tests.conftest import DOCS, write_jsonl
-    from training.build_index import main as build
-    from training.fit_cur import main as fit
-
-    root = tmp_path_factory.mktemp("cur-indexes")
-    corpus = write_jsonl(root / "corpus.jsonl", DOCS)
-    assert (
-        build(
-            ["--corpus", str(corpus), "--name", "c", "--index-dir", str(root), "--model", tiny_model, "--no-progress"]
-        )
-        == 0
-    )
-    assert (
-        fit(
-            [
-                "--index",
-                "c",
-                "--index-dir",
-                str(root),
-                "--cross",
-                tiny_cross,
-                "--k-q",
-                "6",
-                "--k-i",
-                "3",
-                "--selection",
-                "kmeans",
-                "--work-dir",
-                str(root / "work"),
-            ]
-        )
-        == 0
-    )
-    return root / "c"
-
-
 def test_fit_job_publishes_a_new_build_with_cur(cur_index: Path, tiny_cross: str) -> None:
     from simsearch.index.open import open_index
 
