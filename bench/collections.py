@@ -176,7 +176,7 @@ def uncompacted(index: Path, data: Path, tmp: Path, steps: tuple[int, ...] = (0,
 # ---- 3. filtered search at scale --------------------------------------------------------------------
 
 
-def filtered(size: int, real: np.ndarray, queries: np.ndarray, tmp: Path) -> dict[str, Any]:
+def filtered(size: int, real: np.ndarray, queries: np.ndarray, tmp: Path, tuning: np.ndarray | None) -> dict[str, Any]:
     vectors = padded(real, size)
     corpus = tmp / f"f{size}.jsonl"
     with corpus.open("w") as f:
@@ -184,7 +184,7 @@ def filtered(size: int, real: np.ndarray, queries: np.ndarray, tmp: Path) -> dic
             f.write(json.dumps({"_id": str(i), "text": f"d{i}", "metadata": {"r": i % 1000}}) + "\n")
     model = ModelInfo(path="bench-vectors", sha256="bench-vectors", dimension=vectors.shape[1], max_seq_length=256)
     t0 = time.perf_counter()
-    link = build_from_vectors(corpus, vectors, model, tmp / f"ix{size}", "f", lexical=False)
+    link = build_from_vectors(corpus, vectors, model, tmp / f"ix{size}", "f", lexical=False, tuning_queries=tuning)
     build_s = time.perf_counter() - t0
     collection = EmbeddedCollection.open(link, verify=False)
     m = collection.index.manifest
@@ -213,11 +213,12 @@ def filtered(size: int, real: np.ndarray, queries: np.ndarray, tmp: Path) -> dic
             }
         )
         print(json.dumps(rows[-1]))
-    times = []
+    times, hits = [], 0.0
     for q in queries:
         t0 = time.perf_counter()
-        collection.view().dense(q, 10)
+        found = collection.view().dense(q, 10)
         times.append(time.perf_counter() - t0)
+        hits += len({k for k, _ in found} & set(np.argsort(-(vectors @ q))[:10].tolist())) / 10
     collection.close()
     shutil.rmtree(tmp / f"ix{size}", ignore_errors=True)
     corpus.unlink()
@@ -226,6 +227,8 @@ def filtered(size: int, real: np.ndarray, queries: np.ndarray, tmp: Path) -> dic
         "index": m.index.model_dump(),
         "build_s": round(build_s, 1),
         "unfiltered_p50_ms": p50(times),
+        "unfiltered_recall_at_10": round(hits / len(queries), 4),
+        "tuned_on": "SciFact train claims" if tuning is not None else "held-apart corpus vectors",
         "rows": rows,
     }
 
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--mixed-seconds", type=float, default=60)
+    p.add_argument("--tune-on-documents", action="store_true", help="tune the ANN index on held-apart vectors")
     p.add_argument("--skip", nargs="*", default=[], choices=["write", "uncompacted", "filtered", "mixed"])
     args = p.parse_args(argv)
     settings = settings_with()
@@ -341,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(
         dir=settings.index_dir.parent if settings.index_dir.parent.exists() else None
     ) as t:
-        tmp = Path(t)
+        tmp = Path(t).resolve()
+        for part in ("1", "2", "3", "4"):
+            (tmp / part).mkdir()
         if "write" not in args.skip:
             result["write_path"] = write_path(data, tmp / "1")
             print(json.dumps(result["write_path"]))
@@ -352,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
             encoder = load_encoder(settings)
             queries = load_queries(data)
             q = encoder.encode([queries[i] for i in sorted(load_qrels(data, "test"))][:100])
-            result["filtered"] = [filtered(size, real, q, tmp / "3") for size in args.sizes]
+            # the index is tuned on train claims (never the test claims measured here): claims are unlike
+            # abstracts, and an index tuned on held-apart abstracts misses its recall target on them
+            tuning = None
+            if not args.tune_on_documents:
+                tuning = encoder.encode([queries[i] for i in sorted(load_qrels(data, "train"))][:1000])
+            result["filtered"] = [filtered(size, real, q, tmp / "3", tuning) for size in args.sizes]
         if "mixed" not in args.skip:
             result["mixed_load"] = mixed(index, data, tmp / "4", args.mixed_seconds)
             print(json.dumps(result["mixed_load"]))

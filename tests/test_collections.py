@@ -286,3 +286,25 @@ def test_filtered_ann_keeps_recall_at_every_selectivity(tmp_path: Path) -> None:
             assert recall >= 0.95, (limit, kept, recall)
     view_module.EXACT_SCAN_MAX = 20_000
     c.close()
+
+
+def test_tuning_queries_are_kept_by_the_build_and_used_again_by_compaction(tmp_path: Path) -> None:
+    docs = make_docs(400, seed=2)
+    corpus = write_jsonl(tmp_path / "t.jsonl", [{"_id": d.id, "text": d.text} for d in docs])
+    queries = [f"what about query {i}" for i in range(50)]
+    build_index(corpus, ENC, tmp_path / "ix", "t", params={"factory": "HNSW16"}, progress=False, tuning_queries=queries)  # type: ignore[arg-type]
+    c = EmbeddedCollection.open(tmp_path / "ix" / "t")
+    m = c.index.manifest
+    assert m.index.recall_measured_on == "given queries" and "tuning_queries.npy" in m.files
+    kept = np.load(c.index.path / "tuning_queries.npy")
+    np.testing.assert_allclose(kept, ENC.encode(queries), rtol=1e-6)
+    c.upsert(make_docs(20, seed=3, prefix="n"), ENC.encode([f"new {i}" for i in range(20)]))
+    link = compact(c)
+    c.close()
+    assert link is not None
+    c2 = EmbeddedCollection.open(link)
+    m2 = c2.index.manifest
+    assert m2.index.recall_measured_on == "given queries" and m2.index.params["factory"] == "HNSW16"
+    np.testing.assert_array_equal(np.load(c2.index.path / "tuning_queries.npy"), kept)
+    assert m2.index.recall_at_10 is not None and m2.index.recall_at_10 >= 0.95
+    c2.close()

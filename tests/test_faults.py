@@ -44,9 +44,9 @@ ADMIN_KEY, READ_KEY, WRITE_KEY = "admin-key-0123456789abcdef", "read-key-0123456
 
 def schemathesis(url: str, examples: int, *extra: str) -> subprocess.CompletedProcess[str]:
     st = Path(sys.executable).with_name("st")
+    flags = ["--checks", "not_a_server_error", "--max-examples", str(examples), "--seed", "1", "--no-color"]
     return subprocess.run(
-        [str(st), "run", f"{url}/openapi.json", "--checks", "not_a_server_error"]
-        + ["--max-examples", str(examples), "--seed", "1", "--no-color", *extra],
+        [str(st), "run", f"{url}/openapi.json", *flags, *extra],
         capture_output=True,
         text=True,
         timeout=1200,

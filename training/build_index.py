@@ -43,6 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.95,
         help="recall@10 against exact search that approximate indexes are tuned to (default: %(default)s)",
     )
+    p.add_argument(
+        "--tuning-queries",
+        type=Path,
+        help="queries like the ones the index will serve (a .txt file, one per line, or a BEIR queries.jsonl): "
+        "approximate indexes are tuned to the target recall on them instead of on held-apart documents, "
+        "and compaction tunes on them again. Never the queries you evaluate on.",
+    )
     p.add_argument("--batch-size", type=int, help="default: SIMSEARCH_ENCODE_BATCH_SIZE")
     p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
@@ -55,6 +62,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
+
+
+def read_queries(path: Path) -> list[str]:
+    """Query texts from a .txt file (one per line) or a JSON-lines file of objects with a ``text`` field."""
+    import json
+
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix == ".jsonl":
+        try:
+            return [str(json.loads(line)["text"]) for line in lines]
+        except (ValueError, KeyError, TypeError) as exc:
+            fail(f"{path}: every line must be a JSON object with a 'text' field ({exc})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_builds=args.keep_builds,
             target_recall=args.target_recall,
             progress=not args.no_progress,
+            tuning_queries=read_queries(args.tuning_queries) if args.tuning_queries else None,
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

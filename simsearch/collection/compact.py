@@ -97,8 +97,15 @@ def compact(
             vectors.flush()
             # the type asked for carries over (auto follows the new size); search parameters are tuned again
             params = {"factory": m.index.requested or m.index.params.get("factory", "auto")}
+            kept = index.path / layout.TUNING_QUERIES_FILE  # the queries the build was tuned on, if any
             info, lexical, files = finish_build(
-                tmp, vectors, m.index.type, params, m.index.target_recall or 0.95, m.lexical is not None
+                tmp,
+                vectors,
+                m.index.type,
+                params,
+                m.index.target_recall or 0.95,
+                m.lexical is not None,
+                tuning_queries=np.load(kept, allow_pickle=False) if kept.is_file() else None,
             )
             del vectors
             cur = None

@@ -47,12 +47,15 @@ def build_index(
     target_recall: float = 0.95,
     progress: bool = True,
     lexical: bool = True,
+    tuning_queries: list[str] | None = None,
 ) -> Path:
     """Validate, encode and write ``root/<name>``; return the published path (the symlink).
 
     With ``kind="faiss"`` the index type follows the corpus size unless ``params["factory"]`` names one
     (simsearch.ann.tuning); approximate types are tuned to ``target_recall`` and the recall reached is
-    recorded in the manifest."""
+    recorded in the manifest. ``tuning_queries``: texts like the queries the index will serve (encoded
+    with ``encoder`` as queries); recall is then tuned on them, and they are kept in the build so that
+    compaction tunes on them again."""
     corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
     count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
     backend(kind)  # an unknown index type fails now, not after the encoding
@@ -78,7 +81,10 @@ def build_index(
             if done != count or writer.close() != count:
                 raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
             embeddings.flush()
-            info, lexical_info, files = finish_build(tmp, embeddings, kind, params or {}, target_recall, lexical)
+            queries = encoder.encode(tuning_queries) if tuning_queries else None
+            info, lexical_info, files = finish_build(
+                tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=queries
+            )
             del embeddings
             Manifest(
                 name=name,
@@ -108,12 +114,24 @@ def build_index(
 
 
 def finish_build(
-    tmp: Path, vectors: np.ndarray, kind: str, params: dict[str, Any], target_recall: float, lexical: bool
+    tmp: Path,
+    vectors: np.ndarray,
+    kind: str,
+    params: dict[str, Any],
+    target_recall: float,
+    lexical: bool,
+    *,
+    tuning_queries: np.ndarray | None = None,
 ) -> tuple[IndexInfo, LexicalInfo | None, dict[str, str]]:
     """What every build does once its documents (``docs.sqlite``) and ``embeddings.npy`` are in ``tmp``: the
-    ANN index (tuned), the lexical index, and the checksums of every file for the manifest."""
-    ann, info = index_vectors(vectors, kind, params, target_recall)
+    ANN index (tuned, on ``tuning_queries`` when given: they are then kept as ``tuning_queries.npy``), the
+    lexical index, and the checksums of every file for the manifest."""
+    ann, info = index_vectors(vectors, kind, params, target_recall, tuning_queries)
     written = [ann.save(tmp), tmp / layout.DOCS_FILE, tmp / layout.EMBEDDINGS_FILE]
+    if tuning_queries is not None and len(tuning_queries):
+        path = tmp / layout.TUNING_QUERIES_FILE
+        np.save(path, np.asarray(tuning_queries, dtype=np.float32))
+        written.append(path)
     lexical_info = None
     if lexical:
         store = DocStore(tmp / layout.DOCS_FILE)
@@ -144,12 +162,18 @@ def log_sequence(root: Path, name: str) -> int:
 
 
 def index_vectors(
-    vectors: np.ndarray, kind: str, params: dict[str, Any], target_recall: float
+    vectors: np.ndarray,
+    kind: str,
+    params: dict[str, Any],
+    target_recall: float,
+    tuning_queries: np.ndarray | None = None,
 ) -> tuple[AnnIndex, IndexInfo]:
     """An ANN index over ``vectors`` and its manifest entry. FAISS picks its type by size and tunes its
     search parameter to ``target_recall`` (simsearch.ann.tuning); other backends are exact or untuned."""
     if kind == "faiss":
-        tuned, measured = build_tuned(vectors, params.get("factory", "auto"), target_recall=target_recall)
+        tuned, measured = build_tuned(
+            vectors, params.get("factory", "auto"), target_recall=target_recall, query_vectors=tuning_queries
+        )
         return tuned, IndexInfo(
             type=kind,
             params=tuned.params(),
@@ -157,6 +181,7 @@ def index_vectors(
             recall_at_10=measured["recall_at_10"],
             target_recall=measured.get("target_recall"),
             target_reached=measured.get("target_reached"),
+            recall_measured_on=measured.get("recall_measured_on"),
         )
     ann = create_index(kind, vectors.shape[1], params)
     ann.add(vectors)

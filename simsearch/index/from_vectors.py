@@ -44,6 +44,7 @@ def build_from_vectors(
     lexical: bool = True,
     encode_seconds: float = 0.0,
     progress: bool = False,
+    tuning_queries: np.ndarray | None = None,
 ) -> Path:
     """Publish ``root/<name>`` from ``corpus`` and its ``vectors`` (row ``i``: document ``i``, encoded by
     ``model`` with its ``document_prefix``); return the published path. ``encode_seconds``: how long the
@@ -71,7 +72,9 @@ def build_from_vectors(
             if done != count or writer.close() != count:
                 raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
             embeddings.flush()
-            info, lexical_info, files = finish_build(tmp, embeddings, kind, params or {}, target_recall, lexical)
+            info, lexical_info, files = finish_build(
+                tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=tuning_queries
+            )
             del embeddings
             Manifest(
                 name=name,

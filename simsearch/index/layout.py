@@ -26,6 +26,7 @@ from pathlib import Path
 MANIFEST_FILE = "manifest.json"
 DOCS_FILE = "docs.sqlite"
 EMBEDDINGS_FILE = "embeddings.npy"
+TUNING_QUERIES_FILE = "tuning_queries.npy"  # optional: query vectors the ANN search parameter is tuned on
 CUR_DIR = "cur"
 LEXICAL_DIR = "lexical"
 

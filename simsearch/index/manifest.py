@@ -37,6 +37,9 @@ class IndexInfo(BaseModel):
     requested: str | None = Field(None, description="The index type asked for (auto: chosen by size at each build).")
     target_recall: float | None = Field(None, description="Recall@10 the search parameter was tuned to reach.")
     target_reached: bool | None = Field(None, description="Whether any setting reached the target recall.")
+    recall_measured_on: str | None = Field(
+        None, description="What recall was measured on: held-apart corpus vectors, or given queries."
+    )
 
 
 class SourceInfo(BaseModel):
