@@ -381,6 +381,16 @@ def test_filtered_ivf_flat_keeps_recall_at_every_selectivity(client: Any) -> Non
         truth = [{i for i, _ in ref.dense(q, 10, flt)} for q in queries]
         recall = np.mean([len(f & t) / len(t) for f, t in zip(found, truth, strict=True)])
         assert recall >= 0.95, (kept, recall)
+    # tuned on given queries instead: measured on exactly those, against exact search over the documents
+    given = ENC.encode([f"another query {i}" for i in range(40)])
+    on_queries = tune_nprobe(c, vectors, [d.id for d in docs], target_recall=0.95, query_vectors=given)
+    assert on_queries.recall_measured_on == "given queries" and on_queries.recall_queries == 40
+    assert tuned.recall_measured_on == "held-apart corpus vectors"
+    c.set_index_info(on_queries)
+    exact = np.argsort(-(given @ vectors.T), axis=1)[:, :10]
+    found_ids = [[int(id_of_key(k)) for k, _ in c.view().dense(q, 10)] for q in given]
+    measured = np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found_ids, exact, strict=True)])
+    assert measured >= 0.95 and abs(measured - on_queries.recall_at_10) < 0.03
 
 
 def test_the_collection_describes_its_model_and_copy(pair, client: Any) -> None:

@@ -41,6 +41,7 @@ from simsearch.collection.milvus import (
 from simsearch.collection.open import CollectionOpenError, connect, milvus_collection_name, milvus_token, public_uri
 from simsearch.data.corpus import Document
 from simsearch.index import IndexLoadError
+from simsearch.index.layout import TUNING_QUERIES_FILE
 
 Batch = tuple[list[Document], np.ndarray, np.ndarray | None]  # documents, vectors, their columns of E
 
@@ -99,14 +100,28 @@ def tune_nprobe(
     target_recall: float = 0.95,
     queries: int = 200,
     seed: int = 0,
+    query_vectors: np.ndarray | None = None,
 ) -> MilvusIndexInfo:
     """Raise IVF_FLAT's ``nprobe`` until recall@10 against exact search reaches the target, on held-apart
-    vectors (a seeded sample as queries, each one's own vector left out), as simsearch.ann.tuning does.
-    ``vectors`` are every document's, in the order of ``ids``."""
+    vectors (a seeded sample as queries, each one's own vector left out), as simsearch.ann.tuning does, or
+    on ``query_vectors`` (queries like the served ones) when given. ``vectors`` are every document's, in
+    the order of ``ids``."""
+    import faiss
+
     index = collection.info.index
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    sample = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
-    truth = exact_neighbours(vectors, sample)
+    given = query_vectors is not None and len(query_vectors) > 0
+    if given:
+        probes = np.ascontiguousarray(query_vectors, dtype=np.float32)[:queries]
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(vectors)
+        truth = flat.search(probes, 10)[1]
+        sample = np.full(len(probes), -1)  # no query is a document: nothing to leave out
+        del flat
+    else:
+        sample = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
+        probes = vectors[sample]
+        truth = exact_neighbours(vectors, sample)
     position = {pk(i): p for p, i in enumerate(ids)}
     ladder: list[int | None] = [None]
     if index.nlist:
@@ -115,7 +130,7 @@ def tune_nprobe(
     for nprobe in ladder:  # without lists (AUTOINDEX): measured once, as Milvus chose
         found = collection.client.search(
             collection.name,
-            data=vectors[sample].tolist(),
+            data=probes.tolist(),
             anns_field="vector",
             limit=11,
             search_params={"metric_type": "IP", **({"params": {"nprobe": nprobe}} if nprobe else {})},
@@ -134,6 +149,7 @@ def tune_nprobe(
             "recall_at_10": round(recall, 4),
             "target_recall": target_recall,
             "recall_queries": len(sample),
+            "recall_measured_on": "given queries" if given else "held-apart corpus vectors",
         }
     )
 
@@ -181,7 +197,14 @@ def copy_to_milvus(
     # 3. seal the segments and wait for the index, then tune the search to the target recall on it
     indexed = target.flush()
     if vectors is not None:
-        tuned = tune_nprobe(target, vectors, ids, target_recall=target_recall)
+        kept = source.index.path / TUNING_QUERIES_FILE  # the build's own tuning queries, when it has them
+        tuned = tune_nprobe(
+            target,
+            vectors,
+            ids,
+            target_recall=target_recall,
+            query_vectors=np.load(kept, allow_pickle=False) if kept.is_file() else None,
+        )
         target.set_index_info(tuned.model_copy(update={"indexed_rows": indexed}))
     else:
         target.set_index_info(index.model_copy(update={"recall_at_10": 1.0, "indexed_rows": indexed}))

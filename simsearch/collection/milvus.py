@@ -203,6 +203,7 @@ class MilvusIndexInfo(BaseModel):
     recall_at_10: float | None = Field(None, description="Measured against exact search after loading.")
     target_recall: float | None = None
     recall_queries: int | None = None
+    recall_measured_on: str | None = Field(None, description="Held-apart corpus vectors, or given queries.")
     indexed_rows: int | None = Field(
         None,
         description="Rows the index covered when measured (the rest searched exactly; milvus-lite may index none).",
