@@ -75,6 +75,23 @@ def test_writes_change_scores_with_collection_wide_statistics(toy: LexicalIndex)
     assert after.search("lion", 10) == []  # deleted
 
 
+def test_cached_keys_give_the_same_answers_and_follow_new_views(toy: LexicalIndex, monkeypatch) -> None:
+    """Keys read once per searcher are cached: a repeated query answers the same, the cache stays within
+    its bound, and a new view after writes (new segments, new addresses) reads its own keys."""
+    from simsearch.lexical import tantivy_index
+
+    monkeypatch.setattr(tantivy_index, "KEY_CACHE_MAX", 3)
+    view = toy.searcher()
+    first = view.search("zebra okapi quagga lion", 10)
+    assert len(first) > 3 and view.search("zebra okapi quagga lion", 10) == first
+    assert len(view._keys) == 3  # bounded; the rest read from the documents each time
+    after = toy.apply([(7, "zebra zebra zebra"), (0, "lion only now")], [0])  # 0 replaced
+    assert after is not view and len(after._keys) == 0
+    got = dict(after.search("zebra", 10))
+    assert 7 in got and 0 not in got and dict(after.search("lion", 10)).get(0)
+    assert view.search("zebra okapi quagga lion", 10) == first  # the old view is unchanged
+
+
 HOSTILE = [
     '"unbalanced quote',
     "zebra*",
@@ -125,6 +142,46 @@ def test_convex_arithmetic() -> None:
     assert fused[4] == pytest.approx(0.75 * 0.5)
     assert [k for k, _ in fuse(dense, lexical, Fusion("convex", alpha=1.0))][:3] == [1, 2, 3]
     assert fuse(dense, lexical, Fusion("dense")) == dense
+
+
+def test_vectorised_fusions_equal_the_plain_definitions_exactly() -> None:
+    """The numpy fusions give the same scores, bit for bit, and the same order (score, then key) as the
+    textbook dictionary versions, over lists with overlaps, ties, empty lists and constant scores."""
+    import random
+
+    def plain_rrf(lists, k=60):
+        scores: dict[int, float] = {}
+        for ranked in lists:
+            for rank, (key, _) in enumerate(ranked, start=1):
+                scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+        return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+
+    def plain_convex(dense, lexical, alpha):
+        def norm(ranked, low):
+            if not ranked:
+                return {}
+            span = max(s for _, s in ranked) - low
+            return {key: (s - low) / span if span > 0 else 1.0 for key, s in ranked}
+
+        d, lex = norm(dense, -1.0), norm(lexical, 0.0)
+        scores = {key: alpha * d.get(key, 0.0) + (1 - alpha) * lex.get(key, 0.0) for key in set(d) | set(lex)}
+        return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+
+    rng = random.Random(0)
+    for trial in range(200):
+        pool = rng.sample(range(5000), 300)
+        dense_keys = rng.sample(pool, rng.randint(0, 200))
+        lexical_keys = rng.sample(pool, rng.randint(0, 200))
+        quantum = 0.25 if trial % 3 == 0 else 1e-9  # coarse scores: many ties
+        dense = sorted(((k, round(rng.uniform(-1, 1) / quantum) * quantum) for k in dense_keys), key=lambda p: -p[1])
+        lexical = sorted(
+            ((k, round(rng.uniform(0, 30) / quantum) * quantum) for k in lexical_keys), key=lambda p: -p[1]
+        )
+        if trial % 7 == 0:
+            lexical = [(k, 0.0) for k, _ in lexical]  # constant scores: a zero span
+        alpha = rng.choice([0.0, 0.3, 0.8, 1.0])
+        assert convex(dense, lexical, alpha) == plain_convex(dense, lexical, alpha)
+        assert rrf([dense, lexical]) == plain_rrf([dense, lexical])
 
 
 def test_fusion_choice_picks_dense_only_where_lexical_matching_misleads(tmp_path: Path) -> None:

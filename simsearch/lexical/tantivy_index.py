@@ -103,11 +103,18 @@ def build_lexical(folder: Path, docs: Iterable[tuple[int, str]]) -> dict[str, An
     }
 
 
+KEY_CACHE_MAX = 1_000_000  # entries (about 100 MB at most) per searcher
+
+
 class LexicalSearcher:
     """A point-in-time view of the lexical index: BM25 top ``k`` for a query, within a key set if given."""
 
     def __init__(self, index: Any, searcher: Any, schema: Any, analyse: Any) -> None:
         self._index, self._searcher, self._schema, self._analyse = index, searcher, schema, analyse
+        # tantivy-py exposes no fast-field reader, so a hit's key is read from its stored document, and
+        # hybrid search reads 1,000 of them per query (most of its lexical time). A searcher's segments
+        # never change, so (segment, doc) -> key is cached for the searcher's life, up to a bound.
+        self._keys: dict[tuple[int, int], int] = {}
 
     @property
     def count(self) -> int:
@@ -142,7 +149,7 @@ class LexicalSearcher:
         fetch = k
         while True:
             hits = self._searcher.search(query, fetch, count=False).hits
-            found = [(int(self._searcher.doc(addr)[KEY][0]), float(score)) for score, addr in hits]
+            found = [(self._key(addr), float(score)) for score, addr in hits]
             if not post_filter:
                 return found
             assert allowed is not None
@@ -150,6 +157,15 @@ class LexicalSearcher:
             if len(keep) >= k or len(hits) < fetch:
                 return keep[:k]
             fetch *= 4  # a broad filter that the first results did not satisfy: look deeper
+
+    def _key(self, addr: Any) -> int:
+        where = (addr.segment_ord, addr.doc)
+        key = self._keys.get(where)
+        if key is None:
+            key = int(self._searcher.doc(addr)[KEY][0])
+            if len(self._keys) < KEY_CACHE_MAX:
+                self._keys[where] = key
+        return key
 
 
 def _contains(sorted_keys: np.ndarray, key: int) -> bool:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from simsearch.search.types import Ranked
 
 FusionMethod = Literal["rrf", "convex", "dense"]
@@ -33,26 +35,48 @@ DEFAULT_FUSION = Fusion("convex", alpha=0.8)
 DENSE_MIN, LEXICAL_MIN = -1.0, 0.0  # the lowest score each can give: a cosine, a BM25 sum
 
 
-def rrf(lists: list[Ranked], k: int = 60) -> Ranked:
-    scores: dict[int, float] = {}
-    for ranked in lists:
-        for rank, (key, _) in enumerate(ranked, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+# The fusions below are vectorised with numpy: each list goes in FUSION_DEPTH (1,000) deep, and the
+# dictionary versions took most of a hybrid search's retrieval time (about 9 ms of 20 per query in a
+# profile). The results are the same: the same sums (a key in one list only gets exactly its one
+# contribution) and the same order (score descending, then key ascending).
 
 
-def _normalised(ranked: Ranked, low: float) -> dict[int, float]:
+def _arrays(ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
     if not ranked:
-        return {}
-    span = max(s for _, s in ranked) - low
-    return {key: (s - low) / span if span > 0 else 1.0 for key, s in ranked}
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    keys, scores = zip(*ranked, strict=True)
+    return np.asarray(keys, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def _combined(keys: list[np.ndarray], contributions: list[np.ndarray]) -> Ranked:
+    all_keys = np.concatenate(keys)
+    if not len(all_keys):
+        return []
+    unique, inverse = np.unique(all_keys, return_inverse=True)
+    totals = np.bincount(inverse, weights=np.concatenate(contributions), minlength=len(unique))
+    order = np.lexsort((unique, -totals))
+    return list(zip(unique[order].tolist(), totals[order].tolist(), strict=True))
+
+
+def rrf(lists: list[Ranked], k: int = 60) -> Ranked:
+    keys, contributions = [], []
+    for ranked in lists:
+        key_array, _ = _arrays(ranked)
+        keys.append(key_array)
+        contributions.append(1.0 / (k + np.arange(1, len(key_array) + 1, dtype=np.float64)))
+    return _combined(keys, contributions)
+
+
+def _normalised(scores: np.ndarray, low: float) -> np.ndarray:
+    if not len(scores):
+        return scores
+    span = float(scores.max()) - low
+    return (scores - low) / span if span > 0 else np.ones_like(scores)
 
 
 def convex(dense: Ranked, lexical: Ranked, alpha: float) -> Ranked:
-    d, lex = _normalised(dense, DENSE_MIN), _normalised(lexical, LEXICAL_MIN)
-    keys = set(d) | set(lex)
-    scores = {key: alpha * d.get(key, 0.0) + (1 - alpha) * lex.get(key, 0.0) for key in keys}
-    return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+    (dk, ds), (lk, ls) = _arrays(dense), _arrays(lexical)
+    return _combined([dk, lk], [alpha * _normalised(ds, DENSE_MIN), (1 - alpha) * _normalised(ls, LEXICAL_MIN)])
 
 
 def fuse(dense: Ranked, lexical: Ranked, fusion: Fusion) -> Ranked:
