@@ -6,7 +6,7 @@ The build runs in a staging folder (simsearch.index.publish) and is published by
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -59,50 +59,102 @@ def build_index(
     corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
     count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
     backend(kind)  # an unknown index type fails now, not after the encoding
-    root = Path(root)
+    model = ModelInfo(
+        path=encoder.path,
+        sha256=encoder.sha256,
+        dimension=encoder.dim,
+        max_seq_length=encoder.max_seq_length,
+        document_prefix=document_prefix,
+        whitening=encoder.whitening,
+    )
+    encoding = [0.0]  # seconds spent in the encoder
+
+    def encode(_start: int, chunk: list[Document]) -> np.ndarray:
+        t0 = time.perf_counter()
+        vectors = encoder.encode([d.content() for d in chunk], prefix=document_prefix)
+        encoding[0] += time.perf_counter() - t0
+        return vectors
+
+    return write_build(
+        corpus_file,
+        resolved_fmt,
+        count,
+        model,
+        Path(root),
+        name,
+        encode,
+        encode_seconds=lambda: encoding[0],
+        chunk_size=chunk_size,
+        kind=kind,
+        params=params,
+        keep_builds=keep_builds,
+        target_recall=target_recall,
+        lexical=lexical,
+        tuning_queries=encoder.encode(tuning_queries) if tuning_queries else None,
+        progress=progress,
+        desc=f"encoding {name}",
+    )
+
+
+def write_build(
+    corpus_file: Path,
+    fmt: CorpusFormat,
+    count: int,
+    model: ModelInfo,
+    root: Path,
+    name: str,
+    vectors_for: Callable[[int, list[Document]], np.ndarray],
+    *,
+    encode_seconds: Callable[[], float],
+    other_seconds: float = 0.0,
+    chunk_size: int,
+    kind: str,
+    params: dict[str, Any] | None,
+    keep_builds: int,
+    target_recall: float,
+    lexical: bool,
+    tuning_queries: np.ndarray | None,
+    progress: bool,
+    desc: str,
+) -> Path:
+    """What every build from a corpus does, wherever its vectors come from: under the build lock, in a
+    staging folder, the documents (checked with ``scan_corpus`` beforehand: ``count`` of them) and their
+    vectors (``vectors_for(position of the chunk's first document, chunk)``) chunk by chunk, then
+    :func:`finish_build`, the manifest, the atomic publish and the pruning of old builds.
+    ``encode_seconds()``: the encoding time so far (the manifest's ``docs_per_s``); ``other_seconds``: time
+    spent before this call that belongs to the build (encoding done elsewhere)."""
     with build_lock(root, name):
         with staged(root, name) as (tmp, final):
             started = time.perf_counter()
             embeddings = np.lib.format.open_memmap(
-                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, encoder.dim)
+                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, model.dimension)
             )
             writer = DocStoreWriter(tmp / layout.DOCS_FILE)
-            done, encode_seconds = 0, 0.0
-            with tqdm(total=count, unit="doc", desc=f"encoding {name}", disable=not progress) as bar:
-                for chunk in _chunks(iter_documents(corpus_file, resolved_fmt), chunk_size):
-                    t0 = time.perf_counter()
-                    embeddings[done : done + len(chunk)] = encoder.encode(
-                        [d.content() for d in chunk], prefix=document_prefix
-                    )
-                    encode_seconds += time.perf_counter() - t0
+            done = 0
+            with tqdm(total=count, unit="doc", desc=desc, disable=not progress) as bar:
+                for chunk in _chunks(iter_documents(corpus_file, fmt), chunk_size):
+                    embeddings[done : done + len(chunk)] = vectors_for(done, chunk)
                     writer.add(chunk)
                     done += len(chunk)
                     bar.update(len(chunk))
             if done != count or writer.close() != count:
                 raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
             embeddings.flush()
-            queries = encoder.encode(tuning_queries) if tuning_queries else None
             info, lexical_info, files = finish_build(
-                tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=queries
+                tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=tuning_queries
             )
             del embeddings
+            seconds = encode_seconds()
             Manifest(
                 name=name,
                 build_id=layout.build_id_of(final),
                 built_at=datetime.now(UTC),
-                build_seconds=round(time.perf_counter() - started, 3),
-                docs_per_s=round(count / encode_seconds, 2) if encode_seconds > 0 else 0.0,
+                build_seconds=round(time.perf_counter() - started + other_seconds, 3),
+                docs_per_s=round(count / seconds, 2) if seconds > 0 else 0.0,
                 count=count,
-                model=ModelInfo(
-                    path=encoder.path,
-                    sha256=encoder.sha256,
-                    dimension=encoder.dim,
-                    max_seq_length=encoder.max_seq_length,
-                    document_prefix=document_prefix,
-                    whitening=encoder.whitening,
-                ),
+                model=model,
                 index=info,
-                source=SourceInfo(path=str(corpus_file), format=resolved_fmt, sha256=file_sha256(corpus_file)),
+                source=SourceInfo(path=str(corpus_file), format=fmt, sha256=file_sha256(corpus_file)),
                 files=files,
                 lexical=lexical_info,
                 # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
