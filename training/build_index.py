@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             target_recall=args.target_recall,
             progress=not args.no_progress,
             tuning_queries=read_queries(args.tuning_queries) if args.tuning_queries else None,
+            query_prefix=settings.query_prefix,
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from simsearch.ann.tuning import IVF_NPROBE, exact_neighbours
+from simsearch.ann.tuning import IVF_NPROBE, exact_neighbours, exact_top
 from simsearch.cli import fail, settings_with
 from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.collection.milvus import (
@@ -106,18 +106,13 @@ def tune_nprobe(
     vectors (a seeded sample as queries, each one's own vector left out), as simsearch.ann.tuning does, or
     on ``query_vectors`` (queries like the served ones) when given. ``vectors`` are every document's, in
     the order of ``ids``."""
-    import faiss
-
     index = collection.info.index
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     given = query_vectors is not None and len(query_vectors) > 0
     if given:
         probes = np.ascontiguousarray(query_vectors, dtype=np.float32)[:queries]
-        flat = faiss.IndexFlatIP(vectors.shape[1])
-        flat.add(vectors)
-        truth = flat.search(probes, 10)[1]
+        truth = exact_top(vectors, probes)
         sample = np.full(len(probes), -1)  # no query is a document: nothing to leave out
-        del flat
     else:
         sample = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
         probes = vectors[sample]

@@ -53,10 +53,16 @@ def recall_on_queries(index: FaissIndex, queries: np.ndarray, truth: np.ndarray)
     return sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)) / truth.size
 
 
-def exact_neighbours(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
+    """Positions of each query's exact top ``k`` by inner product over ``vectors``."""
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
-    _, found = flat.search(vectors[sample], 11)
+    return flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)[1]
+
+
+def exact_neighbours(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """The exact top 10 of each sampled corpus vector, itself left out."""
+    found = exact_top(vectors, vectors[sample], 11)
     return np.array([[p for p in row if p != q][:10] for q, row in zip(sample, found, strict=True)])
 
 
@@ -88,10 +94,7 @@ def build_tuned(
     given = query_vectors is not None and len(query_vectors) > 0
     if given:
         qv = np.ascontiguousarray(query_vectors, dtype=np.float32)[:queries]
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(vectors)
-        truth = flat.search(qv, 10)[1]
-        del flat
+        truth = exact_top(vectors, qv)
 
         def measure() -> float:
             return recall_on_queries(index, qv, truth)

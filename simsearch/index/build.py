@@ -48,14 +48,15 @@ def build_index(
     progress: bool = True,
     lexical: bool = True,
     tuning_queries: list[str] | None = None,
+    query_prefix: str = "",
 ) -> Path:
     """Validate, encode and write ``root/<name>``; return the published path (the symlink).
 
     With ``kind="faiss"`` the index type follows the corpus size unless ``params["factory"]`` names one
     (simsearch.ann.tuning); approximate types are tuned to ``target_recall`` and the recall reached is
     recorded in the manifest. ``tuning_queries``: texts like the queries the index will serve (encoded
-    with ``encoder`` as queries); recall is then tuned on them, and they are kept in the build so that
-    compaction tunes on them again."""
+    with ``encoder`` and ``query_prefix``, as searches encode queries); recall is then tuned on them,
+    and they are kept in the build so that compaction tunes on them again."""
     corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
     count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
     backend(kind)  # an unknown index type fails now, not after the encoding
@@ -90,7 +91,7 @@ def build_index(
         keep_builds=keep_builds,
         target_recall=target_recall,
         lexical=lexical,
-        tuning_queries=encoder.encode(tuning_queries) if tuning_queries else None,
+        tuning_queries=encoder.encode(tuning_queries, prefix=query_prefix) if tuning_queries else None,
         progress=progress,
         desc=f"encoding {name}",
     )
