@@ -21,7 +21,25 @@ from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
 from simsearch.evaluation.fusion_fit import fusion_after_build
 from simsearch.index.build import build_index
+from simsearch.serving.batching import on_passing_thread
 from simsearch.serving.runtime import StartupError, load_encoder, load_runtime
+from simsearch.settings import Settings
+
+
+def build_demo(settings: Settings, corpus: Path) -> None:
+    """Build the missing index from a BEIR folder, and fit hybrid fusion when it has train judgements."""
+    logging.getLogger("simsearch").warning("index %s is missing: building it from %s", settings.index_path, corpus)
+    build_index(
+        corpus,
+        load_encoder(settings),
+        settings.index_dir,
+        settings.index_name,
+        document_prefix=settings.document_prefix,
+    )
+    # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
+    chosen = fusion_after_build(settings, corpus)
+    if chosen is not None:
+        logging.getLogger("simsearch").warning("hybrid fusion: %s (%s)", chosen.method, chosen.chosen_on)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,20 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         if args.build_from and not settings.index_path.exists():
-            logging.getLogger("simsearch").warning(
-                "index %s is missing: building it from %s", settings.index_path, args.build_from
-            )
-            build_index(
-                args.build_from,
-                load_encoder(settings),
-                settings.index_dir,
-                settings.index_name,
-                document_prefix=settings.document_prefix,
-            )
-            # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
-            chosen = fusion_after_build(settings, args.build_from)
-            if chosen is not None:
-                logging.getLogger("simsearch").warning("hybrid fusion: %s (%s)", chosen.method, chosen.chosen_on)
+            on_passing_thread(build_demo, settings, args.build_from)  # its torch threads end with it
         runtime = load_runtime(settings)
     except (StartupError, CorpusError, FileNotFoundError) as exc:
         fail(f"cannot start: {exc}")

@@ -54,3 +54,58 @@ def test_a_lone_batch_uses_every_thread(backend: str, tmp_path: Path) -> None:
     ticks = sorted(busy.values(), reverse=True)
     # two threads did the work, the second at least a third as much as the first (not one busy core)
     assert ticks[0] > 0 and ticks[1] >= ticks[0] / 3, ticks[:4]
+
+
+def test_lone_batches_of_every_batcher_run_on_the_one_lane() -> None:
+    """Only one thread ever runs batches on every core (torch's OpenMP stops its workers spinning once its
+    teams hold more threads than cores: see simsearch.serving.batching); stream batches run elsewhere."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from simsearch.serving.batching import alone_lane
+
+    seen: list[tuple[str, bool, int]] = []
+
+    def model(name: str):
+        def run(items: list, alone: bool) -> np.ndarray:
+            seen.append((name, alone, threading.get_native_id()))
+            time.sleep(0.005)
+            return np.zeros((len(items), 1), dtype=np.float32)
+
+        return run
+
+    async def go() -> None:
+        bi = MicroBatcher(model("bi"), name="bi", streams=2, max_wait_ms=0, max_batch=2)
+        cross = MicroBatcher(model("cross"), name="cross", streams=2, max_wait_ms=0, max_batch=2)
+        for _ in range(2):
+            await bi.submit(["a"], 10)
+            await cross.submit([("a", "b")], 10)
+        await asyncio.gather(*(bi.submit([f"t{i}"], 10) for i in range(8)))  # queued together: streams
+        await bi.stop()
+        await cross.stop()
+
+    asyncio.run(go())
+    lane = alone_lane().submit(threading.get_native_id).result()
+    alone = {(name, tid) for name, a, tid in seen if a}
+    shared = {tid for _, a, tid in seen if not a}
+    assert alone == {("bi", lane), ("cross", lane)}
+    assert shared and lane not in shared
+
+
+def test_work_on_a_passing_thread_returns_raises_and_ends() -> None:
+    import threading
+
+    from simsearch.serving.batching import on_passing_thread
+
+    ran_on: list[threading.Thread] = []
+
+    def work(x: int) -> int:
+        ran_on.append(threading.current_thread())
+        return x + 1
+
+    assert on_passing_thread(work, 1) == 2
+    assert ran_on[0] is not threading.current_thread() and not ran_on[0].is_alive()
+    with pytest.raises(ZeroDivisionError):
+        on_passing_thread(lambda: 1 / 0)

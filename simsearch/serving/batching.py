@@ -13,6 +13,15 @@ finds the model idle and nothing queued still runs alone on all of them (``fn(it
 nothing else starts until it is done, which keeps a lone query's latency. Measured on 2 cores
 (bench/serve.py): see docs/results/serving.md.
 
+The alone lane: lone batches of every model in the process run on one thread, :func:`alone_lane`.
+Torch's OpenMP (libgomp) keeps a team of worker threads per calling thread, and once the teams together
+hold more threads than there are cores it stops letting idle workers spin (100 spins instead of about
+3 ms), so every one of a forward pass's ~100 parallel regions pays a futex wake-up. Two callers that
+each once ran a multi-thread batch (a warm-up on the loading thread and a stream; or two streams; or the
+bi- and the cross-encoder's batchers) are enough for that on 2 cores: a lone torch query measured about
+15 % slower. So only the lane ever runs a batch on more than one thread; stream batches run on one
+(no team), and loading and other warm-ups run on threads that end (their teams go with them).
+
 Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
 :class:`QueueFullError` tells the caller to answer 429, before any work is done for the request. Each
 request has a deadline; past it :class:`RequestTimeoutError` tells the caller to answer 503 instead of
@@ -26,16 +35,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+R = TypeVar("R")
+_lane: ThreadPoolExecutor | None = None
+_lane_lock = threading.Lock()
+
+
+def alone_lane() -> ThreadPoolExecutor:
+    """The one thread, shared by every batcher of the process, that runs batches on all the cores (see the
+    module's notes on the alone lane)."""
+    global _lane
+    with _lane_lock:
+        if _lane is None:
+            _lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-alone")
+        return _lane
+
+
+def on_passing_thread(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` on a thread that ends afterwards, so the torch threads it makes go with it (loading,
+    warm-ups, a build before serving; see the module's notes on the alone lane)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="passing") as thread:
+        return thread.submit(fn, *args).result()
 
 
 class QueueFullError(RuntimeError):
@@ -237,7 +267,8 @@ class MicroBatcher(Generic[T]):
     async def _compute(self, slices: list[_Slice[T]], alone: bool) -> None:
         batch = [item for s in slices for item in s.job.items[s.start : s.stop]]
         try:
-            out, seconds = await asyncio.get_running_loop().run_in_executor(self.executor, self._timed, batch, alone)
+            executor = alone_lane() if alone else self.executor
+            out, seconds = await asyncio.get_running_loop().run_in_executor(executor, self._timed, batch, alone)
         except Exception as exc:  # a model error fails this batch's requests, not the worker
             for s in slices:
                 if not s.job.future.done():

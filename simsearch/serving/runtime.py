@@ -23,6 +23,7 @@ from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.loading import ModelLoadError
 from simsearch.search import DirectModels, SearchPipeline
+from simsearch.serving.batching import alone_lane, on_passing_thread
 from simsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,13 @@ def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | No
         raise
 
 
+def warm(rt: Runtime, threads: int) -> None:
+    """One forward pass of each model on ``threads`` intra-op threads, on the calling thread."""
+    rt.encoder.encode(["warm-up"], threads=threads)
+    if rt.cross is not None:
+        rt.cross.score([("warm-up", "warm-up")], threads=threads)
+
+
 def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime:
     """Open the index first (cheap, and the likelier thing to be wrong), then the models."""
     try:
@@ -228,26 +236,30 @@ def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime
     except IndexLoadError as exc:
         raise StartupError(str(exc)) from None
     threads = Threads.from_settings(settings)
-    try:
+
+    def load() -> Runtime:
         encoder = load_encoder(settings)
         cross = load_cross(settings)
         rt = runtime_for(settings, index, encoder, cross, threads, writable)
+        # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay
+        # it before the first request, for both ways a batch can run
+        warm_up = encoder.encode(["warm-up"], threads=threads.shared)[0]
+        rt.view.documents([key for key, _ in rt.view.dense(warm_up, 1)])
+        warm(rt, threads.shared)
+        return rt
+
+    try:
+        rt = on_passing_thread(load)  # the torch threads a load makes must not outlive it
     except (StartupError, IndexLoadError, LogMismatchError, CollectionOpenError) as exc:
         if index is not None:
             index.close()
         raise StartupError(str(exc)) from None
-    # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay it
-    # before the first request, for both ways a batch can run
-    rt.view.documents([key for key, _ in rt.view.dense(encoder.encode(["warm-up"])[0], 1)])
-    for n in sorted({threads.shared, threads.alone}):  # alone last: the calling thread keeps all threads
-        encoder.encode(["warm-up"], threads=n)
-        if cross is not None:
-            cross.score([("warm-up", "warm-up")], threads=n)
+    alone_lane().submit(warm, rt, threads.alone).result()  # where lone batches will run
     log.info(
         "loaded collection %s (%s store, %d documents) and model %s",
         rt.name,
         rt.collection.backend,
         rt.view.count,
-        encoder.path,
+        rt.encoder.path,
     )
     return rt
