@@ -57,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and f"{kind}.{loss}" not in args.only:
             continue
         cfg = TrainConfig(
-            kind=kind, loss=loss, base_model=base, data=data, output=MODELS / "stsb-en", name=f"{kind}-{loss}", **budget
+            kind=kind,
+            loss=loss,
+            base_model=base,
+            data=data,
+            output=MODELS / "stsb-en",
+            name=f"{kind}-{loss}" + (f"-{args.variant}" if args.variant else ""),
+            **budget,
         )
         reports[(kind, loss)] = train_or_reuse(cfg)
     result: dict = {
