@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--scale", type=float, help="λ of CoSENT (default: 20 bi-encoder, 1 cross-encoder)")
     p.add_argument("--only", choices=[f"{k}.{loss}" for k, loss in RUNS], action="append")
     p.add_argument("--variant", help="a name for a run with another budget: its own models and result file")
     args = p.parse_args(argv)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "max_length": args.max_length,
+        "scale": args.scale,
         "warmup_ratio": 0.1,
         "evals": 10,
     }
