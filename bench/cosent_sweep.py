@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import cosent_stsb_en
 from bench.common import RESULTS, write_result
+from training.train_bi import COSENT_SCALE
 
 # (variant, arguments of bench.cosent_stsb_en, losses): "" is the benchmark's default budget
 GRID: list[tuple[str, list[str], list[str]]] = [
@@ -44,7 +45,7 @@ def rows_of(variant: str, losses: list[str]) -> list[dict[str, Any]]:
         run = result["bi"].get(loss)
         if run is None:
             continue
-        scale = budget.get("scale") or (20.0 if loss == "cosent" else None)
+        scale = budget.get("scale") or (COSENT_SCALE if loss == "cosent" else None)
         rows.append(
             {
                 "variant": variant or "default",

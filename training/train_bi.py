@@ -36,12 +36,13 @@ from training.recipe import (
 )
 
 LOSSES = ("cosent", "cosine", "softmax")
+COSENT_SCALE = 20.0  # λ of CoSENT for bi-encoders when none is given (the paper's, and CoSENTLoss's default)
 
 
 def make_loss(cfg: TrainConfig, model: SentenceTransformer, train: PairSet) -> tuple[torch.nn.Module, list]:
     """The loss and the label column it trains on."""
     if cfg.loss == "cosent":
-        return CoSENTLoss(model, scale=cfg.scale or 20.0), train.scores
+        return CoSENTLoss(model, scale=cfg.scale or COSENT_SCALE), train.scores
     if cfg.loss == "cosine":
         return CosineSimilarityLoss(model), train.normalised_scores()
     if cfg.loss == "softmax":
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="simsearch-train-bi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--loss", choices=LOSSES, default="cosent")
-    add_common_arguments(p, default_scale=20.0)
+    add_common_arguments(p, default_scale=COSENT_SCALE)
     args = vars(p.parse_args(argv))
     args["base_model"] = args["base_model"] or settings_with().bi_model
     try:

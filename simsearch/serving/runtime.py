@@ -223,8 +223,10 @@ def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | No
 
 
 def warm(rt: Runtime, threads: int) -> None:
-    """One forward pass of each model on ``threads`` intra-op threads, on the calling thread."""
-    rt.encoder.encode(["warm-up"], threads=threads)
+    """One search's work on ``threads`` intra-op threads, on the calling thread: a query encoded, the
+    index searched and its document read, and the cross-encoder's forward pass."""
+    vector = rt.encoder.encode(["warm-up"], threads=threads)[0]
+    rt.view.documents([key for key, _ in rt.view.dense(vector, 1)])
     if rt.cross is not None:
         rt.cross.score([("warm-up", "warm-up")], threads=threads)
 
@@ -243,8 +245,6 @@ def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime
         rt = runtime_for(settings, index, encoder, cross, threads, writable)
         # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay
         # it before the first request, for both ways a batch can run
-        warm_up = encoder.encode(["warm-up"], threads=threads.shared)[0]
-        rt.view.documents([key for key, _ in rt.view.dense(warm_up, 1)])
         warm(rt, threads.shared)
         return rt
 
