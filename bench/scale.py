@@ -67,6 +67,9 @@ class CachedQueries:
     async def blocking(self, fn: Any) -> Any:
         return fn()
 
+    async def encode_then(self, texts: list[str], then: Any) -> Any:
+        return then(await self.encode(texts))
+
 
 def milvus_rss_mb() -> float | None:
     """Resident memory of this process's milvus-lite server (a child process)."""

@@ -116,12 +116,16 @@ class Recording(DirectModels):
         self.log.append("blocking")
         return await super().blocking(fn)
 
+    async def encode_then(self, texts: list[str], then: Callable[[np.ndarray], Any]) -> Any:
+        self.log.append("encode+blocking")  # one model call with the blocking work right after it
+        return await super().encode_then(texts, then)
+
 
 def test_each_mode_makes_each_model_call_once() -> None:
     cur = CURApproximation(n_anchors=4, selection="random", rcond=1e-6).fit(rng.normal(size=(10, N)))
     v = view(cur)
     expected = {
-        "dense": ["encode", "blocking"],  # the hot path: one model call, one trip for retrieval + documents
+        "dense": ["encode+blocking"],  # the hot path: one model call, retrieval + documents right after it
         "rerank": ["encode", "blocking", "score", "blocking"],
         "cur": ["blocking", "score", "blocking", "score", "blocking"],  # anchors, their scores, candidates...
     }

@@ -109,3 +109,52 @@ def test_work_on_a_passing_thread_returns_raises_and_ends() -> None:
     assert ran_on[0] is not threading.current_thread() and not ran_on[0].is_alive()
     with pytest.raises(ZeroDivisionError):
         on_passing_thread(lambda: 1 / 0)
+
+
+def test_work_after_a_lone_batch_runs_on_the_lane_and_under_load_in_the_pool() -> None:
+    """submit_then: a lone request's follow-up work (FAISS, documents) runs on the lane right after the
+    model; under load it runs in the thread pool, never on a stream's thread; its errors reach only its
+    request, and its time is not counted as model time."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from simsearch.serving.batching import alone_lane
+
+    model_threads: dict[int, bool] = {}
+
+    def model(items: list[int], alone: bool) -> np.ndarray:
+        model_threads[threading.get_native_id()] = alone
+        time.sleep(0.005)
+        return np.asarray(items, dtype=np.float32)[:, None]
+
+    def then(rows: np.ndarray) -> tuple[float, int]:
+        time.sleep(0.05)  # slow work after the model: must not show up as model time
+        return float(rows.sum()), threading.get_native_id()
+
+    def failing(rows: np.ndarray) -> None:
+        raise KeyError("after the model")
+
+    async def go() -> tuple[list[tuple[float, int]], list[tuple[float, int]], float]:
+        nonlocal split
+        b = MicroBatcher(model, name="bi", streams=2, max_wait_ms=0, max_batch=1)
+        lone = [await b.submit_then([i + 1], 10, then) for i in range(2)]
+        split = await b.submit_then([3, 4], 10, then)  # two batches: the rows meet in the caller, then the pool
+        with pytest.raises(KeyError, match="after the model"):
+            await b.submit_then([5], 10, failing)
+        assert (await b.submit([7], 10)).ravel().tolist() == [7.0]  # the batcher goes on after that error
+        loaded = await asyncio.gather(*(b.submit_then([i], 10, then) for i in range(6)))  # split over streams
+        busy = b.busy_seconds
+        await b.stop()
+        return lone, list(loaded), busy
+
+    split: tuple[float, int] = (0.0, 0)
+    lone, loaded, busy = asyncio.run(go())
+    lane = alone_lane().submit(threading.get_native_id).result()
+    assert [v for v, _ in lone] == [1.0, 2.0] and {t for _, t in lone} == {lane}
+    assert [v for v, _ in loaded] == [float(i) for i in range(6)]
+    assert split[0] == 7.0 and split[1] != lane
+    streams = {t for t, alone in model_threads.items() if not alone}
+    assert streams and not {t for _, t in loaded} & (streams | {lane})
+    assert busy < 0.05 * 2  # the model slept 5 ms a batch; the follow-ups' 50 ms each are not in it

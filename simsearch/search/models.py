@@ -37,6 +37,11 @@ class Models(Protocol):
         """Run ``fn`` where blocking is allowed, and return its result."""
         ...
 
+    async def encode_then(self, texts: list[str], then: Callable[[np.ndarray], T]) -> T:
+        """``then(vectors)`` of :meth:`encode`, run where blocking is allowed: the service runs it on the
+        model's own thread right after a lone batch (one thread hop fewer for a lone request)."""
+        ...
+
 
 class Encoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
@@ -67,6 +72,9 @@ class DirectModels:
 
     async def blocking(self, fn: Callable[[], T]) -> T:
         return fn()
+
+    async def encode_then(self, texts: list[str], then: Callable[[np.ndarray], T]) -> T:
+        return then(self.encoder.encode(texts))
 
 
 _runner: asyncio.Runner | None = None

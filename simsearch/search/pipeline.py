@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from simsearch.search.fusion import fuse
 from simsearch.search.models import NO_CROSS_ENCODER, Models
 from simsearch.search.rescore import by_cross_encoder, interpolate
@@ -96,14 +98,22 @@ class SearchPipeline:
         plan = plan_for(params)
         if plan.needs_cross and not models.has_cross:
             raise ModeUnavailableError(NO_CROSS_ENCODER)
-        q = await self._inputs(view, models, query, params, plan)
-        if not plan.rescore:  # the hot path: one model call, then one trip for retrieval and documents
+        if not plan.rescore:  # the hot path: one model call, and retrieval and documents in one trip after it
+            q = QueryInputs(text=query, filter=params.filter, cross_text=query)
 
             def retrieve_and_read() -> SearchResult:
                 ranking = self._retrieve(view, plan, q, params, params.k)[: params.k]
                 return SearchResult(to_hits(view.documents([p for p, _ in ranking]), ranking))
 
-            return await models.blocking(retrieve_and_read)
+            if not any(RETRIEVERS[r].needs_vector for r in plan.retrievers):
+                return await models.blocking(retrieve_and_read)
+
+            def with_vector(vectors: np.ndarray) -> SearchResult:
+                q.vector = vectors[0]
+                return retrieve_and_read()
+
+            return await models.encode_then([self.query_prefix + query], with_vector)
+        q = await self._inputs(view, models, query, params, plan)
 
         def candidates() -> tuple[Ranked, Ranked, list[str]]:
             known: Ranked = []

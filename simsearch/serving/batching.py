@@ -22,6 +22,12 @@ bi- and the cross-encoder's batchers) are enough for that on 2 cores: a lone tor
 15 % slower. So only the lane ever runs a batch on more than one thread; stream batches run on one
 (no team), and loading and other warm-ups run on threads that end (their teams go with them).
 
+Work after the model: ``submit_then(items, deadline, then)`` returns ``then(rows)`` (a search's FAISS
+lookup and document reads). When the request's batch ran alone, ``then`` runs on the lane right after the
+model, on the thread that is already awake; otherwise the rows come back to the caller, which runs
+``then`` in the thread pool, so the streams stay free for the model. For a lone search this saves one
+round trip between the event loop and a pool thread.
+
 Back-pressure: the queue holds at most ``max_queue`` items (texts or pairs); beyond that
 :class:`QueueFullError` tells the caller to answer 429, before any work is done for the request. Each
 request has a deadline; past it :class:`RequestTimeoutError` tells the caller to answer 503 instead of
@@ -80,11 +86,19 @@ class RequestTimeoutError(TimeoutError):
     """The request's deadline passed before its batch was computed."""
 
 
+@dataclass(frozen=True)
+class _After:
+    """What ``then`` returned, on the lane after a lone batch."""
+
+    value: Any
+
+
 @dataclass
 class _Job(Generic[T]):
     items: list[T]
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Any]  # the rows, or an _After when ``then`` ran on the lane
     deadline: float
+    then: Callable[[np.ndarray], Any] | None = None
     enqueued: float = field(default_factory=time.perf_counter)
     taken: int = 0  # items handed to batches so far
     parts: dict[int, np.ndarray] = field(default_factory=dict)  # start -> rows computed
@@ -168,12 +182,27 @@ class MicroBatcher(Generic[T]):
         work) or RequestTimeoutError. Cancelling the caller drops what has not started of its request."""
         if not items:
             return np.zeros((0,), dtype=np.float32)
+        out: np.ndarray = await self._submit(items, deadline_s, None)
+        return out
+
+    async def submit_then(self, items: Sequence[T], deadline_s: float, then: Callable[[np.ndarray], R]) -> R:
+        """``then(rows)`` for the rows :meth:`submit` would return, run on the lane when the batch ran
+        alone and in the thread pool otherwise (see the module's notes on work after the model)."""
+        if not items:
+            return await asyncio.to_thread(then, np.zeros((0,), dtype=np.float32))
+        out = await self._submit(items, deadline_s, then)
+        if isinstance(out, _After):
+            value: R = out.value
+            return value
+        return await asyncio.to_thread(then, out)
+
+    async def _submit(self, items: Sequence[T], deadline_s: float, then: Callable[[np.ndarray], Any] | None) -> Any:
         self.start()
         assert self._arrived is not None
         if self._queued_items + len(items) > self.max_queue:
             raise QueueFullError(self.name, retry_after=1)
         loop = asyncio.get_running_loop()
-        job: _Job[T] = _Job(list(items), loop.create_future(), time.perf_counter() + deadline_s)
+        job: _Job[T] = _Job(list(items), loop.create_future(), time.perf_counter() + deadline_s, then)
         self._queued_items += len(items)
         self._queue.append(job)
         self._arrived.set()
@@ -258,17 +287,32 @@ class MicroBatcher(Generic[T]):
             size += part.stop - part.start
         return slices
 
-    def _timed(self, batch: list[T], alone: bool) -> tuple[np.ndarray, float]:
-        """``fn`` on the stream's thread, timed there (the hops to and from the thread are not model time)."""
+    def _timed(
+        self, batch: list[T], alone: bool, then: Callable[[np.ndarray], Any] | None = None
+    ) -> tuple[np.ndarray, float, Any]:
+        """``fn`` on the stream's thread, timed there (the hops to and from the thread are not model time);
+        then ``then`` on its rows, if given, as an :class:`_After` or the exception it raised."""
         started = time.perf_counter()
         out = self.fn(batch, alone)
-        return out, time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        after: Any = None
+        if then is not None:
+            try:
+                after = _After(then(out))
+            except Exception as exc:  # fails this request only, not the model's accounting
+                after = exc
+        return out, seconds, after
 
     async def _compute(self, slices: list[_Slice[T]], alone: bool) -> None:
         batch = [item for s in slices for item in s.job.items[s.start : s.stop]]
+        # a lone batch holding all of one request that has work after the model: that work runs on the lane
+        whole = len(slices) == 1 and slices[0].start == 0 and slices[0].stop == len(slices[0].job.items)
+        then = slices[0].job.then if alone and whole else None
         try:
             executor = alone_lane() if alone else self.executor
-            out, seconds = await asyncio.get_running_loop().run_in_executor(executor, self._timed, batch, alone)
+            out, seconds, after = await asyncio.get_running_loop().run_in_executor(
+                executor, self._timed, batch, alone, then
+            )
         except Exception as exc:  # a model error fails this batch's requests, not the worker
             for s in slices:
                 if not s.job.future.done():
@@ -282,6 +326,14 @@ class MicroBatcher(Generic[T]):
         self.busy_seconds += seconds
         if self.on_batch is not None:
             self.on_batch(len(batch), alone, seconds)
+        if then is not None:
+            job = slices[0].job
+            if not job.future.done():
+                if isinstance(after, Exception):
+                    job.future.set_exception(after)
+                else:
+                    job.future.set_result(after)
+            return
         offset = 0
         for s in slices:
             n = s.stop - s.start

@@ -62,6 +62,9 @@ class BatchedModels:
     async def blocking(self, fn: Callable[[], T]) -> T:
         return await asyncio.to_thread(fn)
 
+    async def encode_then(self, texts: list[str], then: Callable[[np.ndarray], T]) -> T:
+        return await self.bi.submit_then(texts, self.timeout, then)
+
 
 class Engine:
     def __init__(self, runtime: Runtime) -> None:
