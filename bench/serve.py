@@ -6,6 +6,13 @@ Each system runs as one server process on the SciFact demo index with the same m
 ``POST /search`` (k = 10) and ``POST /similarity`` (a query and 10 texts) at concurrency 1, 16 and 64,
 cycling through SciFact test claims. Also measured in-process, in the same run: the model's batched
 encoding throughput and one query's encode + search time, the limits a server can approach.
+Needs wrk (Debian: ``apt-get install wrk``).
+
+Interleaved: every server is up for the whole run, and each point (endpoint, concurrency) is measured
+``--rounds`` times, the systems in a different order each round, with the raw single-query time measured
+again before each round of c = 1; a row holds the median over the rounds (each round's figures kept in
+``rounds``). On a shared 2-core host the speed drifts by a few milliseconds within minutes, so figures
+measured minutes apart do not compare; figures measured in alternation do.
 Writes bench/results/serve.json (rows: system, endpoint, concurrency, qps, p50_ms, p99_ms, errors).
 """
 
@@ -33,7 +40,7 @@ from bench.common import ROOT, free_port, write_result
 from simsearch.cli import settings_with
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.serving.batching import alone_lane
-from simsearch.serving.runtime import load_runtime
+from simsearch.serving.runtime import Runtime, load_runtime
 
 CONCURRENCY = (1, 16, 64)
 # this service runs twice: as configured by default (no backend setting: ONNX fp32, exported once by the
@@ -185,11 +192,42 @@ def start(system: str, port: int, env: dict[str, str], args: argparse.Namespace,
     raise RuntimeError(f"{system} did not start")
 
 
-def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
+def single_query_ms(runtime: Runtime, queries: list[str]) -> float:
+    """One query's encode + FAISS search, p50 over 100 queries, on the thread the service runs it on."""
+    enc, view = runtime.encoder, runtime.view
+
+    def lone_queries() -> list[float]:
+        times = []
+        for q in queries[:100]:
+            t = time.perf_counter()
+            view.dense(enc.encode([q], prefix=runtime.pipeline.query_prefix)[0], 10)
+            times.append(time.perf_counter() - t)
+        return times
+
+    return round(1000 * float(np.median(alone_lane().submit(lone_queries).result())), 2)
+
+
+def measure(pid: int, port: int, script: Path, c: int, duration: int, streams: int | None) -> dict[str, Any]:
+    """One wrk run at concurrency ``c``, with the server's CPU (and, for this service, model) accounting."""
+    before = cpu_seconds(pid) | (model_counters(port) if streams else {})
+    started = time.perf_counter()
+    url = f"http://127.0.0.1:{port}"
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{c}", f"-d{duration}s", "--latency", "--timeout", "30s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wall = time.perf_counter() - started
+    after = cpu_seconds(pid) | (model_counters(port) if streams else {})
+    row = parse_wrk(out)
+    return row | where_the_time_goes(before, after, wall, row["qps"] * wall, streams)
+
+
+def raw_limits(runtime: Runtime, queries: list[str]) -> dict[str, Any]:
     """In-process: batched encode throughput (one batch at a time on every thread, and two one-thread
     batches at once, as the service's streams run them), and one query's encode + FAISS search (p50)."""
-    runtime = load_runtime(settings_with(backend=backend))
-    enc, view = runtime.encoder, runtime.view
+    enc = runtime.encoder
     out: dict[str, Any] = {}
     lane = alone_lane()  # all-thread work runs where the service runs it (simsearch.serving.batching)
 
@@ -214,21 +252,24 @@ def raw_limits(queries: list[str], backend: str) -> dict[str, Any]:
         list(pool.map(stream, [texts] * 2))
     out["batched_encode_texts_per_s_2_streams_batch8"] = round(2 * len(texts) / (time.perf_counter() - t), 1)
 
-    def lone_queries() -> list[float]:
-        times = []
-        for q in queries[:100]:
-            t = time.perf_counter()
-            view.dense(enc.encode([q], prefix=runtime.pipeline.query_prefix)[0], 10)
-            times.append(time.perf_counter() - t)
-        return times
-
-    single = lane.submit(lone_queries).result()
-    out["single_query_encode_search_p50_ms"] = round(1000 * float(np.median(single)), 2)
+    out["single_query_encode_search_p50_ms"] = single_query_ms(runtime, queries)
     # the strictest reference: the best of every way of batching measured above
     out["batched_encode_texts_per_s"] = max(v for k, v in out.items() if k.startswith("batched"))
-    out["sequential_single_queries_per_s"] = round(len(single) / sum(single), 1)
     out["threads"] = {"alone": runtime.threads.alone, "streams": runtime.threads.streams}
-    runtime.close()
+    return out
+
+
+def median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A point's figures: the median over its rounds (errors summed), each round kept."""
+    out: dict[str, Any] = {}
+    for key, value in rounds[0].items():
+        if key == "errors":
+            out[key] = sum(r[key] for r in rounds)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = round(float(np.median([r[key] for r in rounds if key in r])), 2)
+        else:
+            out[key] = value
+    out["rounds"] = rounds
     return out
 
 
@@ -253,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     p.add_argument("--endpoints", nargs="+", default=["/search", "/similarity"], choices=["/search", "/similarity"])
+    p.add_argument("--rounds", type=int, default=3, help="measurements of each point, the systems in turn")
     args = p.parse_args(argv)
     if "baseline" in args.systems and not args.baseline:
         p.error("system 'baseline' needs --baseline <checkout>")
@@ -264,52 +306,52 @@ def main(argv: list[str] | None = None) -> int:
     queries = [queries_by_id[q] for q in sorted(load_qrels(data, "test"))]
     texts = queries[50:60]
     endpoints = args.endpoints
-    limits = {b: raw_limits(queries, b) for s, b in SYSTEMS.items() if b and s in args.systems}
+    backends = sorted({b for s, b in SYSTEMS.items() if b and s in args.systems})
+    runtimes = {b: load_runtime(settings_with(backend=b)) for b in backends}
+    limits = {b: raw_limits(rt, queries) for b, rt in runtimes.items()}
     print(json.dumps(limits))
+    singles: dict[str, list[float]] = {b: [] for b in backends}  # the raw single query, again before each c = 1 round
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIMSEARCH_LOG_LEVEL": "warning", "TOKENIZERS_PARALLELISM": "false"}
     rows: list[dict[str, Any]] = []
+    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for system in args.systems:
-            if system == "txtai" and not (Path(args.txtai_python).is_file() and Path(args.txtai_index).exists()):
-                print(f"skipping txtai: no {args.txtai_python} (see bench/txtai_index.py)")
-                continue
-            port = free_port()
-            backend = SYSTEMS[system]  # set for this service only: it has the model counters
-            streams = limits[backend]["threads"]["streams"] if backend else None
-            proc = start(system, port, env, args, Path(tmp))
-            try:
-                for endpoint in endpoints:
+        try:
+            for system in args.systems:
+                if system == "txtai" and not (Path(args.txtai_python).is_file() and Path(args.txtai_index).exists()):
+                    print(f"skipping txtai: no {args.txtai_python} (see bench/txtai_index.py)")
+                    continue
+                port = free_port()
+                procs[system] = (start(system, port, env, args, Path(tmp)), port)
+            for endpoint in endpoints:
+                for system in procs:
                     script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
                     script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
-                    for c in args.concurrency:
-                        before = cpu_seconds(proc.pid) | (model_counters(port) if backend else {})
-                        started = time.perf_counter()
-                        out = subprocess.run(
-                            [
-                                "wrk",
-                                "-t1",
-                                f"-c{c}",
-                                f"-d{args.duration}s",
-                                "--latency",
-                                "--timeout",
-                                "30s",
-                                "-s",
-                                str(script),
-                                f"http://127.0.0.1:{port}",
-                            ],
-                            capture_output=True,
-                            text=True,
-                            check=True,
-                        ).stdout
-                        wall = time.perf_counter() - started
-                        after = cpu_seconds(proc.pid) | (model_counters(port) if backend else {})
-                        row = {"system": system, "endpoint": endpoint, "concurrency": c, **parse_wrk(out)}
-                        row |= where_the_time_goes(before, after, wall, row["qps"] * wall, streams)
+                for c in args.concurrency:
+                    measured: dict[str, list[dict[str, Any]]] = {system: [] for system in procs}
+                    for r in range(args.rounds):
+                        if c == 1 and endpoint == "/search":
+                            for b, rt in runtimes.items():
+                                singles[b].append(single_query_ms(rt, queries))
+                        order = list(procs)[r % len(procs) :] + list(procs)[: r % len(procs)]
+                        for system in order:
+                            proc, port = procs[system]
+                            backend = SYSTEMS[system]  # set for this service only: it has the model counters
+                            streams = limits[backend]["threads"]["streams"] if backend else None
+                            script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
+                            measured[system].append(measure(proc.pid, port, script, c, args.duration, streams))
+                    for system, rounds in measured.items():
+                        row = {"system": system, "endpoint": endpoint, "concurrency": c, **median_row(rounds)}
                         rows.append(row)
-                        print(json.dumps(row))
-            finally:
+                        print(json.dumps({k: v for k, v in row.items() if k != "rounds"}))
+        finally:
+            for proc, _ in procs.values():
                 proc.terminate()
                 proc.wait(30)
+    for b, rt in runtimes.items():
+        if singles[b]:
+            limits[b]["single_query_encode_search_p50_ms_rounds"] = singles[b]
+            limits[b]["single_query_encode_search_p50_ms"] = round(float(np.median(singles[b])), 2)
+        rt.close()
     by = {(r["system"], r["endpoint"], r["concurrency"]): r for r in rows}
     checks = {}
     for system, backend in SYSTEMS.items():
@@ -320,17 +362,25 @@ def main(argv: list[str] | None = None) -> int:
         ours, naive = by[(system, "/search", 16)], by[("naive", "/search", 16)]
         ours_s, naive_s = by[(system, "/similarity", 16)], by[("naive", "/similarity", 16)]
         lone, naive_lone = by[(system, "/search", 1)], by[("naive", "/search", 1)]
+        singles_r = raw["single_query_encode_search_p50_ms_rounds"]
+        paired = [r["p50_ms"] - single for r, single in zip(lone["rounds"], singles_r, strict=True)]
         checks[system] = {
             "search_c1_vs_naive": round(lone["qps"] / naive_lone["qps"], 2),
-            "search_c1_p50_minus_naive_ms": round(lone["p50_ms"] - naive_lone["p50_ms"], 1),
+            "search_c1_p50_minus_naive_ms": round(  # paired by round
+                float(
+                    np.median(
+                        [a["p50_ms"] - b["p50_ms"] for a, b in zip(lone["rounds"], naive_lone["rounds"], strict=True)]
+                    )
+                ),
+                1,
+            ),
             "search_c16_vs_naive": round(ours["qps"] / naive["qps"], 2),
             "search_c16_vs_raw_batched": round(ours["qps"] / raw["batched_encode_texts_per_s"], 2),
             "search_c16_vs_raw_one_stream": round(
                 ours["qps"] / max(v for k, v in raw.items() if k.startswith("batched_encode_texts_per_s_batch")), 2
             ),
-            "search_c1_p50_minus_raw_single_ms": round(
-                by[(system, "/search", 1)]["p50_ms"] - raw["single_query_encode_search_p50_ms"], 1
-            ),
+            # paired: each round's p50 against the raw single query measured just before that round
+            "search_c1_p50_minus_raw_single_ms": round(float(np.median(paired)), 1),
             "similarity_c16_vs_naive": round(ours_s["qps"] / naive_s["qps"], 2),
             "similarity_c16_vs_raw_batched": round(11 * ours_s["qps"] / raw["batched_encode_texts_per_s"], 2),
             # where the gap to the raw figure goes: the model's time per text under HTTP load against the
@@ -360,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "loopback HTTP load, wrk, one server process each, SciFact index (5,183 documents)",
             "parameters": {
                 "duration_s": args.duration,
+                "rounds": args.rounds,
                 "concurrency": args.concurrency,
                 "baseline": _git_commit_of(args.baseline) if args.baseline else None,
                 "search_body": "query (SciFact test claim) + k = 10",

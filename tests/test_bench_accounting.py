@@ -57,3 +57,17 @@ def test_where_the_time_goes() -> None:
     }
     plain = where_the_time_goes(before, after, wall=2.0, requests=200, streams=None)  # another system
     assert set(plain) == {"server_cpu_ms_per_req", "loadgen_cpu_ms_per_req", "machine_idle_share"}
+
+
+def test_a_point_is_the_median_of_its_rounds() -> None:
+    from bench.serve import median_row
+
+    rounds = [
+        {"qps": 100.0, "p50_ms": 9.0, "errors": 0, "mean_batch": 1.0},
+        {"qps": 80.0, "p50_ms": 12.0, "errors": 2},
+        {"qps": 120.0, "p50_ms": 8.0, "errors": 1, "mean_batch": 3.0},
+    ]
+    row = median_row(rounds)
+    assert (row["qps"], row["p50_ms"], row["errors"]) == (100.0, 9.0, 3)
+    assert row["mean_batch"] == 2.0  # over the rounds that have it
+    assert row["rounds"] == rounds
