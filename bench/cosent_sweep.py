@@ -27,6 +27,7 @@ GRID: list[tuple[str, list[str], list[str]]] = [
     ("e2", ["--epochs", "2"], ["cosent", "cosine"]),
     ("bs32", ["--batch-size", "32"], ["cosent", "cosine"]),
     ("scale5", ["--scale", "5"], ["cosent"]),
+    ("scale5-e2", ["--scale", "5", "--epochs", "2"], ["cosent"]),
 ]
 
 
