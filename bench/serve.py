@@ -273,6 +273,54 @@ def median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def summary(
+    by: dict[tuple[str, str, int], dict[str, Any]], limits: dict[str, Any], system: str, backend: str
+) -> dict[str, Any]:
+    """The issue's figures for one system, from the points that were measured (c = 1 and c = 16)."""
+    out: dict[str, Any] = {}
+    if backend not in limits:
+        return out
+    raw = limits[backend]
+    if (system, "/search", 1) in by and ("naive", "/search", 1) in by:
+        lone, naive_lone = by[(system, "/search", 1)], by[("naive", "/search", 1)]
+        naive_p50 = [r["p50_ms"] for r in naive_lone["rounds"]]
+        singles = raw["single_query_encode_search_p50_ms_rounds"]
+        out["search_c1_vs_naive"] = round(lone["qps"] / naive_lone["qps"], 2)
+        # paired by round: each round's p50 against the naive app's in that round, and against the raw
+        # single query measured just before that round
+        diffs = [r["p50_ms"] - n for r, n in zip(lone["rounds"], naive_p50, strict=True)]
+        out["search_c1_p50_minus_naive_ms"] = round(float(np.median(diffs)), 1)
+        diffs = [r["p50_ms"] - single for r, single in zip(lone["rounds"], singles, strict=True)]
+        out["search_c1_p50_minus_raw_single_ms"] = round(float(np.median(diffs)), 1)
+        out["search_c1_p50_minus_raw_single_ms_rounds"] = [round(d, 2) for d in diffs]
+    if (system, "/search", 16) in by and ("naive", "/search", 16) in by:
+        ours, naive = by[(system, "/search", 16)], by[("naive", "/search", 16)]
+        one_stream = max(v for k, v in raw.items() if k.startswith("batched_encode_texts_per_s_batch"))
+        out |= {
+            "search_c16_vs_naive": round(ours["qps"] / naive["qps"], 2),
+            "search_c16_vs_raw_batched": round(ours["qps"] / raw["batched_encode_texts_per_s"], 2),
+            "search_c16_vs_raw_one_stream": round(ours["qps"] / one_stream, 2),
+            # where the gap to the raw figure goes: the model's time per text under HTTP load against the
+            # same two streams in-process, and how busy the streams were
+            "search_c16_model_ms_per_text": ours.get("model_ms_per_text"),
+            "raw_2_streams_ms_per_text": round(
+                1000 * raw["threads"]["streams"] / raw["batched_encode_texts_per_s_2_streams_batch8"], 2
+            ),
+            "search_c16_model_busy_share": ours.get("model_busy_share"),
+            # the issue's overhead figure: server CPU per request beyond the model's own time per text
+            "search_c16_cpu_beyond_model_ms": (
+                round(ours["server_cpu_ms_per_req"] - ours["model_ms_per_text"], 2)
+                if "model_ms_per_text" in ours
+                else None
+            ),
+        }
+    if (system, "/similarity", 16) in by and ("naive", "/similarity", 16) in by:
+        ours_s, naive_s = by[(system, "/similarity", 16)], by[("naive", "/similarity", 16)]
+        out["similarity_c16_vs_naive"] = round(ours_s["qps"] / naive_s["qps"], 2)
+        out["similarity_c16_vs_raw_batched"] = round(11 * ours_s["qps"] / raw["batched_encode_texts_per_s"], 2)
+    return out
+
+
 def _git_commit_of(folder: str) -> str | None:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
     return out.stdout.strip() or None
@@ -295,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     p.add_argument("--endpoints", nargs="+", default=["/search", "/similarity"], choices=["/search", "/similarity"])
     p.add_argument("--rounds", type=int, default=3, help="measurements of each point, the systems in turn")
+    p.add_argument("--result", help="the result file's name (default: serve, or serve_compare with --baseline)")
     args = p.parse_args(argv)
     if "baseline" in args.systems and not args.baseline:
         p.error("system 'baseline' needs --baseline <checkout>")
@@ -353,50 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             limits[b]["single_query_encode_search_p50_ms"] = round(float(np.median(singles[b])), 2)
         rt.close()
     by = {(r["system"], r["endpoint"], r["concurrency"]): r for r in rows}
-    checks = {}
-    for system, backend in SYSTEMS.items():
-        keys = [(n, e, c) for n in ("naive", system) for e in ("/search", "/similarity") for c in (1, 16)]
-        if not backend or any(key not in by for key in keys):
-            continue
-        raw = limits[backend]
-        ours, naive = by[(system, "/search", 16)], by[("naive", "/search", 16)]
-        ours_s, naive_s = by[(system, "/similarity", 16)], by[("naive", "/similarity", 16)]
-        lone, naive_lone = by[(system, "/search", 1)], by[("naive", "/search", 1)]
-        singles_r = raw["single_query_encode_search_p50_ms_rounds"]
-        paired = [r["p50_ms"] - single for r, single in zip(lone["rounds"], singles_r, strict=True)]
-        checks[system] = {
-            "search_c1_vs_naive": round(lone["qps"] / naive_lone["qps"], 2),
-            "search_c1_p50_minus_naive_ms": round(  # paired by round
-                float(
-                    np.median(
-                        [a["p50_ms"] - b["p50_ms"] for a, b in zip(lone["rounds"], naive_lone["rounds"], strict=True)]
-                    )
-                ),
-                1,
-            ),
-            "search_c16_vs_naive": round(ours["qps"] / naive["qps"], 2),
-            "search_c16_vs_raw_batched": round(ours["qps"] / raw["batched_encode_texts_per_s"], 2),
-            "search_c16_vs_raw_one_stream": round(
-                ours["qps"] / max(v for k, v in raw.items() if k.startswith("batched_encode_texts_per_s_batch")), 2
-            ),
-            # paired: each round's p50 against the raw single query measured just before that round
-            "search_c1_p50_minus_raw_single_ms": round(float(np.median(paired)), 1),
-            "similarity_c16_vs_naive": round(ours_s["qps"] / naive_s["qps"], 2),
-            "similarity_c16_vs_raw_batched": round(11 * ours_s["qps"] / raw["batched_encode_texts_per_s"], 2),
-            # where the gap to the raw figure goes: the model's time per text under HTTP load against the
-            # same two streams in-process, and how busy the streams were
-            "search_c16_model_ms_per_text": ours.get("model_ms_per_text"),
-            "raw_2_streams_ms_per_text": round(
-                1000 * raw["threads"]["streams"] / raw["batched_encode_texts_per_s_2_streams_batch8"], 2
-            ),
-            "search_c16_model_busy_share": ours.get("model_busy_share"),
-            # the issue's overhead figure: server CPU per request beyond the model's own time per text
-            "search_c16_cpu_beyond_model_ms": (
-                round(ours["server_cpu_ms_per_req"] - ours["model_ms_per_text"], 2)
-                if "model_ms_per_text" in ours
-                else None
-            ),
-        }
+    checks = {system: summary(by, limits, system, backend) for system, backend in SYSTEMS.items() if backend}
+    checks = {system: c for system, c in checks.items() if c}
     if args.baseline:
         checks["baseline_vs_this"] = {
             f"{e} c{c}": round(by[("simsearch-torch", e, c)]["qps"] / by[("baseline", e, c)]["qps"], 3)
@@ -405,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             if ("simsearch-torch", e, c) in by and ("baseline", e, c) in by
         }
     path = write_result(
-        "serve_compare" if args.baseline else "serve",
+        args.result or ("serve_compare" if args.baseline else "serve"),
         {
             "benchmark": "loopback HTTP load, wrk, one server process each, SciFact index (5,183 documents)",
             "parameters": {

@@ -62,6 +62,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
         docs_url=None,  # /docs is served with local assets by service.page (the service works offline)
         redoc_url=None,
+        # no telemetry: FastAPI's OpenTelemetry hooks stay off whatever the environment or a global
+        # provider says (FASTAPI_OTEL_AUTO_CONFIGURE, an installed SDK); this also skips their per-request checks
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
     )
     app.state.settings = settings
     app.state.metrics = metrics

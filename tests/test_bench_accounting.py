@@ -71,3 +71,22 @@ def test_a_point_is_the_median_of_its_rounds() -> None:
     assert (row["qps"], row["p50_ms"], row["errors"]) == (100.0, 9.0, 3)
     assert row["mean_batch"] == 2.0  # over the rounds that have it
     assert row["rounds"] == rounds
+
+
+def test_lone_request_figures_are_paired_by_round() -> None:
+    """A round where the whole host was slow moves the system, the naive app and the raw figure together:
+    the differences are taken within each round, then the median."""
+    from bench.serve import summary
+
+    def point(system: str, p50s: list[float]) -> dict:
+        return {"system": system, "qps": 1000 / p50s[0], "rounds": [{"p50_ms": p} for p in p50s]}
+
+    by = {
+        ("naive", "/search", 1): point("naive", [20.0, 30.0, 21.0]),
+        ("simsearch", "/search", 1): point("simsearch", [9.0, 19.5, 10.0]),
+    }
+    limits = {"onnx": {"single_query_encode_search_p50_ms_rounds": [8.0, 18.0, 8.5]}}
+    out = summary(by, limits, "simsearch", "onnx")  # type: ignore[arg-type]
+    assert out["search_c1_p50_minus_naive_ms"] == -11.0  # -11, -10.5, -11
+    assert out["search_c1_p50_minus_raw_single_ms"] == 1.5  # 1, 1.5, 1.5
+    assert "search_c16_vs_naive" not in out  # not measured: not reported

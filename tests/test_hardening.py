@@ -312,3 +312,29 @@ def test_a_reload_whose_build_vanished_is_refused_not_a_500(tiny_model: str, tmp
         assert r.status_code == 409 and "still serving" in r.json()["message"]
         assert c.post("/search", json={"query": "tea"}).status_code == 200
     shutil.rmtree(root)
+
+
+def test_no_telemetry_even_with_a_global_tracer_provider(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI's OpenTelemetry hooks trace every request once a global provider is configured (an installed
+    SDK, FASTAPI_OTEL_AUTO_CONFIGURE); the service turns them off, so such a provider is never asked."""
+    from fastapi.telemetry import _asgi
+    from opentelemetry import trace
+
+    asked: list[str] = []
+
+    class Provider(trace.TracerProvider):  # a configured provider: neither the API's proxy nor its no-op
+        def get_tracer(self, *args: object, **kwargs: object) -> trace.Tracer:
+            asked.append("tracer")
+            return trace.NoOpTracer()
+
+    monkeypatch.setattr(_asgi.trace, "get_tracer_provider", lambda: Provider())
+    assert client.post("/search", json={"query": "a cat", "k": 2}).status_code == 200
+    assert asked == []
+    # the same app without the setting would have asked: the test can tell the difference
+    from fastapi import FastAPI
+
+    bare = FastAPI()
+    bare.get("/x")(lambda: {"ok": True})
+    with TestClient(bare) as other:
+        other.get("/x")
+    assert asked
