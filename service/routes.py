@@ -2,7 +2,8 @@
 
 Model calls go through the engine's micro-batchers, which run them on their own thread; the routes are
 ``async`` only to await them, and every other blocking step (tokenising for the truncation report,
-FAISS, SQLite) runs in the thread pool, so the event loop stays free.
+FAISS, SQLite) runs in the thread pool, or for a lone search on the model's thread right after its
+model call, so the event loop stays free.
 """
 
 from __future__ import annotations

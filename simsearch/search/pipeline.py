@@ -9,7 +9,9 @@ A mode is a :class:`Plan`: which retrievers, whether their lists are fused, whet
 re-scores. A metadata filter is pushed down into every retriever. The service (batched model calls, a
 thread pool), the evaluation job and the benchmarks all run :meth:`SearchPipeline.search`; they differ
 only in the :class:`~simsearch.search.models.Models` they pass. Blocking work (index search, document
-reads) is grouped so that a dense search makes one model call and one trip to the thread pool.
+reads) is grouped so that a dense or hybrid search makes one model call with that work right after it
+(:meth:`~simsearch.search.models.Models.encode_then`: in the service, on the model's thread when the
+request ran alone, else one trip to the thread pool).
 """
 
 from __future__ import annotations
