@@ -28,6 +28,7 @@ GRID: list[tuple[str, list[str], list[str]]] = [
     ("bs32", ["--batch-size", "32"], ["cosent", "cosine"]),
     ("scale5", ["--scale", "5"], ["cosent"]),
     ("scale5-e2", ["--scale", "5", "--epochs", "2"], ["cosent"]),
+    ("scale2-e2", ["--scale", "2", "--epochs", "2"], ["cosent"]),
 ]
 
 
