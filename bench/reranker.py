@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--k-r", type=int, default=100)
-    p.add_argument("--fit-queries", type=int, default=300, help="train claims the blending weight is measured on")
+    p.add_argument(
+        "--fit-queries", type=int, default=300, help="train claims the blending weight is measured on (0: no blending)"
+    )
+    p.add_argument("--first-stages", nargs="+", default=["dense", "hybrid"], choices=["dense", "hybrid"])
     args = p.parse_args(argv)
     settings = settings_with(index_name="scifact")
     data = settings.data_dir / "scifact"
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q in train_ids for d, g in qrels[q].items())
     )
     weights = {}
-    for first in ("dense", "hybrid"):
+    for first in args.first_stages:
         models = rt.direct_models()
         alone = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=1.0)
         rows.append(
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 evaluate_beir(rt.pipeline, rt.view, models, data, params=alone, progress=False),
             )
         )
+        if not args.fit_queries:
+            continue
         found = fit_rerank_weight(
             rt.pipeline, rt.view, models, fit_data, candidates=first, k_r=args.k_r, progress=False
         )
