@@ -158,3 +158,27 @@ def test_work_after_a_lone_batch_runs_on_the_lane_and_under_load_in_the_pool() -
     streams = {t for t, alone in model_threads.items() if not alone}
     assert streams and not {t for _, t in loaded} & (streams | {lane})
     assert busy < 0.05 * 2  # the model slept 5 ms a batch; the follow-ups' 50 ms each are not in it
+
+
+def test_with_one_stream_work_after_the_model_leaves_the_lane_while_others_wait() -> None:
+    """With one stream every batch runs "alone"; the follow-up work stays on the lane only when nobody is
+    queued behind it, so waiting requests are not held up by another's FAISS lookup."""
+    import threading
+
+    import numpy as np
+
+    from simsearch.serving.batching import alone_lane
+
+    def then(rows: np.ndarray) -> int:
+        return threading.get_native_id()
+
+    async def go() -> list[int]:
+        b = MicroBatcher(lambda items, alone: np.zeros((len(items), 1)), name="bi", streams=1, max_batch=1)
+        done = await asyncio.gather(*(b.submit_then([i], 10, then) for i in range(3)))
+        await b.stop()
+        return list(done)
+
+    first, second, last = asyncio.run(go())
+    lane = alone_lane().submit(threading.get_native_id).result()
+    assert first != lane and second != lane  # two, then one, were waiting behind them
+    assert last == lane  # the queue was empty by then

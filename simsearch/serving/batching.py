@@ -305,9 +305,10 @@ class MicroBatcher(Generic[T]):
 
     async def _compute(self, slices: list[_Slice[T]], alone: bool) -> None:
         batch = [item for s in slices for item in s.job.items[s.start : s.stop]]
-        # a lone batch holding all of one request that has work after the model: that work runs on the lane
+        # a lone batch holding all of one request that has work after the model, with nobody waiting (with
+        # one stream a batch is always "alone"): that work runs on the lane, right after the model
         whole = len(slices) == 1 and slices[0].start == 0 and slices[0].stop == len(slices[0].job.items)
-        then = slices[0].job.then if alone and whole else None
+        then = slices[0].job.then if alone and whole and not self._queue else None
         try:
             executor = alone_lane() if alone else self.executor
             out, seconds, after = await asyncio.get_running_loop().run_in_executor(
