@@ -110,7 +110,7 @@ def test_a_request_refused_by_the_queue_costs_no_tokenising(settings_for, monkey
         async def full(*args: object, **kwargs: object) -> None:
             raise QueueFullError("bi-encoder", retry_after=1)
 
-        monkeypatch.setattr(engine.bi, "submit", full)
+        monkeypatch.setattr(engine.bi, "_submit", full)  # submit and submit_then
         long_text = "word " * 1500  # longer than the model's window, within the character limit
         assert c.post("/search", json={"query": long_text}).status_code == 429
         r = c.post("/similarity", json={"source": long_text, "targets": [long_text] * 3})

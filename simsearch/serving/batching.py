@@ -99,6 +99,7 @@ class _Job(Generic[T]):
     future: asyncio.Future[Any]  # the rows, or an _After when ``then`` ran on the lane
     deadline: float
     then: Callable[[np.ndarray], Any] | None = None
+    following: bool = False  # ``then`` has started on the lane (set there)
     enqueued: float = field(default_factory=time.perf_counter)
     taken: int = 0  # items handed to batches so far
     parts: dict[int, np.ndarray] = field(default_factory=dict)  # start -> rows computed
@@ -207,11 +208,27 @@ class MicroBatcher(Generic[T]):
         self._queue.append(job)
         self._arrived.set()
         try:
-            return await asyncio.wait_for(job.future, deadline_s)  # cancels job.future on timeout or cancel
-        except TimeoutError:
-            raise RequestTimeoutError(f"no result from the {self.name} within {deadline_s:g} s") from None
+            try:
+                done, _ = await asyncio.wait({job.future}, timeout=deadline_s)
+            except asyncio.CancelledError:  # the caller went away
+                await self._follow_up_done(job)
+                raise
+            if not done and not job.following:
+                raise RequestTimeoutError(f"no result from the {self.name} within {deadline_s:g} s")
+            await self._follow_up_done(job)
+            return job.future.result()
         finally:
+            if not job.future.done():
+                job.future.cancel()  # its unstarted items are dropped
             self._forget(job)
+
+    @staticmethod
+    async def _follow_up_done(job: _Job[Any]) -> None:
+        """Once ``then`` has started on the lane it runs to its end (bounded work: a lookup, document
+        reads), and the caller waits for it even past its deadline or when it goes away: the caller holds
+        what ``then`` reads (the runtime, the index) open until then."""
+        if job.following and not job.future.done():
+            await asyncio.wait({job.future})
 
     def _forget(self, job: _Job[T]) -> None:
         """A finished, timed-out or abandoned job leaves the queue; its unstarted items are dropped."""
@@ -287,18 +304,18 @@ class MicroBatcher(Generic[T]):
             size += part.stop - part.start
         return slices
 
-    def _timed(
-        self, batch: list[T], alone: bool, then: Callable[[np.ndarray], Any] | None = None
-    ) -> tuple[np.ndarray, float, Any]:
+    def _timed(self, batch: list[T], alone: bool, job: _Job[T] | None = None) -> tuple[np.ndarray, float, Any]:
         """``fn`` on the stream's thread, timed there (the hops to and from the thread are not model time);
-        then ``then`` on its rows, if given, as an :class:`_After` or the exception it raised."""
+        then ``job.then`` on its rows, if given, as an :class:`_After` or the exception it raised."""
         started = time.perf_counter()
         out = self.fn(batch, alone)
         seconds = time.perf_counter() - started
         after: Any = None
-        if then is not None:
+        if job is not None and job.then is not None:
+            job.following = True  # first: from now on a caller past its deadline waits for this (see submit)
+        if job is not None and job.then is not None and not job.future.done():  # its caller is still there
             try:
-                after = _After(then(out))
+                after = _After(job.then(out))
             except Exception as exc:  # fails this request only, not the model's accounting
                 after = exc
         return out, seconds, after
@@ -312,7 +329,7 @@ class MicroBatcher(Generic[T]):
         try:
             executor = alone_lane() if alone else self.executor
             out, seconds, after = await asyncio.get_running_loop().run_in_executor(
-                executor, self._timed, batch, alone, then
+                executor, self._timed, batch, alone, slices[0].job if then is not None else None
             )
         except Exception as exc:  # a model error fails this batch's requests, not the worker
             for s in slices:
@@ -327,7 +344,7 @@ class MicroBatcher(Generic[T]):
         self.busy_seconds += seconds
         if self.on_batch is not None:
             self.on_batch(len(batch), alone, seconds)
-        if then is not None:
+        if then is not None and slices[0].job.following:
             job = slices[0].job
             if not job.future.done():
                 if isinstance(after, Exception):
