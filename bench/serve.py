@@ -372,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 port = free_port()
                 procs[system] = (start(system, port, env, args, Path(tmp)), port)
             for endpoint in endpoints:
-                for system in procs:
-                    script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
+                scripts = {system: Path(tmp) / f"{system}-{endpoint.strip('/')}.lua" for system in procs}
+                for system, script in scripts.items():
                     script.write_text(lua_script(requests_for(system, endpoint, queries[:50], texts)))
                 for c in args.concurrency:
                     measured: dict[str, list[dict[str, Any]]] = {system: [] for system in procs}
@@ -386,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                             proc, port = procs[system]
                             backend = SYSTEMS[system]  # set for this service only: it has the model counters
                             streams = limits[backend]["threads"]["streams"] if backend else None
-                            script = Path(tmp) / f"{system}-{endpoint.strip('/')}.lua"
-                            measured[system].append(measure(proc.pid, port, script, c, args.duration, streams))
+                            measured[system].append(measure(proc.pid, port, scripts[system], c, args.duration, streams))
                     for system, rounds in measured.items():
                         row = {"system": system, "endpoint": endpoint, "concurrency": c, **median_row(rounds)}
                         rows.append(row)

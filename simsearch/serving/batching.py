@@ -313,23 +313,24 @@ class MicroBatcher(Generic[T]):
         after: Any = None
         if job is not None and job.then is not None:
             job.following = True  # first: from now on a caller past its deadline waits for this (see submit)
-        if job is not None and job.then is not None and not job.future.done():  # its caller is still there
-            try:
-                after = _After(job.then(out))
-            except Exception as exc:  # fails this request only, not the model's accounting
-                after = exc
+            if not job.future.done():  # its caller is still there
+                try:
+                    after = _After(job.then(out))
+                except Exception as exc:  # fails this request only, not the model's accounting
+                    after = exc
         return out, seconds, after
 
     async def _compute(self, slices: list[_Slice[T]], alone: bool) -> None:
         batch = [item for s in slices for item in s.job.items[s.start : s.stop]]
         # a lone batch holding all of one request that has work after the model, with nobody waiting (with
         # one stream a batch is always "alone"): that work runs on the lane, right after the model
-        whole = len(slices) == 1 and slices[0].start == 0 and slices[0].stop == len(slices[0].job.items)
-        then = slices[0].job.then if alone and whole and not self._queue else None
+        first = slices[0]
+        whole = len(slices) == 1 and first.start == 0 and first.stop == len(first.job.items)
+        follow = first.job if alone and whole and not self._queue and first.job.then is not None else None
         try:
             executor = alone_lane() if alone else self.executor
             out, seconds, after = await asyncio.get_running_loop().run_in_executor(
-                executor, self._timed, batch, alone, slices[0].job if then is not None else None
+                executor, self._timed, batch, alone, follow
             )
         except Exception as exc:  # a model error fails this batch's requests, not the worker
             for s in slices:
@@ -344,13 +345,12 @@ class MicroBatcher(Generic[T]):
         self.busy_seconds += seconds
         if self.on_batch is not None:
             self.on_batch(len(batch), alone, seconds)
-        if then is not None and slices[0].job.following:
-            job = slices[0].job
-            if not job.future.done():
+        if follow is not None:  # the follow-up ran (or was skipped for a caller that left) on the lane
+            if not follow.future.done():
                 if isinstance(after, Exception):
-                    job.future.set_exception(after)
+                    follow.future.set_exception(after)
                 else:
-                    job.future.set_result(after)
+                    follow.future.set_result(after)
             return
         offset = 0
         for s in slices:
