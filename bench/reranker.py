@@ -1,13 +1,16 @@
 """A SciFact re-ranker that helps: what each step adds, measured on the test claims.
 
     python -m bench.reranker [--base models/bench/stsb-en/cross-bce-e4] [--titles 1000] [--max-length 128]
+        [--loss cosent|bce] [--teacher | --no-teacher]
 
 Steps, each reported on SciFact test (nDCG@10, Recall@100) through the search pipeline:
 1. the first stages: dense, and hybrid as the collection fuses it (its measured fusion);
 2. a cross-encoder trained on the train claims' judgements with dense and BM25 hard negatives and random
-   ones, plus weak supervision from the corpus itself (titles as queries for their own abstracts), BCE,
-   starting from ``--base`` (a cross-encoder that already knows sentence similarity, e.g. the STS-B one of
-   bench.cross_stsb, or the bi-encoder's transformer with a fresh head);
+   ones, plus weak supervision from the corpus itself (titles as queries for their own abstracts),
+   with the bi-encoder distilled into the labels (``--teacher``: 2 · judgement + its cosine, so CoSENT
+   learns judged over unjudged and the bi-encoder's order within each) or the 0/1 judgements alone,
+   CoSENT or BCE, starting from ``--base`` (a cross-encoder that already knows sentence similarity, e.g.
+   the STS-B one of bench.cross_stsb, or the bi-encoder's transformer with a fresh head);
 3. re-ranking the dense and the hybrid top ``k_r`` with it alone (w = 1);
 4. blending it with the first stage by a weight measured on train claims (training.fit_rerank's method;
    w = 0 keeps the first stage), the setting the service uses.
@@ -23,21 +26,38 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.common import write_result
 from bench.training_runs import MODELS, train_or_reuse
 from simsearch.cli import settings_with
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.evaluation.rerank_fit import fit_rerank_weight
 from simsearch.evaluation.retrieval import evaluate_beir
-from simsearch.search import SearchParams
+from simsearch.search import DirectModels, SearchParams
 from simsearch.serving.runtime import load_runtime
 from training.recipe import TrainConfig
 
 CACHE = Path("cache") / "reranker"
 
 
+class CachedScorer:
+    """The cross-encoder with its scores kept per pair: the passes alone and blended (and the dense and
+    hybrid candidate lists, which overlap) score the same pairs, and each pass costs minutes here."""
+
+    def __init__(self, cross: Any) -> None:
+        self.cross = cross
+        self.scores: dict[tuple[str, str], float] = {}
+
+    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        missing = list(dict.fromkeys(p for p in pairs if p not in self.scores))
+        if missing:
+            self.scores.update(zip(missing, (float(x) for x in self.cross.score(missing)), strict=True))
+        return np.array([self.scores[p] for p in pairs], dtype=np.float32)
+
+
 def pairs_file(data: Path, args: argparse.Namespace) -> Path:
-    out = CACHE / f"scifact-pairs-t{args.titles}.tsv"
+    out = CACHE / f"scifact-pairs-t{args.titles}{'-teacher' if args.teacher else ''}.tsv"
     if not out.is_file():
         from training.mine_pairs import main as mine
 
@@ -46,6 +66,7 @@ def pairs_file(data: Path, args: argparse.Namespace) -> Path:
                 *("--data", str(data), "--split", "train", "--index", "scifact"),
                 *("--negatives", "4", "--skip", "3", "--lexical-negatives", "4", "--random-negatives", "2"),
                 *("--titles", str(args.titles), "--dev-fraction", "0.1", "--out", str(out)),
+                *(["--teacher"] if args.teacher else []),
             ]
         )
     return out
@@ -75,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--fit-queries", type=int, default=300, help="train claims the blending weight is measured on (0: no blending)"
     )
+    p.add_argument("--loss", choices=["cosent", "bce"], default="cosent")
+    p.add_argument(
+        "--teacher",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="distil the bi-encoder into the labels (2 · judgement + its cosine)",
+    )
     p.add_argument("--first-stages", nargs="+", default=["dense", "hybrid"], choices=["dense", "hybrid"])
     args = p.parse_args(argv)
     settings = settings_with(index_name="scifact")
@@ -97,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cfg = TrainConfig(
         kind="cross",
-        loss="bce",
+        loss=args.loss,
         base_model=args.base or settings.bi_model,
         train=pairs,
         dev=pairs.with_name(pairs.stem + "-dev.tsv"),
         output=MODELS / "scifact",
-        name=f"reranker-t{args.titles}-L{args.max_length}",
+        name=f"reranker-t{args.titles}-L{args.max_length}-{args.loss}{'-teacher' if args.teacher else ''}",
         epochs=args.epochs,
         batch_size=16,
         lr=args.lr,
@@ -132,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q in train_ids for d, g in qrels[q].items())
     )
     weights = {}
+    models = DirectModels(rt.encoder, CachedScorer(rt.cross))
     for first in args.first_stages:
-        models = rt.direct_models()
         alone = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=1.0)
         rows.append(
             row(
@@ -160,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "reranker",
         {
             "benchmark": "SciFact test (300 claims): first stages, and a cross-encoder re-ranking them",
-            "parameters": {**vars(args), "base": args.base or "the bi-encoder with a fresh head", "loss": "bce"},
+            "parameters": {**vars(args), "base": args.base or "the bi-encoder with a fresh head"},
             "training": training,
             "weights": weights,
             "dense_reference": 64.51,

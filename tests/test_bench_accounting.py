@@ -1,4 +1,4 @@
-"""The load benchmark's CPU accounting (bench/serve.py), on this process and hand-made counters."""
+"""The benchmarks' own accounting: bench/serve.py's CPU counters, bench/reranker.py's score cache."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from bench.serve import cpu_seconds, where_the_time_goes
@@ -90,3 +91,24 @@ def test_lone_request_figures_are_paired_by_round() -> None:
     assert out["search_c1_p50_minus_naive_ms"] == -11.0  # -11, -10.5, -11
     assert out["search_c1_p50_minus_raw_single_ms"] == 1.5  # 1, 1.5, 1.5
     assert "search_c16_vs_naive" not in out  # not measured: not reported
+
+
+def test_the_rerankers_benchmark_scores_each_pair_once() -> None:
+    """bench.reranker's passes share the cross-encoder's scores: a pair seen before is not scored again,
+    and every pair gets its own score back in order."""
+    from bench.reranker import CachedScorer
+
+    class Counting:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, str]] = []
+
+        def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+            self.seen += pairs
+            return np.array([len(q) + 10 * len(d) for q, d in pairs], dtype=np.float32)
+
+    inner = Counting()
+    cached = CachedScorer(inner)
+    first = cached.score([("q", "a"), ("q", "bb"), ("q", "a")])
+    second = cached.score([("q", "bb"), ("qq", "c")])
+    assert first.tolist() == [11.0, 21.0, 11.0] and second.tolist() == [21.0, 12.0]
+    assert inner.seen == [("q", "a"), ("q", "bb"), ("qq", "c")]

@@ -1,0 +1,61 @@
+"""training.mine_pairs: judged pairs with hard and random negatives, and the bi-encoder distilled into
+the labels (``--teacher``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import DOCS, write_jsonl
+
+QUERIES = {"q1": "a small pet cat", "q2": "a hot drink from beans", "q3": "rain tomorrow in the north"}
+RELEVANT = {"q1": "d1", "q2": "d6", "q3": "d4"}
+
+
+@pytest.fixture
+def judged(tmp_path, monkeypatch, tiny_model, built_index):
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    write_jsonl(data / "queries.jsonl", [{"_id": q, "text": t} for q, t in QUERIES.items()])
+    (data / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in RELEVANT.items())
+    )
+    monkeypatch.setenv("SIMSEARCH_BI_MODEL", tiny_model)
+    monkeypatch.setenv("SIMSEARCH_INDEX_DIR", str(built_index.parent))
+    monkeypatch.setenv("SIMSEARCH_BACKEND", "torch")
+    return data
+
+
+def rows(path) -> list[tuple[str, str, float]]:
+    out = []
+    for line in path.read_text().splitlines():
+        q, d, label = line.split("\t")
+        out.append((q, d, float(label)))
+    return out
+
+
+def mine(data, out, *extra: str) -> None:
+    from training.mine_pairs import main
+
+    args = ["--data", str(data), "--index", "tiny", "--negatives", "2", "--random-negatives", "1"]
+    assert main([*args, "--dev-fraction", "0.34", "--out", str(out), *extra]) == 0
+
+
+def test_teacher_labels_are_the_judgement_plus_the_bi_encoders_cosine(judged, tmp_path, tiny_encoder) -> None:
+    mine(judged, tmp_path / "plain.tsv")
+    mine(judged, tmp_path / "taught.tsv", "--teacher")
+    plain, taught = rows(tmp_path / "plain.tsv"), rows(tmp_path / "taught.tsv")
+    # the same pairs in the same order; only the labels differ
+    assert [(q, d) for q, d, _ in plain] == [(q, d) for q, d, _ in taught] and len(plain) >= 6
+    assert {label for *_, label in plain} == {0.0, 1.0}
+    texts = {d["_id"]: " ".join(f"{d['title']} {d['text']}".split()) for d in DOCS}
+    for (q, d, judgement), (*_, label) in zip(plain, taught, strict=True):
+        qv, dv = tiny_encoder.encode([q])[0], tiny_encoder.encode([d])[0]
+        cosine = float(qv @ dv / (np.linalg.norm(qv) * np.linalg.norm(dv)))
+        assert label == pytest.approx(2 * judgement + cosine, abs=2e-3), (q, d)
+        assert d in texts.values()
+    # every judged pair above every unjudged one, whatever the cosines
+    assert min(lab for *_, lab in taught if lab >= 1) > max(lab for *_, lab in taught if lab < 1)
+    # the dev file keeps the 0/1 judgements: its Spearman is measured against the truth
+    dev = rows(tmp_path / "taught-dev.tsv")
+    assert dev == rows(tmp_path / "plain-dev.tsv") and {lab for *_, lab in dev} == {0.0, 1.0}
