@@ -32,6 +32,7 @@ import numpy as np
 from simsearch.atomic import atomic_write_text
 from simsearch.cli import fail, settings_with
 from simsearch.data.beir import load_qrels, load_queries
+from simsearch.index import layout
 from simsearch.search.view import ranked
 from simsearch.serving.runtime import StartupError, load_runtime
 
@@ -114,13 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def teacher_labels(runtime: Any, query: np.ndarray, positions: list[int], judged: list[float]) -> list[float]:
     """``2 · judgement + cosine``: the judgement first, the bi-encoder's order within it (``--teacher``).
-    The document vectors are the index's own where it keeps them exactly (the exact index), else encoded."""
-    stored = getattr(runtime.index.ann, "vectors", None)
-    if stored is not None:
-        docs = np.asarray(stored)[positions]
-    else:
-        texts = [d.content() for d in runtime.index.store.get(positions)]
-        docs = runtime.encoder.encode(texts, prefix=runtime.settings.document_prefix)
+    The document vectors are the build's own (every build keeps the encoder's output, ``embeddings.npy``)."""
+    stored = np.load(runtime.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+    docs = np.asarray(stored[np.asarray(positions)])
     cosine = docs @ query / (np.linalg.norm(docs, axis=1) * np.linalg.norm(query) + 1e-12)
     return [round(2 * j + float(c), 4) for j, c in zip(judged, cosine, strict=True)]
 
