@@ -72,6 +72,39 @@ def pairs_file(data: Path, args: argparse.Namespace) -> Path:
     return out
 
 
+def bi_encoder_dev_spearman(dev: Path | None, settings: Any) -> float:
+    """The bi-encoder's cosine on the same dev pairs, against the same 0/1 judgements: the level a
+    cross-encoder distilled from it starts from (its own dev Spearman is only meaningful beside this)."""
+    from scipy.stats import spearmanr
+
+    from simsearch.data.pairs import read_pairs
+    from simsearch.serving.runtime import load_encoder
+
+    pairs = read_pairs(Path(str(dev)))
+    encoder = load_encoder(settings)
+    a = encoder.encode(pairs.a, prefix=settings.query_prefix)
+    b = encoder.encode(pairs.b, prefix=settings.document_prefix)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return round(100 * float(spearmanr(cosine, pairs.scores).statistic), 3)
+
+
+def fit_folder(data: Path, pairs: Path, args: argparse.Namespace) -> tuple[Path, str]:
+    """Where the blending weight is measured: the held-out claims of the pairs file (``--fit-on heldout``:
+    judged, never trained on) or the first ``--fit-queries`` train claims (``train``: the cross-encoder's
+    own training claims, on which it looks better than it is)."""
+    from training.mine_pairs import HELD_OUT, clean, held_out_folder, write_held_out
+
+    queries, qrels = load_queries(data), load_qrels(data, "train")
+    if args.fit_on == HELD_OUT:
+        folder = held_out_folder(pairs)
+        if not folder.is_dir():  # pairs mined before mine_pairs wrote it: the dev file's claims
+            dev = {line.split("\t", 1)[0] for line in pairs.with_name(pairs.stem + "-dev.tsv").read_text().splitlines()}
+            write_held_out(folder, [q for q in sorted(qrels) if clean(queries.get(q, "")) in dev], queries, qrels)
+        return folder, HELD_OUT
+    ids = sorted(qrels)[: args.fit_queries]
+    return write_held_out(CACHE / f"fit-train-{len(ids)}", ids, queries, qrels), HELD_OUT
+
+
 def row(label: str, m: dict[str, Any], **extra: Any) -> dict[str, Any]:
     out = {
         "step": label,
@@ -94,9 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--k-r", type=int, default=100)
     p.add_argument(
-        "--fit-queries", type=int, default=300, help="train claims the blending weight is measured on (0: no blending)"
+        "--fit-queries", type=int, default=300, help="with --fit-on train: how many train claims (0: no blending)"
+    )
+    p.add_argument(
+        "--fit-on",
+        choices=["heldout", "train"],
+        default="heldout",
+        help="claims the blending weight is measured on: those held out of training, or train claims",
     )
     p.add_argument("--loss", choices=["cosent", "bce"], default="cosent")
+    p.add_argument("--result", default="reranker", help="name of the result file under bench/results/")
     p.add_argument(
         "--teacher",
         action=argparse.BooleanOptionalAction,
@@ -146,19 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         "dev_spearman": report["dev_spearman"],
         "wall_seconds_this_run": round(time.perf_counter() - started, 1),
     }
+    training["dev_spearman_bi_encoder"] = bi_encoder_dev_spearman(cfg.dev, settings)
     # 3, 4. re-ranking alone and blended with the measured weight
     rt = load_runtime(settings_with(index_name="scifact", cross_model=cross), writable=False)
-    train_queries = load_queries(data)
-    train_ids = sorted(load_qrels(data, "train"))[: args.fit_queries]
-    fit_data = CACHE / "fit"
-    (fit_data / "qrels").mkdir(parents=True, exist_ok=True)
-    (fit_data / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": train_queries[q]}) + "\n" for q in train_ids)
-    )
-    qrels = load_qrels(data, "train")
-    (fit_data / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q in train_ids for d, g in qrels[q].items())
-    )
+    fit_data, fit_split = fit_folder(data, pairs, args)
     weights = {}
     models = DirectModels(rt.encoder, CachedScorer(rt.cross))
     for first in args.first_stages:
@@ -172,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.fit_queries:
             continue
         found = fit_rerank_weight(
-            rt.pipeline, rt.view, models, fit_data, candidates=first, k_r=args.k_r, progress=False
+            rt.pipeline, rt.view, models, fit_data, split=fit_split, candidates=first, k_r=args.k_r, progress=False
         )
         weights[first] = found
         blended = SearchParams(mode="rerank", candidates=first, k_r=args.k_r, rerank_weight=found["weight"])
@@ -185,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     rt.close()
     path = write_result(
-        "reranker",
+        args.result,
         {
             "benchmark": "SciFact test (300 claims): first stages, and a cross-encoder re-ranking them",
             "parameters": {**vars(args), "base": args.base or "the bi-encoder with a fresh head"},

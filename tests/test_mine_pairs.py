@@ -59,3 +59,18 @@ def test_teacher_labels_are_the_judgement_plus_the_bi_encoders_cosine(judged, tm
     # the dev file keeps the 0/1 judgements: its Spearman is measured against the truth
     dev = rows(tmp_path / "taught-dev.tsv")
     assert dev == rows(tmp_path / "plain-dev.tsv") and {lab for *_, lab in dev} == {0.0, 1.0}
+
+
+def test_the_dev_queries_are_written_as_a_beir_folder_for_fitting(judged, tmp_path) -> None:
+    """The held-out queries (those of the dev file, never trained on) with their judgements, readable by
+    the BEIR loaders that training.fit_rerank uses."""
+    from simsearch.data.beir import load_qrels, load_queries
+
+    mine(judged, tmp_path / "pairs.tsv")
+    folder = tmp_path / "pairs-heldout"
+    queries, qrels = load_queries(folder), load_qrels(folder, "heldout")
+    dev_queries = {q for q, _, _ in rows(tmp_path / "pairs-dev.tsv")}
+    train_queries = {q for q, _, _ in rows(tmp_path / "pairs.tsv")}
+    assert set(queries.values()) == dev_queries and len(queries) == 1
+    assert not dev_queries & train_queries
+    assert {q: set(d) for q, d in qrels.items()} == {q: {RELEVANT[q]} for q in queries}

@@ -10,7 +10,9 @@ unjudged positives), ``--lexical-negatives`` of the BM25 index's (skipping as ma
 N documents with a title, the title is a query whose positive is its own abstract (without the title) and
 whose negatives are the dense and BM25 neighbours of the title. Writes ``query<TAB>document<TAB>label``
 (the layout ``train_cross`` reads); with ``--dev-fraction`` a seeded share of the judged queries goes to a
-second file for the dev set (title pairs are training only).
+second file for the dev set (title pairs are training only), and those queries with their judgements go
+to a BEIR folder beside it (``<out>-heldout``, split ``heldout``) for fitting the rerank weight on queries
+the cross-encoder did not train on.
 
 ``--teacher`` distils the bi-encoder into the labels: each label becomes ``2 · judgement + cosine`` (the
 bi-encoder's cosine of query and document, in [−1, 1]). A loss that reads only the labels' order (CoSENT)
@@ -22,6 +24,7 @@ rate). The dev file keeps the 0/1 judgements, so its Spearman is measured agains
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
@@ -109,8 +112,30 @@ def main(argv: list[str] | None = None) -> int:
         dev = args.out.with_name(args.out.stem + "-dev" + args.out.suffix)
         atomic_write_text(dev, "\n".join(rows["dev"]) + "\n")
         print(f"wrote {dev}: {len(rows['dev'])} pairs from {n_dev} queries")
+        held_out = write_held_out(held_out_folder(args.out), ids[:n_dev], queries, qrels)
+        print(f"wrote {held_out}: the {n_dev} dev queries as a BEIR folder (split {HELD_OUT!r})")
     runtime.close()
     return 0
+
+
+HELD_OUT = "heldout"
+
+
+def held_out_folder(out: Path) -> Path:
+    return out.with_name(out.stem + "-" + HELD_OUT)
+
+
+def write_held_out(folder: Path, ids: list[str], queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> Path:
+    """The dev queries as a BEIR folder (``queries.jsonl``, ``qrels/heldout.tsv``): judged queries the
+    cross-encoder never trained on, for measuring what depends on it, such as the rerank weight
+    (``training.fit_rerank --data <folder> --split heldout``); a weight fitted on its own training
+    queries trusts it more than it deserves."""
+    atomic_write_text(folder / "queries.jsonl", "".join(json.dumps({"_id": q, "text": queries[q]}) + "\n" for q in ids))
+    atomic_write_text(
+        folder / "qrels" / f"{HELD_OUT}.tsv",
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q in ids for d, g in qrels[q].items()),
+    )
+    return folder
 
 
 def teacher_labels(runtime: Any, query: np.ndarray, positions: list[int], judged: list[float]) -> list[float]:
