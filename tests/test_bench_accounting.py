@@ -112,3 +112,20 @@ def test_the_rerankers_benchmark_scores_each_pair_once() -> None:
     second = cached.score([("q", "bb"), ("qq", "c")])
     assert first.tolist() == [11.0, 21.0, 11.0] and second.tolist() == [21.0, 12.0]
     assert inner.seen == [("q", "a"), ("q", "bb"), ("qq", "c")]
+
+
+def test_hubness_finds_the_document_every_query_ranks_high() -> None:
+    """bench.hubs: a document in every query's top k is a hub (large k-occurrence, positive skewness);
+    a score matrix without one has its top-k slots spread out."""
+    from bench.hubs import hubness
+
+    rng = np.random.default_rng(0)
+    plain = rng.normal(size=(40, 200))
+    hub = plain.copy()
+    hub[:, 7] += 10  # item 7 beats everything for every query
+    flat, skewed = hubness(plain, 10), hubness(hub, 10)
+    assert skewed["k_occurrence"][7] == 40 and skewed["max_k_occurrence"] == 40
+    assert sum(skewed["k_occurrence"]) == sum(flat["k_occurrence"]) == 400
+    assert skewed["k_occurrence_skewness"] > flat["k_occurrence_skewness"] + 2
+    assert skewed["top5_share_of_slots"] > flat["top5_share_of_slots"]
+    assert flat["max_k_occurrence"] < 40 and flat["share_by_chance"] == 0.025
