@@ -12,7 +12,7 @@ Steps, each reported on SciFact test (nDCG@10, Recall@100) through the search pi
    CoSENT or BCE, starting from ``--base`` (a cross-encoder that already knows sentence similarity, e.g.
    the STS-B one of bench.cross_stsb, or the bi-encoder's transformer with a fresh head);
 3. re-ranking the dense and the hybrid top ``k_r`` with it alone (w = 1);
-4. blending it with the first stage by a weight measured on train claims (training.fit_rerank's method;
+4. blending it with the first stage by a weight measured on held-out claims (training.fit_rerank's method;
    w = 0 keeps the first stage), the setting the service uses.
 Writes bench/results/reranker.json. The trained model is kept under models/bench/scifact/.
 """

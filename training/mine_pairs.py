@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         found = [p for p, _ in view.lexical(text, depth)[args.skip :]]
         return [p for p in found if doc_ids[p] not in exclude][: args.lexical_negatives]
 
+    stored = stored_embeddings(runtime)  # memory-mapped: read only where --teacher asks
     rows: dict[str, list[str]] = {"train": [], "dev": []}
     for n, (q, found) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         part = "dev" if n < n_dev else "train"
         labels: list[float] = [label for _, label in chosen]
         if args.teacher and part == "train":
-            labels = teacher_labels(runtime, vectors[n], [p for p, _ in chosen], labels)
+            labels = teacher_labels(stored, vectors[n], [p for p, _ in chosen], labels)
         rows[part] += [
             f"{clean(queries[q])}\t{clean(d.content())}\t{label:g}" for d, label in zip(docs, labels, strict=True)
         ]
@@ -138,10 +139,13 @@ def write_held_out(folder: Path, ids: list[str], queries: dict[str, str], qrels:
     return folder
 
 
-def teacher_labels(runtime: Any, query: np.ndarray, positions: list[int], judged: list[float]) -> list[float]:
-    """``2 · judgement + cosine``: the judgement first, the bi-encoder's order within it (``--teacher``).
-    The document vectors are the build's own (every build keeps the encoder's output, ``embeddings.npy``)."""
-    stored = np.load(runtime.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+def stored_embeddings(runtime: Any) -> np.ndarray:
+    """The build's document vectors (every build keeps the encoder's output), memory-mapped once."""
+    return np.load(runtime.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+
+
+def teacher_labels(stored: np.ndarray, query: np.ndarray, positions: list[int], judged: list[float]) -> list[float]:
+    """``2 · judgement + cosine``: the judgement first, the bi-encoder's order within it (``--teacher``)."""
     docs = np.asarray(stored[np.asarray(positions)])
     cosine = docs @ query / (np.linalg.norm(docs, axis=1) * np.linalg.norm(query) + 1e-12)
     return [round(2 * j + float(c), 4) for j, c in zip(judged, cosine, strict=True)]
@@ -157,13 +161,14 @@ def title_pairs(
     docs = store.get(chosen)
     vectors = runtime.encoder.encode([d.title for d in docs], prefix=runtime.pipeline.query_prefix)
     hits = ranked(*runtime.index.ann.search(vectors, args.negatives + 2))
+    stored = stored_embeddings(runtime)
     rows = []
     for pos, doc, found, vector in zip(chosen, docs, hits, vectors, strict=True):
         negatives = [p for p, _ in found if p != pos][: args.negatives]
         negatives += [p for p in lexical(doc.title, {doc_ids[pos]}) if p not in negatives]
         labels = [1.0] + [0.0] * len(negatives)
         if args.teacher:
-            labels = teacher_labels(runtime, vector, [pos, *negatives], labels)
+            labels = teacher_labels(stored, vector, [pos, *negatives], labels)
         rows.append(f"{clean(doc.title)}\t{clean(doc.text)}\t{labels[0]:g}")
         rows += [
             f"{clean(doc.title)}\t{clean(d.content())}\t{label:g}"
