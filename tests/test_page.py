@@ -420,7 +420,8 @@ def test_results_keep_their_place_while_loading(visit: Visit) -> None:
     assert "busy" in page.get_attribute("#search-status", "class")
     assert "Searching" in page.inner_text("#search-status")
     assert _ids(page) == ids  # the old results stay, dimmed
-    assert page.evaluate("getComputedStyle(document.getElementById('results')).opacity") != "1"
+    # dimmed: the opacity eases over 0.15 s (a CSS transition), so wait for it rather than read it at once
+    page.wait_for_function("getComputedStyle(document.getElementById('results')).opacity < 0.9", timeout=2000)
     assert page.locator("#results").bounding_box()["height"] == height
     page.wait_for_timeout(100)
     assert len(gate) == 1
