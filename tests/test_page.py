@@ -420,8 +420,14 @@ def test_results_keep_their_place_while_loading(visit: Visit) -> None:
     assert "busy" in page.get_attribute("#search-status", "class")
     assert "Searching" in page.inner_text("#search-status")
     assert _ids(page) == ids  # the old results stay, dimmed
-    # dimmed: the opacity eases over 0.15 s (a CSS transition), so wait for it rather than read it at once
-    page.wait_for_function("getComputedStyle(document.getElementById('results')).opacity < 0.9", timeout=2000)
+    # dimmed: the opacity eases over 0.15 s (a CSS transition), so poll it rather than read it at once
+    # (polled from Python: wait_for_function evaluates a string, which the page's CSP forbids)
+    opacity = "getComputedStyle(document.getElementById('results')).opacity"
+    for _ in range(40):
+        if float(page.evaluate(opacity)) < 0.9:
+            break
+        page.wait_for_timeout(50)
+    assert float(page.evaluate(opacity)) < 0.9
     assert page.locator("#results").bounding_box()["height"] == height
     page.wait_for_timeout(100)
     assert len(gate) == 1
