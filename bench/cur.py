@@ -68,7 +68,7 @@ def top_by_exact(candidates: list[int], truth_row: np.ndarray, k: int) -> set[in
 # ---- the corpora --------------------------------------------------------------------------------------
 
 
-def stsb_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str, Any]:
+def stsb_corpus(data: Path, n_queries: int, k_q: int, seed: int, cross: str | None = None) -> dict[str, Any]:
     sentences: list[str] = []
     for split in ("train", "dev", "test"):
         pairs = read_pairs(data / "stsb-en", split)
@@ -76,15 +76,17 @@ def stsb_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str, An
     unique = list(dict.fromkeys(sentences))
     random.Random(seed).shuffle(unique)
     test, anchors, items = unique[:n_queries], unique[n_queries : n_queries + k_q], unique[n_queries + k_q :]
-    ce_report = json.loads((MODELS / "stsb-en" / "cross-cosent" / "report.json").read_text())
+    cross = cross or str(MODELS / "stsb-en" / "cross-cosent")
+    report = Path(cross) / "report.json"  # the training job's report, when the model came from one
+    quality = {"stsb_test_spearman": json.loads(report.read_text())["test_spearman"]} if report.is_file() else {}
     return {
         "name": "stsb",
         "items": items,
         "test_queries": test,
         "anchor_queries": anchors,
-        "cross": str(MODELS / "stsb-en" / "cross-cosent"),
+        "cross": cross,
         "qrels": None,
-        "cross_quality": {"stsb_test_spearman": ce_report["test_spearman"]},
+        "cross_quality": quality,
         "max_length": 128,  # STS-B pairs are short: hardly any is cut
         "description": f"{len(items)} unique STS-B sentences; {n_queries} held-apart sentences as queries",
     }
@@ -139,7 +141,7 @@ def scifact_cross(data: Path) -> str:
     return str(MODELS / "scifact" / "cross-v2")
 
 
-def scifact_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str, Any]:
+def scifact_corpus(data: Path, n_queries: int, k_q: int, seed: int, cross: str | None = None) -> dict[str, Any]:
     docs = list(iter_documents(data / "scifact"))
     queries = load_queries(data / "scifact")
     test_qrels = load_qrels(data / "scifact", "test")
@@ -152,7 +154,7 @@ def scifact_corpus(data: Path, n_queries: int, k_q: int, seed: int) -> dict[str,
         "items": [d.content() for d in docs],
         "test_queries": [queries[q] for q in test_ids],
         "anchor_queries": [queries[q] for q in anchor_ids],
-        "cross": scifact_cross(data),
+        "cross": cross or scifact_cross(data),
         "max_length": 64,  # abstracts are long: 64 tokens keeps 518k exact scores to about an hour
         "qrels": [{doc_pos[d]: g for d, g in test_qrels[q].items() if d in doc_pos} for q in test_ids],
         "description": f"{len(docs)} SciFact abstracts (title + text); {n_queries} test claims as queries, "
@@ -444,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--max-length", type=int, help="cross-encoder tokens per pair (default: 128 for STS-B, 64 for SciFact)"
     )
+    p.add_argument(
+        "--scifact-cross",
+        help="the SciFact cross-encoder to approximate (default: the one scifact_cross trains; e.g. a re-ranker "
+        "from bench.reranker, models/bench/scifact/reranker-t1000-L128-cosent-teacher)",
+    )
+    p.add_argument("--stsb-cross", help="the STS-B cross-encoder to approximate (default: bench.cosent_stsb_en's)")
     p.add_argument("--latency-queries", type=int, default=10)
     p.add_argument("--max-items", type=int, help="cut each corpus to this many items (a quick smoke run)")
     args = p.parse_args(argv)
@@ -456,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in earlier["rows"] if r["corpus"] not in args.corpora]
     corpora = {k: v for k, v in earlier["corpora"].items() if k not in args.corpora}
     for name in args.corpora:
-        c = build[name](data, args.queries, args.k_q, args.seed)
+        c = build[name](data, args.queries, args.k_q, args.seed, getattr(args, f"{name}_cross"))
         if args.max_items:
             c["items"] = c["items"][: args.max_items]
             c["description"] = f"cut to the first {len(c['items'])} items (--max-items) of: {c['description']}"
