@@ -9,7 +9,7 @@ abstracts that none of them is judged relevant to, every pair scored. For each s
 ``N_k(d)`` (how many queries have document d in their top k) gives the standard hubness figures: its
 skewness (0 without hubs; Radovanović et al., 2010), the largest ``N_k``, and the share of all top-k slots
 the 5 most frequent documents take (5/items by chance). Writes bench/results/hubs.json and hubs.png
-(the N_k distributions).
+(the N_k distributions); `--result NAME` names them.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=600)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--result", default="hubs", help="name of the result files (bench/results/NAME.json, NAME.png)")
     args = p.parse_args(argv)
     if not Path(args.cross).is_dir():
         sys.exit(f"no cross-encoder at {args.cross}: train one first (python -m bench.reranker)")
@@ -94,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(name, {k: v for k, v in r.items() if k != "k_occurrence"})
         hub = int(np.argmax(r["k_occurrence"]))
         r["most_frequent"] = {"id": ids[items[hub]], "text": texts[hub][:200]}
-    plot(results, args.k, RESULTS / "hubs.png")
+    plot(results, args.k, RESULTS / f"{args.result}.png")
     path = write_result(
-        "hubs",
+        args.result,
         {
             "benchmark": f"SciFact: {args.queries} test claims against {args.items} random abstracts "
             "none of them is judged relevant to",
