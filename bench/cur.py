@@ -32,7 +32,7 @@ from bench.common import RESULTS, write_result
 from bench.training_runs import MODELS, train_or_reuse
 from simsearch.ann import create_index
 from simsearch.cli import settings_with
-from simsearch.cur import CURApproximation, adaptive_cur, rows_done, score_matrix
+from simsearch.cur import CURApproximation, adaptive_cur, matrix_key, rows_done, score_matrix
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.data.corpus import Document, iter_documents
 from simsearch.data.pairs import read_pairs
@@ -224,7 +224,10 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
     cross.model.max_seq_length = min(cross.max_seq_length, args.max_length or c["max_length"])
     key = f"{cross.sha256}-{args.backend}-{cross.max_seq_length}"
     folder = CACHE / name / f"{cross.sha256[:12]}-{args.backend}-L{cross.max_seq_length}"
-    before = rows_done(folder / "truth.npy") + rows_done(folder / "R.npy")
+    # rows already scored for these very inputs (a record of other inputs, e.g. a --max-items run, is redone)
+    before = rows_done(folder / "truth.npy", matrix_key(key, c["test_queries"], items)) + rows_done(
+        folder / "R.npy", matrix_key(key, c["anchor_queries"], items)
+    )
     t0 = time.perf_counter()
     truth = score_matrix(cross.score, c["test_queries"], items, folder / "truth.npy", model_key=key)
     R = score_matrix(cross.score, c["anchor_queries"], items, folder / "R.npy", model_key=key)

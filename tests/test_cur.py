@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from simsearch.cur import CURApproximation, adaptive_cur, score_matrix, select_anchor_items
+from simsearch.cur import CURApproximation, adaptive_cur, matrix_key, rows_done, score_matrix, select_anchor_items
 
 
 def low_rank(n_queries: int, n_items: int, rank: int, seed: int = 0) -> np.ndarray:
@@ -102,6 +102,11 @@ def test_interrupted_then_resumed_score_matrix_equals_uninterrupted(tmp_path: Pa
             scorer, queries, items, tmp_path / "b" / "R.npy", model_key="m", chunk=7, progress=False, stop_after_rows=2
         )
     assert scorer.pairs == 2 * 25
+    path = tmp_path / "b" / "R.npy"
+    assert rows_done(path, matrix_key("m", queries, items)) == 2
+    # the record of other inputs does not count as done for these (bench.cur's "pairs scored this run")
+    assert rows_done(path, matrix_key("m", queries, items[:10])) == 0
+    assert rows_done(path, matrix_key("other", queries, items)) == 0
     resumed = score_matrix(scorer, queries, items, tmp_path / "b" / "R.npy", model_key="m", chunk=7, progress=False)
     assert scorer.pairs == 6 * 25  # finished rows were not scored again
     np.testing.assert_array_equal(resumed, full)

@@ -32,10 +32,19 @@ def progress_record(path: Path) -> Path:
     return Path(path).with_suffix(".progress.json")
 
 
-def rows_done(path: Path) -> int:
-    """Rows of the score matrix at ``path`` finished so far by its last run (0 when it has no record)."""
+def matrix_key(model_key: str, queries: Sequence[str], items: Sequence[str]) -> str:
+    """The hash a score matrix's record holds: the model and the exact queries and items it scores."""
+    return _key([model_key, str(len(items)), *queries, _key(items)])
+
+
+def rows_done(path: Path, key: str | None = None) -> int:
+    """Rows of the score matrix at ``path`` finished so far by its last run (0 when it has no record, or,
+    with ``key`` (:func:`matrix_key`), when the record is of other inputs, which a run would start over)."""
     record = progress_record(path)
-    return int(json.loads(record.read_text()).get("rows_done", 0)) if Path(path).is_file() and record.is_file() else 0
+    if not (Path(path).is_file() and record.is_file()):
+        return 0
+    saved = json.loads(record.read_text())
+    return int(saved.get("rows_done", 0)) if key is None or saved.get("key") == key else 0
 
 
 def score_matrix(
@@ -57,7 +66,7 @@ def score_matrix(
     """
     path = Path(path)
     record_path = progress_record(path)
-    key = _key([model_key, str(len(items)), *queries, _key(items)])
+    key = matrix_key(model_key, queries, items)
     shape = (len(queries), len(items))
     done = 0
     if path.is_file() and record_path.is_file():
