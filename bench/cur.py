@@ -1,6 +1,7 @@
 """CUR (ANNCUR) against dense retrieve-then-re-rank at equal cross-encoder budgets, on two corpora.
 
     python -m bench.cur [--corpora stsb scifact] [--queries 50] [--k-q 50]
+        [--scifact-cross <model>] [--max-length 128]
 
 Ground truth: the exact cross-encoder scores of ``--queries`` held-apart test queries against the whole
 corpus. For budgets of 50, 100, 200 and 500 calls it reports Top-k-Recall (k = 1, 10, 50: the share of
@@ -12,8 +13,9 @@ reported in ``calls``), the measured query latency of each mode, and the offline
 Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B
 cross-encoder of ``bench.cosent_stsb_en``; (b) the 5,183 SciFact abstracts, scored by a cross-encoder
 trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
-``training.train_cross``). Score matrices are cached under cache/cur/, keyed by the model's hash, and
-resume when interrupted. Writes bench/results/cur.json and cur.png.
+``training.train_cross``), or the one ``--scifact-cross`` names (e.g. bench.reranker's). Score matrices
+are cached under cache/cur/, keyed by the model's hash, and resume when interrupted. Writes
+bench/results/cur.json and cur.png.
 """
 
 from __future__ import annotations
