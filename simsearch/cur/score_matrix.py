@@ -68,12 +68,8 @@ def score_matrix(
     record_path = progress_record(path)
     key = matrix_key(model_key, queries, items)
     shape = (len(queries), len(items))
-    done = 0
-    if path.is_file() and record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("key") == key:
-            done = int(record["rows_done"])
-    if done == 0 or not path.is_file():
+    done = rows_done(path, key)
+    if done == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape).flush()
         atomic_write_json(record_path, {"key": key, "rows_done": 0, "shape": list(shape)})
