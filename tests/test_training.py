@@ -194,3 +194,52 @@ def test_train_cross_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_pa
     expected = result.model.predict(pairs, activation_fn=torch.nn.Identity())
     np.testing.assert_allclose(reloaded.score(pairs), expected, atol=1e-5)
     assert reloaded.score(pairs)[0] > reloaded.score(pairs)[1]
+
+
+# ---- silver pairs from a teacher bi-encoder ---------------------------------------------------------------
+
+
+def test_augment_pairs_adds_new_teacher_labelled_pairs(tiny_model: str, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from training.augment_pairs import main
+
+    gold = [
+        ("a man plays a guitar", 'he said "no" twice', 4.0),
+        ("a woman slices an onion", "a man plays a guitar", 1.5),
+        ("the stock market fell", "prices dropped sharply", 3.0),
+        ("a dog runs in a field", "a puppy plays on grass", 5.0),
+        ("it is raining in paris", "the stock market fell", 0.0),
+    ]
+    data = tmp_path / "sts"
+    data.mkdir()
+    (data / "train.tsv").write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in gold))
+    out = tmp_path / "silver.tsv"
+    assert main(["--data", str(data), "--teacher", tiny_model, "--neighbours", "2", "--random", "10",
+                 "--out", str(out)]) == 0  # fmt: skip
+    pairs = read_pairs(out)
+    # the gold rows first, unchanged (quotes survive the TSV round trip)
+    assert list(zip(pairs.a, pairs.b, pairs.scores, strict=True))[: len(gold)] == gold
+    silver = list(zip(pairs.a, pairs.b, pairs.scores, strict=True))[len(gold) :]
+    sentences = {t for a, b, _ in gold for t in (a, b)}
+    keys = [frozenset((a, b)) for a, b, _ in silver]
+    gold_keys = {frozenset((a, b)) for a, b, _ in gold}
+    assert silver and len(set(keys)) == len(keys)  # no pair twice, in either order
+    assert not set(keys) & gold_keys and all(len(k) == 2 for k in keys)  # nothing gold, no self pairs
+    assert {t for a, b, _ in silver for t in (a, b)} <= sentences  # only the training sentences
+    # 8 sentences: 28 unordered pairs, 5 gold, so at most 23 new ones
+    assert len(silver) <= 23
+    # a silver label is the teacher's cosine, clipped to [0, 1] and put on the gold scale (0-5 here)
+    teacher = SentenceTransformer(tiny_model, device="cpu")
+    for a, b, label in silver:
+        ea, eb = teacher.encode([a, b], normalize_embeddings=True)
+        assert label == pytest.approx(5.0 * min(max(float(ea @ eb), 0.0), 1.0), abs=1e-3)
+
+
+def test_augment_pairs_rejects_negative_counts(tiny_model: str, tmp_path: Path, capsys) -> None:
+    from training.augment_pairs import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data", str(tmp_path), "--teacher", tiny_model, "--random", "-1", "--out", str(tmp_path / "o.tsv")])
+    assert exit_.value.code == 2 and "--random" in capsys.readouterr().err
+    assert not (tmp_path / "o.tsv").exists()

@@ -1,0 +1,135 @@
+"""STS-B (English) cross-encoder taught by a fine-tuned bi-encoder: gold pairs plus teacher-labelled silver pairs.
+
+    python -m bench.cross_distil [--loss cosent --neighbours 1 --random 2000 --epochs 2]
+
+Three steps, each reused when finished:
+1. the teacher: the bi-encoder fine-tuned on STS-B with ``CosineSimilarityLoss`` over 2 epochs (the sweep's
+   ``bi-cosine-e2`` run in models/bench/stsb-en/, so its cosine estimates score / 5);
+2. the silver pairs (``training.augment_pairs``): each training sentence with its nearest other training
+   sentences, plus random pairs, labelled by the teacher; written to cache/stsb-en/;
+3. the student: the packaged MiniLM with a fresh head, trained on gold + silver in both orders with the
+   cross-encoder budget of ``bench.cross_stsb`` (lr 5e-5, warm-up 10 %, 20 dev evaluations, best dev kept).
+
+Dev and test are the gold STS-B splits, never paired or labelled by the teacher. Writes
+bench/results/cross_distil.json and cross_distil.png (dev curves of the student beside the gold-only
+cross-encoders of ``cross_stsb.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, write_result
+from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
+from simsearch.cli import settings_with
+from training.recipe import TrainConfig
+
+CACHE = Path("cache") / "stsb-en"
+
+
+def teacher_config(base: str, data: Path) -> TrainConfig:
+    """The sweep's 2-epoch regression run (bench.cosent_sweep), so that one training serves both."""
+    return TrainConfig(
+        kind="bi",
+        loss="cosine",
+        base_model=base,
+        data=data,
+        output=MODELS / "stsb-en",
+        name="bi-cosine-e2",
+        epochs=2.0,
+        batch_size=16,
+        lr=2e-5,
+        seed=42,
+        max_length=128,
+        scale=None,
+        warmup_ratio=0.1,
+        evals=10,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="default: <SIMSEARCH_DATA_DIR>/stsb-en")
+    p.add_argument("--model", help="base model (default: SIMSEARCH_BI_MODEL)")
+    p.add_argument("--loss", choices=("cosent", "bce"), default="cosent")
+    p.add_argument("--neighbours", type=int, default=1)
+    p.add_argument("--random", type=int, default=2000)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--evals", type=int, default=20)
+    args = p.parse_args(argv)
+    settings = settings_with()
+    data = args.data or settings.data_dir / "stsb-en"
+    base = args.model or settings.bi_model
+
+    # 1. the teacher
+    teacher_cfg = teacher_config(base, data)
+    teacher = train_or_reuse(teacher_cfg)
+    teacher_path = teacher_cfg.output / str(teacher_cfg.name)
+    # 2. the silver pairs
+    silver = CACHE / f"silver-{teacher_cfg.name}-n{args.neighbours}-r{args.random}-s{args.seed}.tsv"
+    if not silver.is_file():
+        from training.augment_pairs import main as augment
+
+        augment(
+            ["--data", str(data), "--teacher", str(teacher_path), "--neighbours", str(args.neighbours),
+             "--random", str(args.random), "--seed", str(args.seed), "--out", str(silver)]
+        )  # fmt: skip
+    # 3. the student
+    name = f"cross-{args.loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}"
+    student_cfg = TrainConfig(
+        kind="cross",
+        loss=args.loss,
+        base_model=base,
+        data=data,
+        train=silver,
+        output=MODELS / "stsb-en",
+        name=name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        max_length=128,
+        warmup_ratio=0.1,
+        evals=args.evals,
+        both_orders=True,
+    )
+    student = train_or_reuse(student_cfg)
+
+    gold_only: dict[str, Any] = {}
+    if (RESULTS / "cross_stsb.json").is_file():
+        earlier = json.loads((RESULTS / "cross_stsb.json").read_text())
+        gold_only = {"budget": earlier["budget"], "cross": earlier["cross"]}
+    pairs = student["data"]["train"]["pairs"]  # both orders
+    gold = teacher["data"]["train"]["pairs"]
+    result: dict[str, Any] = {
+        "benchmark": "STS-B English test (1,379 pairs), Spearman x100: a cross-encoder taught by a bi-encoder",
+        "teacher": {"run": teacher_cfg.name, **summary(teacher)},
+        "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
+        "student": {"run": name, "loss": args.loss, "train_examples": pairs, **summary(student)},
+        "budget": {k: v for k, v in json.loads(student_cfg.model_dump_json()).items() if k not in ("data", "train")},
+        "gold_only": gold_only,
+        "total_train_seconds": round(teacher["seconds"] + student["seconds"], 1),
+    }
+    curves = {f"student ({args.loss}, gold + silver)": student["dev_curve"]}
+    for loss, entry in gold_only.get("cross", {}).items():
+        curves[f"gold only ({loss})"] = entry["dev_curve"]
+    plot_curves(
+        {"cross-encoder, dev Spearman": curves},
+        RESULTS / "cross_distil.png",
+        f"STS-B cross-encoders: gold only against gold + {pairs // 2 - gold:,} teacher-labelled pairs",
+    )
+    path = write_result("cross_distil", result)
+    print(json.dumps({"teacher": teacher["test_spearman"], "student": student["test_spearman"]}, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Silver pairs for a cross-encoder: the gold training pairs plus new pairs of the same sentences, labelled
+by a teacher bi-encoder (Augmented SBERT run the other way round: the bi-encoder teaches the cross-encoder).
+
+    python -m training.augment_pairs --data ../shared/data/stsb-en \
+        --teacher models/bench/stsb-en/bi-cosine-e2 --neighbours 1 --random 2000 \
+        --out cache/stsb-en-silver.tsv
+
+Why: the packaged bi-encoder was trained on a billion sentence pairs, a cross-encoder built from it starts
+with a fresh head and sees only the 5,749 gold pairs, and ends below the bi-encoder it came from. New pairs
+of the training sentences, scored by a bi-encoder fine-tuned on the same gold labels, hand that knowledge
+over. Only the training split's sentences are paired (dev and test stay unseen).
+
+For every distinct training sentence, its ``--neighbours`` nearest other sentences by the teacher's
+embeddings (sentence-transformers' ``semantic_search``), plus ``--random`` seeded random pairs so the low end
+of the scale is covered; pairs already in the gold set, and repeats in either order, are dropped. A silver
+label is the teacher's cosine clipped to [0, 1] and put on the gold scale (``lo + cos · (hi − lo)``): for a
+teacher trained with ``CosineSimilarityLoss`` on score / 5 that is its estimate of the score, and CoSENT
+reads only the order anyway. Writes ``sentence1<TAB>sentence2<TAB>score<TAB>origin`` (gold or silver), the
+layout ``train_cross --train`` reads, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.atomic import atomic_write_text
+from simsearch.cli import fail
+from simsearch.data.pairs import PairDataError, PairSet, read_pairs
+
+
+def silver_pairs(
+    sentences: list[str], embeddings: np.ndarray, gold: PairSet, neighbours: int, n_random: int, seed: int
+) -> list[tuple[int, int, float]]:
+    """``(i, j, cosine)`` for new pairs of ``sentences`` (unit-norm ``embeddings``), nearest neighbours first."""
+    from sentence_transformers.util import semantic_search
+
+    seen = {frozenset((a, b)) for a, b in zip(gold.a, gold.b, strict=True)}
+    out: list[tuple[int, int, float]] = []
+
+    def add(i: int, j: int) -> None:
+        key = frozenset((sentences[i], sentences[j]))
+        if i != j and len(key) == 2 and key not in seen:
+            seen.add(key)
+            out.append((i, j, float(embeddings[i] @ embeddings[j])))
+
+    if neighbours > 0:
+        hits = semantic_search(embeddings, embeddings, top_k=neighbours + 1)
+        for i, row in enumerate(hits):
+            for hit in [h for h in row if h["corpus_id"] != i][:neighbours]:
+                add(i, int(hit["corpus_id"]))
+    rng = random.Random(seed)
+    wanted = len(out) + n_random
+    for _ in range(n_random * 20):  # bounded: a tiny sentence list cannot hold that many new pairs
+        if len(out) >= wanted:
+            break
+        add(rng.randrange(len(sentences)), rng.randrange(len(sentences)))
+    return out
+
+
+def to_tsv(gold: PairSet, sentences: list[str], silver: list[tuple[int, int, float]]) -> tuple[str, list[float]]:
+    """The TSV text (quotes left alone, as the pair reader reads TSV) and the silver labels."""
+    lo, hi = min(gold.scores), max(gold.scores)
+    lines = ["sentence1\tsentence2\tscore\torigin"]
+    for a, b, s in zip(gold.a, gold.b, gold.scores, strict=True):
+        lines.append(f"{_clean(a)}\t{_clean(b)}\t{s:g}\tgold")
+    labels = []
+    for i, j, cos in silver:
+        label = lo + min(max(cos, 0.0), 1.0) * (hi - lo)
+        labels.append(label)
+        lines.append(f"{_clean(sentences[i])}\t{_clean(sentences[j])}\t{label:.4f}\tsilver")
+    return "\n".join(lines) + "\n", labels
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())  # tabs and newlines would break the TSV
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="simsearch-augment-pairs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, required=True, help="pair data set folder (its train split is used)")
+    p.add_argument("--teacher", required=True, help="a bi-encoder folder, best one fine-tuned on the same labels")
+    p.add_argument("--neighbours", type=int, default=1, help="nearest other sentences paired with each sentence")
+    p.add_argument("--random", type=int, default=2000, help="random pairs added")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if args.neighbours < 0 or args.random < 0:
+        fail("--neighbours and --random must be 0 or more")
+    try:
+        gold = read_pairs(args.data, "train")
+    except (PairDataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    from sentence_transformers import SentenceTransformer
+
+    teacher = SentenceTransformer(args.teacher, device="cpu", local_files_only=True)
+    sentences = gold.sentences()
+    emb = teacher.encode(
+        sentences, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=True
+    )
+    silver = silver_pairs(sentences, emb, gold, args.neighbours, args.random, args.seed)
+    text, labels = to_tsv(gold, sentences, silver)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, text)
+    stats: dict[str, Any] = {
+        "gold": len(gold),
+        "silver": len(silver),
+        "sentences": len(sentences),
+        "silver_label_quartiles": [round(float(q), 3) for q in np.quantile(labels or [0.0], [0.25, 0.5, 0.75])],
+        "teacher": str(args.teacher),
+        "neighbours": args.neighbours,
+        "random": args.random,
+        "seed": args.seed,
+    }
+    print(json.dumps(stats))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
