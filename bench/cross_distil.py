@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         {"cross-encoder, dev Spearman": curves},
         RESULTS / "cross_distil.png",
         f"STS-B cross-encoders: gold only against gold + {pairs // 2 - gold:,} teacher-labelled pairs",
+        ymin=80,
     )
     path = write_result("cross_distil", result)
     print(json.dumps({"teacher": teacher["test_spearman"], "student": student["test_spearman"]}, indent=2))

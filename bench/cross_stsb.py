@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         {"cross-encoder": {loss: r["dev_curve"] for loss, r in result["cross"].items()}},
         RESULTS / "cross_stsb.png",
         f"STS-B dev Spearman ({args.epochs:g} epochs, both orders, batch {args.batch_size}, lr {args.lr:g})",
+        ymin=80,
     )
     path = write_result("cross_stsb", result)
     print(json.dumps({loss: r["test_spearman"] for loss, r in result["cross"].items()}, indent=2))

@@ -40,8 +40,11 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plot_curves(panels: dict[str, dict[str, list[dict[str, float]]]], path: Path, title: str) -> None:
-    """One panel per key of ``panels``: dev Spearman against training steps, one line per loss."""
+def plot_curves(
+    panels: dict[str, dict[str, list[dict[str, float]]]], path: Path, title: str, ymin: float | None = None
+) -> None:
+    """One panel per key of ``panels``: dev Spearman against training steps, one line per loss; ``ymin``
+    cuts the axis (the first evaluations of a fresh head sit far below and would flatten the rest)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,8 +58,10 @@ def plot_curves(panels: dict[str, dict[str, list[dict[str, float]]]], path: Path
         ax.set_xlabel("training step")
         ax.set_ylabel("dev Spearman ×100")
         ax.grid(alpha=0.3)
+        if ymin is not None:
+            ax.set_ylim(bottom=ymin)
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
