@@ -309,6 +309,7 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
                         "k_i": k_i if method.startswith("cur") else None,
                     }
                 )
+    hubs = hub_check(truth, encoder.encode(queries) @ item_vectors.T, items)
     latency = measure_latency(c, cross, encoder, item_vectors, fits, args)
     for row in rows:
         row["ms_per_query"] = latency.get((row["method"], row["budget"]))
@@ -324,9 +325,32 @@ def run_corpus(c: dict[str, Any], args: argparse.Namespace) -> tuple[list[dict[s
             **quality,
         },
         "offline": offline,
+        "hubs": hubs,
         "cut_offs": cutoffs,
         "method": "rerank and cur-* run simsearch.search.SearchPipeline with the exact scores looked up",
     }
+
+
+def hub_check(truth: np.ndarray, dense: np.ndarray, items: list[str], k: int = 10) -> dict[str, Any]:
+    """Hubness of the exact cross-encoder and of the bi-encoder over the same test queries × items
+    (``bench.hubs.hubness``): the check that found the STS-B scorer's off-topic "hub" sentences, now in every
+    run. With the three items most often in a query's top k, and how often one item is a query's top 1."""
+    from bench.hubs import hubness
+
+    out = {}
+    for scorer, matrix in (("cross_encoder", truth), ("bi_encoder", dense)):
+        h = hubness(matrix, k)
+        occurrence = np.asarray(h.pop("k_occurrence"))
+        out[scorer] = {
+            "k": k,
+            **h,
+            "max_top1_occurrence": hubness(matrix, 1)["max_k_occurrence"],
+            "most_frequent": [
+                {"item": items[i][:160], f"n_{k}": int(occurrence[i])}
+                for i in np.argsort(-occurrence, kind="stable")[:3]
+            ],
+        }
+    return out
 
 
 def cached_vectors(encoder: BiEncoder, texts: list[str], path: Path) -> np.ndarray:
@@ -459,10 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stsb-cross", help="the STS-B cross-encoder to approximate (default: bench.cosent_stsb_en's)")
     p.add_argument("--latency-queries", type=int, default=10)
     p.add_argument("--max-items", type=int, help="cut each corpus to this many items (a quick smoke run)")
+    p.add_argument("--result", help="name of the result files (default: cur, or cur-smoke with --max-items)")
     args = p.parse_args(argv)
     data = settings_with().data_dir
     build = {"stsb": stsb_corpus, "scifact": scifact_corpus}
-    result_name = "cur-smoke" if args.max_items else "cur"
+    result_name = args.result or ("cur-smoke" if args.max_items else "cur")
     previous = RESULTS / f"{result_name}.json"
     # one corpus at a time: a run merges into the results of the other corpus instead of erasing them
     earlier = json.loads(previous.read_text()) if previous.is_file() else {"corpora": {}, "rows": []}

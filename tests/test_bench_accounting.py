@@ -129,3 +129,23 @@ def test_hubness_finds_the_document_every_query_ranks_high() -> None:
     assert skewed["k_occurrence_skewness"] > flat["k_occurrence_skewness"] + 2
     assert skewed["top5_share_of_slots"] > flat["top5_share_of_slots"]
     assert flat["max_k_occurrence"] < 40 and flat["share_by_chance"] == 0.025
+
+
+def test_the_cur_benchmark_names_the_hub_items_of_each_scorer() -> None:
+    """bench.cur's hub check: the item one scorer puts in every query's top list is named, with how often
+    it is a query's top 1, and the other scorer's matrix is judged on its own."""
+    from bench.cur import hub_check
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(30, 100))
+    cross = dense.copy()
+    cross[:, 42] += 10  # the cross-encoder's hub: item 42 tops every query
+    items = [f"sentence {i}" for i in range(100)]
+    out = hub_check(cross, dense, items, k=10)
+    hub = out["cross_encoder"]
+    assert hub["most_frequent"][0] == {"item": "sentence 42", "n_10": 30}
+    assert hub["max_top1_occurrence"] == 30 and hub["max_k_occurrence"] == 30
+    assert "k_occurrence" not in hub  # one number per item is too long for the results file
+    plain = out["bi_encoder"]
+    assert plain["max_top1_occurrence"] < 30 and plain["most_frequent"][0]["n_10"] < 30
+    assert hub["k_occurrence_skewness"] > plain["k_occurrence_skewness"] + 2
