@@ -1,21 +1,23 @@
 """CUR (ANNCUR) against dense retrieve-then-re-rank at equal cross-encoder budgets, on two corpora.
 
     python -m bench.cur [--corpora stsb scifact] [--queries 50] [--k-q 50]
-        [--scifact-cross <model>] [--max-length 128]
+        [--scifact-cross <model>] [--stsb-cross <model>] [--max-length 128] [--max-items N] [--result NAME]
 
 Ground truth: the exact cross-encoder scores of ``--queries`` held-apart test queries against the whole
 corpus. For budgets of 50, 100, 200 and 500 calls it reports Top-k-Recall (k = 1, 10, 50: the share of
 the exact top k that the method returns) for ``rerank`` (dense top B re-scored), ``cur-random`` and
 ``cur-kmeans`` (k_i anchor calls + the top B - k_i approximate items re-scored), ``adacur`` (the adaptive
 multi-round variant) and ``union`` (rerank and cur-kmeans candidates together: it spends up to 2B calls,
-reported in ``calls``), the measured query latency of each mode, and the offline cost.
+reported in ``calls``), the measured query latency of each mode, the offline cost, and the hub check: the
+hubness of the exact scorer and of the bi-encoder over the same test queries × corpus, with the items most
+often in a query's top 10 (the check that found the first STS-B scorer's off-topic "hub" sentences).
 
-Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B
-cross-encoder of ``bench.cosent_stsb_en``; (b) the 5,183 SciFact abstracts, scored by a cross-encoder
-trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
-``training.train_cross``), or the one ``--scifact-cross`` names (e.g. bench.reranker's). Score matrices
-are cached under cache/cur/, keyed by the model's hash, and resume when interrupted. Writes
-bench/results/cur.json and cur.png.
+Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B cross-
+encoder of ``bench.cosent_stsb_en`` or the one ``--stsb-cross`` names; (b) the 5,183 SciFact abstracts, scored
+by a cross-encoder trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
+``training.train_cross``), or the one ``--scifact-cross`` names (e.g. bench.reranker's). Score matrices are
+cached under cache/cur/, keyed by the model's hash, and resume when interrupted. Writes bench/results/cur.json
+and cur.png (cur-smoke.* with ``--max-items``; ``--result`` names them).
 """
 
 from __future__ import annotations
