@@ -12,12 +12,13 @@ reported in ``calls``), the measured query latency of each mode, the offline cos
 hubness of the exact scorer and of the bi-encoder over the same test queries × corpus, with the items most
 often in a query's top 10 (the check that found the first STS-B scorer's off-topic "hub" sentences).
 
-Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B cross-
-encoder of ``bench.cosent_stsb_en`` or the one ``--stsb-cross`` names; (b) the 5,183 SciFact abstracts, scored
-by a cross-encoder trained here on SciFact's train qrels with dense hard negatives (``training.mine_pairs`` +
-``training.train_cross``), or the one ``--scifact-cross`` names (e.g. bench.reranker's). Score matrices are
-cached under cache/cur/, keyed by the model's hash, and resume when interrupted. Writes bench/results/cur.json
-and cur.png (cur-smoke.* with ``--max-items``; ``--result`` names them).
+Corpora: (a) the 15,357 unique sentences of STS-B less the held-apart queries, scored by the STS-B
+cross-encoder of ``bench.cosent_stsb_en`` or the one ``--stsb-cross`` names; (b) the 5,183 SciFact abstracts,
+scored by a cross-encoder trained here on SciFact's train qrels with dense hard negatives
+(``training.mine_pairs`` + ``training.train_cross``), or the one ``--scifact-cross`` names (e.g.
+bench.reranker's). Score matrices are cached under cache/cur/, keyed by the model's hash, and resume when
+interrupted. Writes bench/results/cur.json and cur.png (cur-smoke.* with ``--max-items``; ``--result`` names
+them).
 """
 
 from __future__ import annotations
