@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": {"run": teacher_cfg.name, **summary(teacher)},
         "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
         "student": {"run": name, "loss": args.loss, "train_examples": pairs, **summary(student)},
-        "budget": {k: v for k, v in json.loads(student_cfg.model_dump_json()).items() if k not in ("data", "train")},
+        "base_model": Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1],
+        "budget": {
+            k: v
+            for k, v in json.loads(student_cfg.model_dump_json()).items()
+            if k not in ("data", "train", "base_model", "output", "progress")
+        },
         "gold_only": gold_only,
         "total_train_seconds": round(teacher["seconds"] + student["seconds"], 1),
     }
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS / "cross_distil.png",
         f"STS-B cross-encoders: gold only against gold + {pairs // 2 - gold:,} teacher-labelled pairs",
         ymin=80,
+        levels={f"teacher bi-encoder (dev {teacher['dev_spearman']:.1f})": teacher["dev_spearman"]},
     )
     path = write_result("cross_distil", result)
     print(json.dumps({"teacher": teacher["test_spearman"], "student": student["test_spearman"]}, indent=2))

@@ -41,22 +41,30 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_curves(
-    panels: dict[str, dict[str, list[dict[str, float]]]], path: Path, title: str, ymin: float | None = None
+    panels: dict[str, dict[str, list[dict[str, float]]]],
+    path: Path,
+    title: str,
+    ymin: float | None = None,
+    levels: dict[str, float] | None = None,
 ) -> None:
     """One panel per key of ``panels``: dev Spearman against training steps, one line per loss; ``ymin``
-    cuts the axis (the first evaluations of a fresh head sit far below and would flatten the rest)."""
+    cuts the axis (the first evaluations of a fresh head sit far below and would flatten the rest);
+    ``levels`` draws named horizontal lines (e.g. a teacher's dev Spearman)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 5 * len(panels)), 3.8), squeeze=False)
     for ax, (name, curves) in zip(axes[0], panels.items(), strict=True):
         for label, points in curves.items():
             ax.plot([p["step"] for p in points], [p["spearman"] for p in points], marker="o", ms=3, label=label)
         ax.set_title(name)
         ax.set_xlabel("training step")
         ax.set_ylabel("dev Spearman ×100")
+        for label, value in (levels or {}).items():
+            ax.axhline(value, ls="--", lw=1, color="grey")
+            ax.annotate(label, (0, value), xytext=(4, 3), textcoords="offset points", fontsize=8, color="grey")
         ax.grid(alpha=0.3)
         if ymin is not None:
             ax.set_ylim(bottom=ymin)
