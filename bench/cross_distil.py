@@ -1,17 +1,18 @@
 """STS-B (English) cross-encoder taught by a fine-tuned bi-encoder: gold pairs plus teacher-labelled silver pairs.
 
-    python -m bench.cross_distil [--loss cosent --neighbours 1 --random 2000 --epochs 2]
+    python -m bench.cross_distil [--loss cosent] [--loss bce] [--neighbours 1 --random 2000 --epochs 2]
 
 Three steps, each reused when finished:
 1. the teacher: the bi-encoder fine-tuned on STS-B with ``CosineSimilarityLoss`` over 2 epochs (the sweep's
    ``bi-cosine-e2`` run in models/bench/stsb-en/, so its cosine estimates score / 5);
 2. the silver pairs (``training.augment_pairs``): each training sentence with its nearest other training
    sentences, plus random pairs, labelled by the teacher; written to cache/stsb-en/;
-3. the student: the packaged MiniLM with a fresh head, trained on gold + silver in both orders with the
-   cross-encoder budget of ``bench.cross_stsb`` (lr 5e-5, warm-up 10 %, 20 dev evaluations, best dev kept).
+3. the students, one per ``--loss`` (a finished run of the other loss at this budget is reported too): the
+   packaged MiniLM with a fresh head, trained on gold + silver in both orders with the cross-encoder budget
+   of ``bench.cross_stsb`` (lr 5e-5, warm-up 10 %, 20 dev evaluations, best dev kept).
 
 Dev and test are the gold STS-B splits, never paired or labelled by the teacher. Writes
-bench/results/cross_distil.json and cross_distil.png (dev curves of the student beside the gold-only
+bench/results/cross_distil.json and cross_distil.png (dev curves of the students beside the gold-only
 cross-encoders of ``cross_stsb.json``).
 """
 
@@ -29,6 +30,17 @@ from simsearch.cli import settings_with
 from training.recipe import TrainConfig
 
 CACHE = Path("cache") / "stsb-en"
+LOSSES = ("cosent", "bce")
+
+
+def finished(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The report of a finished run with exactly this configuration, if there is one."""
+    report = cfg.output / str(cfg.name) / "report.json"
+    if report.is_file():
+        data = json.loads(report.read_text())
+        if data.get("config") == json.loads(cfg.model_dump_json()):
+            return data
+    return None
 
 
 def teacher_config(base: str, data: Path) -> TrainConfig:
@@ -55,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="default: <SIMSEARCH_DATA_DIR>/stsb-en")
     p.add_argument("--model", help="base model (default: SIMSEARCH_BI_MODEL)")
-    p.add_argument("--loss", choices=("cosent", "bce"), default="cosent")
+    p.add_argument("--loss", choices=LOSSES, action="append", help="losses to train (default: cosent)")
     p.add_argument("--neighbours", type=int, default=1)
     p.add_argument("--random", type=int, default=2000)
     p.add_argument("--epochs", type=float, default=2.0)
@@ -64,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--evals", type=int, default=20)
     args = p.parse_args(argv)
+    args.loss = args.loss or ["cosent"]
     settings = settings_with()
     data = args.data or settings.data_dir / "stsb-en"
     base = args.model or settings.bi_model
@@ -81,48 +94,57 @@ def main(argv: list[str] | None = None) -> int:
             ["--data", str(data), "--teacher", str(teacher_path), "--neighbours", str(args.neighbours),
              "--random", str(args.random), "--seed", str(args.seed), "--out", str(silver)]
         )  # fmt: skip
-    # 3. the student
-    name = f"cross-{args.loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}"
-    student_cfg = TrainConfig(
-        kind="cross",
-        loss=args.loss,
-        base_model=base,
-        data=data,
-        train=silver,
-        output=MODELS / "stsb-en",
-        name=name,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        max_length=128,
-        warmup_ratio=0.1,
-        evals=args.evals,
-        both_orders=True,
-    )
-    student = train_or_reuse(student_cfg)
+    # 3. the students: the asked-for losses are trained (or reused); the other loss's finished run at the
+    # same budget is reported beside them
+    students: dict[str, dict[str, Any]] = {}
+    configs: dict[str, TrainConfig] = {}
+    for loss in LOSSES:
+        cfg = TrainConfig(
+            kind="cross",
+            loss=loss,
+            base_model=base,
+            data=data,
+            train=silver,
+            output=MODELS / "stsb-en",
+            name=f"cross-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}",
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            max_length=128,
+            warmup_ratio=0.1,
+            evals=args.evals,
+            both_orders=True,
+        )
+        configs[loss] = cfg
+        if loss in args.loss:
+            students[loss] = train_or_reuse(cfg)
+        elif (report := finished(cfg)) is not None:
+            students[loss] = report
 
     gold_only: dict[str, Any] = {}
     if (RESULTS / "cross_stsb.json").is_file():
         earlier = json.loads((RESULTS / "cross_stsb.json").read_text())
         gold_only = {"budget": earlier["budget"], "cross": earlier["cross"]}
-    pairs = student["data"]["train"]["pairs"]  # both orders
+    pairs = next(iter(students.values()))["data"]["train"]["pairs"]  # both orders
     gold = teacher["data"]["train"]["pairs"]
     result: dict[str, Any] = {
         "benchmark": "STS-B English test (1,379 pairs), Spearman x100: a cross-encoder taught by a bi-encoder",
         "teacher": {"run": teacher_cfg.name, **summary(teacher)},
         "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
-        "student": {"run": name, "loss": args.loss, "train_examples": pairs, **summary(student)},
+        "students": {
+            loss: {"run": configs[loss].name, "train_examples": pairs, **summary(r)} for loss, r in students.items()
+        },
         "base_model": Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1],
         "budget": {
             k: v
-            for k, v in json.loads(student_cfg.model_dump_json()).items()
-            if k not in ("data", "train", "base_model", "output", "progress")
+            for k, v in json.loads(configs["cosent"].model_dump_json()).items()
+            if k not in ("data", "train", "base_model", "output", "progress", "loss", "name")
         },
         "gold_only": gold_only,
-        "total_train_seconds": round(teacher["seconds"] + student["seconds"], 1),
+        "train_seconds": {"teacher": teacher["seconds"], **{loss: r["seconds"] for loss, r in students.items()}},
     }
-    curves = {f"student ({args.loss}, gold + silver)": student["dev_curve"]}
+    curves = {f"student ({loss}, gold + silver)": r["dev_curve"] for loss, r in students.items()}
     for loss, entry in gold_only.get("cross", {}).items():
         curves[f"gold only ({loss})"] = entry["dev_curve"]
     plot_curves(
@@ -133,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         levels={f"teacher bi-encoder (dev {teacher['dev_spearman']:.1f})": teacher["dev_spearman"]},
     )
     path = write_result("cross_distil", result)
-    print(json.dumps({"teacher": teacher["test_spearman"], "student": student["test_spearman"]}, indent=2))
+    print(json.dumps({"teacher": teacher["test_spearman"], **{k: r["test_spearman"] for k, r in students.items()}}))
     print(f"wrote {path}")
     return 0
 
