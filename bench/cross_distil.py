@@ -2,7 +2,7 @@
 
     python -m bench.cross_distil [--loss cosent] [--loss bce] [--neighbours 1 --random 2000 --epochs 2]
 
-Three steps, each reused when finished:
+Four steps, each reused when finished:
 1. the teacher: the bi-encoder fine-tuned on STS-B with ``CosineSimilarityLoss`` over 2 epochs (the sweep's
    ``bi-cosine-e2`` run in models/bench/stsb-en/, so its cosine estimates score / 5);
 2. the silver pairs (``training.augment_pairs``): each training sentence with its nearest other training
