@@ -20,6 +20,7 @@ cross-encoders of ``cross_stsb.json``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -47,15 +48,16 @@ def finished(cfg: TrainConfig) -> dict[str, Any] | None:
     return None
 
 
-def teacher_config(base: str, data: Path) -> TrainConfig:
-    """The sweep's 2-epoch regression run (bench.cosent_sweep), so that one training serves both."""
+def teacher_config(base: str, data: Path, default_base: bool) -> TrainConfig:
+    """The sweep's 2-epoch regression run (bench.cosent_sweep), so that one training serves both; from
+    another base model its own folder, so the sweep's model is never overwritten."""
     return TrainConfig(
         kind="bi",
         loss="cosine",
         base_model=base,
         data=data,
         output=MODELS / "stsb-en",
-        name="bi-cosine-e2",
+        name="bi-cosine-e2" if default_base else f"bi-cosine-e2-{Path(base).name}",
         epochs=2.0,
         batch_size=16,
         lr=2e-5,
@@ -99,6 +101,7 @@ def blend(cross_path: Path, bi_path: Path, dev: PairSet, test: PairSet) -> dict[
     return {
         "weight_on_cross": best,
         "dev_spearman": on_dev[best],
+        "dev_is_optimistic": "dev chose the weight and both models' kept checkpoints",
         "test_spearman": rho(test, mixed(tc, tb, best)),
         "test_cross_alone": rho(test, tc),
         "test_bi_alone": rho(test, tb),
@@ -125,11 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     base = args.model or settings.bi_model
 
     # 1. the teacher
-    teacher_cfg = teacher_config(base, data)
+    teacher_cfg = teacher_config(base, data, default_base=base == settings.bi_model)
     teacher = train_or_reuse(teacher_cfg)
     teacher_path = teacher_cfg.output / str(teacher_cfg.name)
-    # 2. the silver pairs
-    silver = CACHE / f"silver-{teacher_cfg.name}-n{args.neighbours}-r{args.random}-s{args.seed}.tsv"
+    # 2. the silver pairs, named by the teacher's weights and the data, so a retrained teacher or other data
+    # make a new file (and the students, whose config names the file, are trained again)
+    from simsearch.models.files import model_hash
+
+    inputs = hashlib.sha256(f"{model_hash(str(teacher_path))}|{data.resolve()}".encode()).hexdigest()[:12]
+    silver = CACHE / f"silver-{inputs}-n{args.neighbours}-r{args.random}-s{args.seed}.tsv"
     if not silver.is_file():
         from training.augment_pairs import main as augment
 
@@ -168,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     # 4. the best student with its teacher, as one scorer
     best_loss = max(students, key=lambda loss: students[loss]["dev_spearman"])
     splits = load_splits(configs[best_loss])
+    if splits.test is None:
+        raise SystemExit(f"error: {data} has no test split to measure the blend on")
     mix = {"student": best_loss, **blend(configs[best_loss].output / str(configs[best_loss].name), teacher_path,
-           splits.dev, splits.test or splits.dev)}  # fmt: skip
+           splits.dev, splits.test)}  # fmt: skip
 
     gold_only: dict[str, Any] = {}
     if (RESULTS / "cross_stsb.json").is_file():

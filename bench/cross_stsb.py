@@ -76,10 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     cross = {loss: summary(r) for loss, r in reports.items()}
     # A loss left out with --only keeps its entry from the last file when that was measured at this same
     # budget and base: the runs take hours each, and the comparison is only meaningful at one budget.
+    from simsearch.models.files import model_hash
+
+    inputs = {"data": data.name, "base_model_sha256": model_hash(base)}
     previous = RESULTS / "cross_stsb.json"
     if previous.is_file():
         old = json.loads(previous.read_text())
-        if old.get("budget") == budget and old.get("base_model") == base_name:
+        # the same budget, data set and base weights (files written before the hash was recorded: the same
+        # base folder name)
+        same_inputs = all(old.get(k) == v for k, v in inputs.items()) or (
+            "base_model_sha256" not in old and old.get("base_model") == base_name
+        )
+        if old.get("budget") == budget and same_inputs:
             for loss, entry in old.get("cross", {}).items():
                 if loss not in cross:
                     env = entry.get("from_earlier_run") or {k: old["environment"].get(k) for k in ("date", "commit")}
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "STS-B English test (1,379 pairs), Spearman x100, cross-encoders from a fresh head",
         "budget": budget,
         "base_model": base_name,
+        **inputs,
         "cross": cross,
         "published": PUBLISHED,
     }

@@ -206,34 +206,64 @@ def test_augment_pairs_adds_new_teacher_labelled_pairs(tiny_model: str, tmp_path
 
     gold = [
         ("a man plays a guitar", 'he said "no" twice', 4.0),
-        ("a woman slices an onion", "a man plays a guitar", 1.5),
-        ("the stock market fell", "prices dropped sharply", 3.0),
+        ("a woman slices an onion", "a man  plays a guitar", 1.5),  # two spaces: the same sentence as above
+        ("the stock market fell", r"prices dropped \ sharply", 2.1111111111111),
         ("a dog runs in a field", "a puppy plays on grass", 5.0),
         ("it is raining in paris", "the stock market fell", 0.0),
     ]
+    dev = [("a dog runs in a field", "the stock market fell", 1.0)]
+    test = [("a puppy plays on grass", "a woman slices an onion", 0.5)]
     data = tmp_path / "sts"
     data.mkdir()
-    (data / "train.tsv").write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in gold))
+    for name, rows in (("train", gold), ("valid", dev), ("test", test)):
+        (data / f"{name}.tsv").write_text("".join(f"{a}\t{b}\t{s!r}\n" for a, b, s in rows))
     out = tmp_path / "silver.tsv"
     assert main(["--data", str(data), "--teacher", tiny_model, "--neighbours", "2", "--random", "10",
                  "--out", str(out)]) == 0  # fmt: skip
     pairs = read_pairs(out)
-    # the gold rows first, unchanged (quotes survive the TSV round trip)
-    assert list(zip(pairs.a, pairs.b, pairs.scores, strict=True))[: len(gold)] == gold
-    silver = list(zip(pairs.a, pairs.b, pairs.scores, strict=True))[len(gold) :]
-    sentences = {t for a, b, _ in gold for t in (a, b)}
+    rows = list(zip(pairs.a, pairs.b, pairs.scores, strict=True))
+    # the gold rows first, whitespace made single, scores exact (quotes and backslashes survive the TSV)
+    clean = [(" ".join(a.split()), " ".join(b.split()), s) for a, b, s in gold]
+    assert rows[: len(gold)] == clean
+    silver = rows[len(gold) :]
+    sentences = {t for a, b, _ in clean for t in (a, b)}
+    assert len(sentences) == 8  # 9 spellings: the two of "a man plays a guitar" are one sentence
     keys = [frozenset((a, b)) for a, b, _ in silver]
-    gold_keys = {frozenset((a, b)) for a, b, _ in gold}
+    known = {frozenset((a, b)) for a, b, _ in clean + dev + test}
     assert silver and len(set(keys)) == len(keys)  # no pair twice, in either order
-    assert not set(keys) & gold_keys and all(len(k) == 2 for k in keys)  # nothing gold, no self pairs
+    assert not set(keys) & known  # nothing gold, no dev or test pair
+    assert all(len(k) == 2 for k in keys)  # no sentence paired with itself
     assert {t for a, b, _ in silver for t in (a, b)} <= sentences  # only the training sentences
-    # 8 sentences: 28 unordered pairs, 5 gold, so at most 23 new ones
-    assert len(silver) <= 23
+    assert len(silver) <= 28 - 5 - 2  # 8 sentences: 28 unordered pairs, less 5 gold, 1 dev and 1 test
     # a silver label is the teacher's cosine, clipped to [0, 1] and put on the gold scale (0-5 here)
     teacher = SentenceTransformer(tiny_model, device="cpu")
     for a, b, label in silver:
         ea, eb = teacher.encode([a, b], normalize_embeddings=True)
         assert label == pytest.approx(5.0 * min(max(float(ea @ eb), 0.0), 1.0), abs=1e-3)
+
+
+def test_augment_pairs_pairs_each_sentence_with_its_nearest_neighbour(tiny_model: str, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from training.augment_pairs import main
+
+    texts = [f"sentence number {w}" for w in ("one", "two", "three", "four", "five", "six", "seven", "eight")]
+    data = tmp_path / "sts"
+    data.mkdir()
+    (data / "train.tsv").write_text("".join(f"{texts[i]}\t{texts[i + 4]}\t3\n" for i in range(4)))
+    out = tmp_path / "silver.tsv"
+    assert main(["--data", str(data), "--teacher", tiny_model, "--neighbours", "1", "--random", "0",
+                 "--out", str(out)]) == 0  # fmt: skip
+    pairs = read_pairs(out)
+    silver = {frozenset(p) for p in zip(pairs.a[4:], pairs.b[4:], strict=True)}
+    emb = SentenceTransformer(tiny_model, device="cpu").encode(texts, normalize_embeddings=True)
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -2)
+    gold = {frozenset((texts[i], texts[i + 4])) for i in range(4)}
+    for i, text in enumerate(texts):
+        nearest = frozenset((text, texts[int(np.argmax(sims[i]))]))
+        assert nearest in silver or nearest in gold  # every sentence's nearest neighbour, unless already gold
+    assert len(silver) <= len(texts)  # one neighbour each, no random pairs
 
 
 def test_augment_pairs_rejects_negative_counts(tiny_model: str, tmp_path: Path, capsys) -> None:

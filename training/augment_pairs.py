@@ -8,11 +8,13 @@ by a teacher bi-encoder (Augmented SBERT run the other way round: the bi-encoder
 Why: the packaged bi-encoder was trained on a billion sentence pairs, a cross-encoder built from it starts
 with a fresh head and sees only the 5,749 gold pairs, and ends below the bi-encoder it came from. New pairs
 of the training sentences, scored by a bi-encoder fine-tuned on the same gold labels, hand that knowledge
-over. Only the training split's sentences are paired (dev and test stay unseen).
+over. Only the training split's sentences are paired, and no pair of the dev or test split (in either
+order) is produced: a sentence can be in two splits, a pair cannot leak.
 
 For every distinct training sentence, its ``--neighbours`` nearest other sentences by the teacher's
 embeddings (sentence-transformers' ``semantic_search``), plus ``--random`` seeded random pairs so the low end
-of the scale is covered; pairs already in the gold set, and repeats in either order, are dropped. A silver
+of the scale is covered; pairs already in the gold set, dev or test pairs, and repeats in either order are
+dropped. Whitespace runs become one space before sentences are compared. A silver
 label is the teacher's cosine clipped to [0, 1] and put on the gold scale (``lo + cos · (hi − lo)``): for a
 teacher trained with ``CosineSimilarityLoss`` on score / 5 that is its estimate of the score, and CoSENT
 reads only the order anyway. Writes ``sentence1<TAB>sentence2<TAB>score<TAB>origin`` (gold or silver), the
@@ -36,12 +38,18 @@ from simsearch.data.pairs import PairDataError, PairSet, read_pairs
 
 
 def silver_pairs(
-    sentences: list[str], embeddings: np.ndarray, gold: PairSet, neighbours: int, n_random: int, seed: int
+    sentences: list[str],
+    embeddings: np.ndarray,
+    known: list[PairSet],
+    neighbours: int,
+    n_random: int,
+    seed: int,
 ) -> list[tuple[int, int, float]]:
-    """``(i, j, cosine)`` for new pairs of ``sentences`` (unit-norm ``embeddings``), nearest neighbours first."""
+    """``(i, j, cosine)`` for new pairs of distinct ``sentences`` (unit-norm ``embeddings``), nearest
+    neighbours first; no pair of a ``known`` set (gold train, and the dev and test pairs) in either order."""
     from sentence_transformers.util import semantic_search
 
-    seen = {frozenset((a, b)) for a, b in zip(gold.a, gold.b, strict=True)}
+    seen = {frozenset((a, b)) for pairs in known for a, b in zip(pairs.a, pairs.b, strict=True)}
     out: list[tuple[int, int, float]] = []
 
     def add(i: int, j: int) -> None:
@@ -69,17 +77,34 @@ def to_tsv(gold: PairSet, sentences: list[str], silver: list[tuple[int, int, flo
     lo, hi = min(gold.scores), max(gold.scores)
     lines = ["sentence1\tsentence2\tscore\torigin"]
     for a, b, s in zip(gold.a, gold.b, gold.scores, strict=True):
-        lines.append(f"{_clean(a)}\t{_clean(b)}\t{s:g}\tgold")
+        lines.append(f"{a}\t{b}\t{s!r}\tgold")
     labels = []
     for i, j, cos in silver:
         label = lo + min(max(cos, 0.0), 1.0) * (hi - lo)
         labels.append(label)
-        lines.append(f"{_clean(sentences[i])}\t{_clean(sentences[j])}\t{label:.4f}\tsilver")
+        lines.append(f"{sentences[i]}\t{sentences[j]}\t{label:.4f}\tsilver")
     return "\n".join(lines) + "\n", labels
 
 
+def cleaned(pairs: PairSet) -> PairSet:
+    """Whitespace runs made one space before anything is compared (tabs and newlines would break the TSV,
+    and two spellings of one sentence would otherwise pair with each other)."""
+    return PairSet([_clean(t) for t in pairs.a], [_clean(t) for t in pairs.b], pairs.scores, pairs.source, pairs.meta)
+
+
+def held_out(data: Path) -> list[PairSet]:
+    """The dev and test pairs of the data set, where it has them: silver pairs never repeat them."""
+    out = []
+    for split in ("dev", "test"):
+        try:
+            out.append(cleaned(read_pairs(data, split)))
+        except PairDataError:
+            continue  # a folder without that split
+    return out
+
+
 def _clean(text: str) -> str:
-    return " ".join(text.split())  # tabs and newlines would break the TSV
+    return " ".join(text.split())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.neighbours < 0 or args.random < 0:
         fail("--neighbours and --random must be 0 or more")
     try:
-        gold = read_pairs(args.data, "train")
+        gold = cleaned(read_pairs(args.data, "train"))
+        known = [gold, *held_out(args.data)]
     except (PairDataError, FileNotFoundError) as exc:
         fail(str(exc))
     from sentence_transformers import SentenceTransformer
@@ -107,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     emb = teacher.encode(
         sentences, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=True
     )
-    silver = silver_pairs(sentences, emb, gold, args.neighbours, args.random, args.seed)
+    silver = silver_pairs(sentences, emb, known, args.neighbours, args.random, args.seed)
     text, labels = to_tsv(gold, sentences, silver)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
     stats: dict[str, Any] = {
         "gold": len(gold),
+        "held_out_pairs_excluded": sum(len(k) for k in known[1:]),
         "silver": len(silver),
         "sentences": len(sentences),
         "silver_label_quartiles": [round(float(q), 3) for q in np.quantile(labels or [0.0], [0.25, 0.5, 0.75])],
