@@ -54,6 +54,34 @@ def test_cross_encoder_onnx_matches_torch(models: tuple[str, str]) -> None:
     assert np.max(np.abs(int8 - expected)) < 0.1 * (np.max(np.abs(expected)) + 1e-3) + 0.05
 
 
+def test_a_model_retrained_into_its_folder_is_exported_again(models: tuple[str, str], tmp_path: Path) -> None:
+    """Exports beside other weights (a training run saved into the same folder) are never served: int8,
+    which has no torch check at load, would otherwise score with the old model."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from simsearch.models.onnx import exported_from
+
+    folder = tmp_path / "cross"
+    shutil.copytree(models[1], folder, ignore=shutil.ignore_patterns("onnx"))
+    pairs = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[3]), (TEXTS[1], TEXTS[2])]
+    old = CrossScorer.load(str(folder), backend="onnx-int8").score(pairs)
+    assert exported_from(str(folder)) == model_hash(str(folder))
+    # "retrain": new weights saved into the same folder, the onnx/ exports left as they were
+    model = CrossEncoder(str(folder), device="cpu")
+    with torch.no_grad():
+        for p in model.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save(str(folder))
+    assert exported_from(str(folder)) != model_hash(str(folder))
+    expected = CrossScorer.load(str(folder)).score(pairs)  # torch, the new weights
+    reloaded = CrossScorer.load(str(folder), backend="onnx-int8")
+    assert reloaded.backend == "onnx-int8" and exported_from(str(folder)) == model_hash(str(folder))
+    new = reloaded.score(pairs)
+    assert np.max(np.abs(new - expected)) < np.max(np.abs(old - expected))  # the new weights, not the old
+    assert np.max(np.abs(new - expected)) < 0.1 * (np.max(np.abs(expected)) + 1e-3) + 0.05
+
+
 def test_unwritable_model_folder_falls_back_to_torch_with_the_export_command(
     models: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

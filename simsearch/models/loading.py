@@ -15,7 +15,8 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from simsearch.atomic import atomic_write_json
-from simsearch.models.onnx import Backend, ExportError, OnnxRunner, export, onnx_path
+from simsearch.models.files import model_hash
+from simsearch.models.onnx import Backend, ExportError, OnnxRunner, export, exported_from, onnx_path
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,15 @@ def load_onnx(
         return None
     file = onnx_path(path, backend)
     try:
+        if file.is_file() and exported_from(path) != model_hash(path):
+            # exports of other weights (the model was retrained into this folder, or exported before the
+            # source was recorded): never serve them; export again, or stay on torch where that cannot be done
+            if not os.access(file.parent, os.W_OK):
+                raise ExportError(f"{file.parent} holds exports of other weights than {path} and is read-only")
+            log.warning("the ONNX exports in %s are of other weights than %s: exporting again", file.parent, path)
+            with _export_lock(file.parent):
+                if exported_from(path) != model_hash(path):
+                    export(model, path, kind)
         recorded = _recorded(file, kind)
         if file.is_file() and (backend != "onnx" or recorded is not None):  # exported and checked: read only
             check = recorded or {"ok": True}

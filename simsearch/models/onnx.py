@@ -11,6 +11,7 @@ model hash (simsearch.models.files) ignores that folder, since it is the same mo
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -19,10 +20,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from simsearch.atomic import atomic_write_json
+from simsearch.models.files import model_hash
+
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"
 FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx"}
+SOURCE_FILE = "source.json"  # the hash of the weights the exports were made from
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -94,7 +99,18 @@ def export(model: Any, model_folder: str, kind: Literal["bi", "cross"]) -> dict[
         )
         for backend, path in (("onnx", fp32), ("onnx-int8", int8)):
             os.replace(path, folder / FILES[backend])
+    atomic_write_json(folder / SOURCE_FILE, {"model_sha256": model_hash(model_folder)})
     return {b: folder / f for b, f in FILES.items()}
+
+
+def exported_from(model_folder: str) -> str | None:
+    """The weights hash the folder's exports were made from (None: not recorded, an export older than the
+    record). A model retrained into the same folder keeps its old exports beside new weights: compare."""
+    record = Path(model_folder) / ONNX_DIR / SOURCE_FILE
+    try:
+        return str(json.loads(record.read_text())["model_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class OnnxRunner:
