@@ -59,7 +59,10 @@ def silver_pairs(
             out.append((i, j, float(embeddings[i] @ embeddings[j])))
 
     if neighbours > 0:
-        hits = semantic_search(embeddings, embeddings, top_k=neighbours + 1)
+        import torch
+
+        vectors = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        hits = semantic_search(vectors, vectors, top_k=neighbours + 1)
         for i, row in enumerate(hits):
             for hit in [h for h in row if h["corpus_id"] != i][:neighbours]:
                 add(i, int(hit["corpus_id"]))
