@@ -29,23 +29,13 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, write_result
-from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
+from bench.training_runs import MODELS, finished, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from simsearch.data.pairs import PairSet
 from training.recipe import TrainConfig, load_splits
 
 CACHE = Path("cache") / "stsb-en"
 LOSSES = ("cosent", "bce")
-
-
-def finished(cfg: TrainConfig) -> dict[str, Any] | None:
-    """The report of a finished run with exactly this configuration, if there is one."""
-    report = cfg.output / str(cfg.name) / "report.json"
-    if report.is_file():
-        data = json.loads(report.read_text())
-        if data.get("config") == json.loads(cfg.model_dump_json()):
-            return data
-    return None
 
 
 def teacher_config(base: str, data: Path, default_base: bool) -> TrainConfig:

@@ -11,15 +11,21 @@ from training.recipe import TrainConfig
 MODELS = Path("models") / "bench"
 
 
-def train_or_reuse(cfg: TrainConfig) -> dict[str, Any]:
-    """The run's report; a finished run with the same configuration is reused instead of retrained."""
-    folder = cfg.output / (cfg.name or "")
-    report_path = folder / "report.json"
+def finished(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The report of a finished run with exactly this configuration, if there is one."""
+    report_path = cfg.output / (cfg.name or "") / "report.json"
     if report_path.is_file():
         report = json.loads(report_path.read_text())
         if report.get("config") == json.loads(cfg.model_dump_json()):
-            print(f"reusing {folder}")
-            return report
+            return dict(report)
+    return None
+
+
+def train_or_reuse(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's report; a finished run with the same configuration is reused instead of retrained."""
+    if (report := finished(cfg)) is not None:
+        print(f"reusing {cfg.output / (cfg.name or '')}")
+        return report
     if cfg.kind == "bi":
         from training.train_bi import run
     else:
