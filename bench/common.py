@@ -75,6 +75,12 @@ def environment() -> dict[str, Any]:
     }
 
 
+def model_label(path: str) -> str:
+    """A model folder as the results name it, without this machine's paths: the part after site-packages for a
+    packaged model, otherwise the folder's name."""
+    return path.rsplit("site-packages/", 1)[-1] if "site-packages/" in path else Path(path).name
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     atomic_write_json(path, {**payload, "environment": environment()})

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, write_result
+from bench.common import RESULTS, model_label, write_result
 from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from training.recipe import TrainConfig
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "benchmark": "STS-B English test (1,379 pairs), Spearman x100",
         "budget": budget,
-        "base_model": Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1],
+        "base_model": model_label(base),
         "bi": {},
         "cross": {},
         "published": PUBLISHED,

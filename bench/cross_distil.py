@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS, write_result
+from bench.common import RESULTS, model_label, write_result
 from bench.training_runs import MODELS, finished, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from simsearch.data.pairs import PairSet
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--evals", type=int, default=20)
+    p.add_argument("--result", default="cross_distil", help="name of the result file and plot (default: cross_distil)")
     args = p.parse_args(argv)
     args.loss = args.loss or ["cosent"]
     settings = settings_with()
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "students": {
             loss: {"run": configs[loss].name, "train_examples": pairs, **summary(r)} for loss, r in students.items()
         },
-        "base_model": Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1],
+        "base_model": model_label(base),
         "budget": {
             k: v
             for k, v in json.loads(configs["cosent"].model_dump_json()).items()
@@ -198,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         curves[f"gold only ({loss})"] = entry["dev_curve"]
     plot_curves(
         {"cross-encoder, dev Spearman": curves},
-        RESULTS / "cross_distil.png",
+        RESULTS / f"{args.result}.png",
         f"STS-B cross-encoders: gold only against gold + {pairs // 2 - gold:,} teacher-labelled pairs",
         ymin=80,
         levels={f"teacher bi-encoder (dev {teacher['dev_spearman']:.1f})": teacher["dev_spearman"]},
     )
-    path = write_result("cross_distil", result)
+    path = write_result(args.result, result)
     print(json.dumps({"teacher": teacher["test_spearman"], **{k: r["test_spearman"] for k, r in students.items()}}))
     print(json.dumps({k: v for k, v in mix.items() if k != "dev_by_weight"}))
     print(f"wrote {path}")

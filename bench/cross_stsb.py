@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, write_result
+from bench.common import RESULTS, model_label, write_result
 from bench.training_runs import MODELS, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from training.recipe import TrainConfig
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             **budget,
         )
         reports[loss] = train_or_reuse(cfg)
-    base_name = Path(base).name if "site-packages" not in base else base.rsplit("site-packages/")[-1]
+    base_name = model_label(base)
     cross = {loss: summary(r) for loss, r in reports.items()}
     # A loss left out with --only keeps its entry from the last file when that was measured at this same
     # budget and base: the runs take hours each, and the comparison is only meaningful at one budget.

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import write_result
+from bench.common import model_label, write_result
 from simsearch.cli import settings_with
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.evaluation.retrieval import evaluate_beir
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "recall@100": round(100 * metrics["recall@100"], 2),
         "mrr@10": round(100 * metrics["mrr@10"], 2),
         "published_ndcg@10": 64.5,
-        "model": runtime.encoder.path.rsplit("site-packages/", 1)[-1],
+        "model": model_label(runtime.encoder.path),
         "model_sha256": runtime.encoder.sha256,
         "max_seq_length": manifest.model.max_seq_length,
         "index_type": f"{manifest.index.type}:{manifest.index.params.get('factory', '')}".rstrip(":"),
