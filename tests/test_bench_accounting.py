@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,33 @@ def test_the_cur_benchmark_names_the_hub_items_of_each_scorer() -> None:
     plain = out["bi_encoder"]
     assert plain["max_top1_occurrence"] < 30 and plain["most_frequent"][0]["n_10"] < 30
     assert hub["k_occurrence_skewness"] > plain["k_occurrence_skewness"] + 2
+
+
+def test_a_given_teacher_must_be_a_finished_bi_encoder_run_on_the_same_data(tmp_path: Path) -> None:
+    """bench.cross_distil --teacher: a finished bi-encoder run on the students' data set is taken with its
+    report; a folder without a report, a cross-encoder run or a run on other data is refused by name."""
+    import json
+
+    from bench.cross_distil import given_teacher
+
+    data, other = tmp_path / "stsb-en", tmp_path / "other"
+    data.mkdir()
+    other.mkdir()
+
+    def run(name: str, kind: str, trained_on: Path) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        report = {"config": {"kind": kind, "data": str(trained_on)}, "test_spearman": 88.0}
+        (folder / "report.json").write_text(json.dumps(report))
+        return folder
+
+    report, path, name = given_teacher(run("bi-mpnet", "bi", data), data)
+    assert report["test_spearman"] == 88.0 and path == tmp_path / "bi-mpnet" and name == "bi-mpnet"
+    for folder, says in [
+        (tmp_path / "empty", "no report.json"),
+        (run("cross-run", "cross", data), "not a bi-encoder"),
+        (run("bi-other", "bi", other), "not on"),
+    ]:
+        folder.mkdir(exist_ok=True)
+        with pytest.raises(SystemExit, match=says):
+            given_teacher(folder, data)
