@@ -60,6 +60,24 @@ def teacher_config(base: str, data: Path, default_base: bool) -> TrainConfig:
     )
 
 
+def silver_file(teacher: Path, data: Path, neighbours: int, n_random: int, seed: int) -> Path:
+    """The teacher-labelled pair file (``training.augment_pairs``), made once: named by the teacher's weights
+    and the data, so a retrained teacher or other data make a new file (and the students, whose config names
+    the file, are trained again)."""
+    from simsearch.models.files import model_hash
+
+    inputs = hashlib.sha256(f"{model_hash(str(teacher))}|{data.resolve()}".encode()).hexdigest()[:12]
+    silver = CACHE / f"silver-{inputs}-n{neighbours}-r{n_random}-s{seed}.tsv"
+    if not silver.is_file():
+        from training.augment_pairs import main as augment
+
+        augment(
+            ["--data", str(data), "--teacher", str(teacher), "--neighbours", str(neighbours),
+             "--random", str(n_random), "--seed", str(seed), "--out", str(silver)]
+        )  # fmt: skip
+    return silver
+
+
 def given_teacher(folder: Path, data: Path) -> tuple[dict[str, Any], Path, str]:
     """A finished bi-encoder run used as the teacher: its report, folder and name. It must have been trained
     and measured on the same data set, so its dev and test figures stand beside the students'."""
@@ -148,19 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         teacher_cfg = teacher_config(base, data, default_base=base == settings.bi_model)
         teacher = train_or_reuse(teacher_cfg)
         teacher_path, teacher_name = teacher_cfg.output / str(teacher_cfg.name), str(teacher_cfg.name)
-    # 2. the silver pairs, named by the teacher's weights and the data, so a retrained teacher or other data
-    # make a new file (and the students, whose config names the file, are trained again)
-    from simsearch.models.files import model_hash
-
-    inputs = hashlib.sha256(f"{model_hash(str(teacher_path))}|{data.resolve()}".encode()).hexdigest()[:12]
-    silver = CACHE / f"silver-{inputs}-n{args.neighbours}-r{args.random}-s{args.seed}.tsv"
-    if not silver.is_file():
-        from training.augment_pairs import main as augment
-
-        augment(
-            ["--data", str(data), "--teacher", str(teacher_path), "--neighbours", str(args.neighbours),
-             "--random", str(args.random), "--seed", str(args.seed), "--out", str(silver)]
-        )  # fmt: skip
+    # 2. the silver pairs
+    silver = silver_file(teacher_path, data, args.neighbours, args.random, args.seed)
     # 3. the students: the asked-for losses are trained (or reused); the other loss's finished run at the
     # same budget is reported beside them
     students: dict[str, dict[str, Any]] = {}
