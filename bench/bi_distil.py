@@ -30,6 +30,7 @@ from bench.common import RESULTS, model_label, write_result
 from bench.cross_distil import given_teacher, silver_file
 from bench.training_runs import MODELS, finished, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
+from training.augment_pairs import CALIBRATIONS
 from training.recipe import TrainConfig
 
 LOSSES = ("cosine", "cosent")
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--evals", type=int, default=10)
+    p.add_argument(
+        "--calibrate",
+        choices=CALIBRATIONS,
+        default="linear",
+        help="the teacher's cosine to a label (training.augment_pairs; isotonic for a CoSENT teacher)",
+    )
     p.add_argument("--result", default="bi_distil", help="name of the result file and plot (default: bi_distil)")
     args = p.parse_args(argv)
     args.loss = args.loss or ["cosine"]
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     base = args.model or settings.bi_model
 
     teacher, teacher_path, teacher_name = given_teacher(args.teacher, data)
-    silver = silver_file(teacher_path, data, args.neighbours, args.random, args.seed)
+    silver = silver_file(teacher_path, data, args.neighbours, args.random, args.seed, args.calibrate)
     students: dict[str, dict[str, Any]] = {}
     configs: dict[str, TrainConfig] = {}
     for loss in LOSSES:
@@ -68,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             data=data,
             train=silver,
             output=MODELS / "stsb-en",
-            name=f"bi-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}-t{teacher_name}",
+            name=f"bi-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}-t{teacher_name}"
+            + ("" if args.calibrate == "linear" else f"-{args.calibrate}"),
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -96,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             "base_model": model_label(teacher["config"]["base_model"]),
             **summary(teacher),
         },
-        "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
+        "silver": {
+            "file": silver.name,
+            "neighbours": args.neighbours,
+            "random": args.random,
+            "seed": args.seed,
+            "calibrate": args.calibrate,
+        },
         "students": {
             loss: {"run": configs[loss].name, "train_pairs": r["data"]["train"]["pairs"], **summary(r)}
             for loss, r in students.items()

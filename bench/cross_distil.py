@@ -33,6 +33,7 @@ from bench.common import RESULTS, model_label, write_result
 from bench.training_runs import MODELS, finished, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from simsearch.data.pairs import PairSet
+from training.augment_pairs import CALIBRATIONS
 from training.recipe import TrainConfig, load_splits
 
 CACHE = Path("cache") / "stsb-en"
@@ -60,20 +61,23 @@ def teacher_config(base: str, data: Path, default_base: bool) -> TrainConfig:
     )
 
 
-def silver_file(teacher: Path, data: Path, neighbours: int, n_random: int, seed: int) -> Path:
+def silver_file(
+    teacher: Path, data: Path, neighbours: int, n_random: int, seed: int, calibrate: str = "linear"
+) -> Path:
     """The teacher-labelled pair file (``training.augment_pairs``), made once: named by the teacher's weights
     and the data, so a retrained teacher or other data make a new file (and the students, whose config names
     the file, are trained again)."""
     from simsearch.models.files import model_hash
 
     inputs = hashlib.sha256(f"{model_hash(str(teacher))}|{data.resolve()}".encode()).hexdigest()[:12]
-    silver = CACHE / f"silver-{inputs}-n{neighbours}-r{n_random}-s{seed}.tsv"
+    calibrated = "" if calibrate == "linear" else f"-{calibrate}"
+    silver = CACHE / f"silver-{inputs}-n{neighbours}-r{n_random}-s{seed}{calibrated}.tsv"
     if not silver.is_file():
         from training.augment_pairs import main as augment
 
         augment(
             ["--data", str(data), "--teacher", str(teacher), "--neighbours", str(neighbours),
-             "--random", str(n_random), "--seed", str(seed), "--out", str(silver)]
+             "--random", str(n_random), "--seed", str(seed), "--calibrate", calibrate, "--out", str(silver)]
         )  # fmt: skip
     return silver
 
@@ -152,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         "trained by bench.cosent_stsb_en --model (default: the base model fine-tuned with CosineSimilarityLoss, "
         "2 epochs)",
     )
+    p.add_argument(
+        "--calibrate",
+        choices=CALIBRATIONS,
+        default="linear",
+        help="the teacher's cosine to a label (training.augment_pairs; isotonic for a CoSENT teacher)",
+    )
     p.add_argument("--result", default="cross_distil", help="name of the result file and plot (default: cross_distil)")
     args = p.parse_args(argv)
     args.loss = args.loss or ["cosent"]
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         teacher = train_or_reuse(teacher_cfg)
         teacher_path, teacher_name = teacher_cfg.output / str(teacher_cfg.name), str(teacher_cfg.name)
     # 2. the silver pairs
-    silver = silver_file(teacher_path, data, args.neighbours, args.random, args.seed)
+    silver = silver_file(teacher_path, data, args.neighbours, args.random, args.seed, args.calibrate)
     # 3. the students: the asked-for losses are trained (or reused); the other loss's finished run at the
     # same budget is reported beside them
     students: dict[str, dict[str, Any]] = {}
@@ -181,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             train=silver,
             output=MODELS / "stsb-en",
             name=f"cross-{loss}-distil-n{args.neighbours}-r{args.random}-e{args.epochs:g}"
-            + (f"-t{teacher_name}" if args.teacher is not None else ""),
+            + (f"-t{teacher_name}" if args.teacher is not None else "")
+            + ("" if args.calibrate == "linear" else f"-{args.calibrate}"),
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -218,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             "base_model": model_label(teacher["config"]["base_model"]),
             **summary(teacher),
         },
-        "silver": {"file": silver.name, "neighbours": args.neighbours, "random": args.random, "seed": args.seed},
+        "silver": {
+            "file": silver.name,
+            "neighbours": args.neighbours,
+            "random": args.random,
+            "seed": args.seed,
+            "calibrate": args.calibrate,
+        },
         "students": {
             loss: {"run": configs[loss].name, "train_examples": pairs, **summary(r)} for loss, r in students.items()
         },

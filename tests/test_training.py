@@ -273,3 +273,44 @@ def test_augment_pairs_rejects_negative_counts(tiny_model: str, tmp_path: Path, 
         main(["--data", str(tmp_path), "--teacher", tiny_model, "--random", "-1", "--out", str(tmp_path / "o.tsv")])
     assert exit_.value.code == 2 and "--random" in capsys.readouterr().err
     assert not (tmp_path / "o.tsv").exists()
+
+
+def test_augment_pairs_isotonic_labels_follow_the_gold_scores_of_the_teachers_cosines(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    """--calibrate isotonic: a silver label is the increasing fit of the gold training scores on the teacher's
+    cosines of those same pairs, evaluated at the silver pair's cosine; it keeps the teacher's order and the
+    gold range, and is not the linear map."""
+    from sentence_transformers import SentenceTransformer
+    from sklearn.isotonic import IsotonicRegression
+
+    from training.augment_pairs import main
+
+    words = ["red", "blue", "green", "cold", "warm", "fast", "slow", "tall", "short", "loud"]
+    texts = [f"the {w} thing is here" for w in words]
+    gold = [(texts[i], texts[(i * 3 + 1) % 10], float(i % 6)) for i in range(10)]
+    data = tmp_path / "sts"
+    data.mkdir()
+    (data / "train.tsv").write_text("".join(f"{a}\t{b}\t{s!r}\n" for a, b, s in gold))
+    out = tmp_path / "silver.tsv"
+    assert main(["--data", str(data), "--teacher", tiny_model, "--neighbours", "1", "--random", "15",
+                 "--calibrate", "isotonic", "--out", str(out)]) == 0  # fmt: skip
+    pairs = read_pairs(out)
+    silver = list(zip(pairs.a, pairs.b, pairs.scores, strict=True))[len(gold) :]
+    assert len(silver) >= 10
+    teacher = SentenceTransformer(tiny_model, device="cpu")
+
+    def cos(a: str, b: str) -> float:
+        ea, eb = teacher.encode([a, b], normalize_embeddings=True)
+        return float(ea @ eb)
+
+    fit = IsotonicRegression(y_min=0.0, y_max=5.0, out_of_bounds="clip")
+    fit.fit([cos(a, b) for a, b, _ in gold], [s for _, _, s in gold])
+    cosines = [cos(a, b) for a, b, _ in silver]
+    labels = [s for _, _, s in silver]
+    assert labels == pytest.approx(fit.predict(cosines).tolist(), abs=2e-3)
+    assert all(0.0 <= s <= 5.0 for s in labels)
+    by_cosine = [s for _, s in sorted(zip(cosines, labels, strict=True))]
+    assert by_cosine == sorted(by_cosine)  # the teacher's order is kept
+    linear = [5.0 * min(max(c, 0.0), 1.0) for c in cosines]
+    assert max(abs(s - v) for s, v in zip(labels, linear, strict=True)) > 0.1

@@ -16,9 +16,11 @@ embeddings (sentence-transformers' ``semantic_search``), plus ``--random`` seede
 of the scale is covered; pairs already in the gold set, dev or test pairs, and repeats in either order are
 dropped. Whitespace runs become one space before sentences are compared. A silver
 label is the teacher's cosine clipped to [0, 1] and put on the gold scale (``lo + cos · (hi − lo)``): for a
-teacher trained with ``CosineSimilarityLoss`` on score / 5 that is its estimate of the score, and CoSENT
-reads only the order anyway. Writes ``sentence1<TAB>sentence2<TAB>score<TAB>origin`` (gold or silver), the
-layout ``train_cross --train`` reads, atomically.
+teacher trained with ``CosineSimilarityLoss`` on score / 5 that is its estimate of the score. A CoSENT
+teacher only orders its cosines, so ``--calibrate isotonic`` fits the increasing map from its cosine to the
+gold score on the gold training pairs and labels the silver pairs with it. Writes
+``sentence1<TAB>sentence2<TAB>score<TAB>origin`` (gold or silver), the layout ``train_cross --train`` reads,
+atomically.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import json
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +78,41 @@ def silver_pairs(
     return out
 
 
-def to_tsv(gold: PairSet, sentences: list[str], silver: list[tuple[int, int, float]]) -> tuple[str, list[float]]:
-    """The TSV text (quotes left alone, as the pair reader reads TSV) and the silver labels."""
+CALIBRATIONS = ("linear", "isotonic")
+
+
+def label_map(gold: PairSet, gold_cosines: np.ndarray | None, calibrate: str) -> Callable[[np.ndarray], np.ndarray]:
+    """From the teacher's cosine to a label on the gold scale. ``linear``: the cosine clipped to [0, 1] and put
+    on the gold range (right for a teacher trained with CosineSimilarityLoss on score / 5). ``isotonic``: the
+    increasing map that best fits the gold training pairs' scores from the teacher's cosines of the same
+    pairs (scikit-learn's ``IsotonicRegression``), for a teacher whose cosines are not on the label's scale
+    (CoSENT only orders them); gold and silver labels then compare within a batch. Both keep the teacher's
+    order of the silver pairs."""
     lo, hi = min(gold.scores), max(gold.scores)
+    if calibrate == "linear":
+        return lambda cos: lo + np.clip(cos, 0.0, 1.0) * (hi - lo)
+    if calibrate == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        assert gold_cosines is not None
+        fitted = IsotonicRegression(y_min=lo, y_max=hi, increasing=True, out_of_bounds="clip")
+        fitted.fit(gold_cosines, np.asarray(gold.scores, dtype=np.float64))
+        return lambda cos: np.asarray(fitted.predict(np.asarray(cos, dtype=np.float64)))
+    raise ValueError(f"unknown calibration {calibrate!r}; choose from {CALIBRATIONS}")
+
+
+def to_tsv(
+    gold: PairSet,
+    sentences: list[str],
+    silver: list[tuple[int, int, float]],
+    to_label: Callable[[np.ndarray], np.ndarray],
+) -> tuple[str, list[float]]:
+    """The TSV text (quotes left alone, as the pair reader reads TSV) and the silver labels."""
     lines = ["sentence1\tsentence2\tscore\torigin"]
     for a, b, s in zip(gold.a, gold.b, gold.scores, strict=True):
         lines.append(f"{a}\t{b}\t{s!r}\tgold")
-    labels = []
-    for i, j, cos in silver:
-        label = lo + min(max(cos, 0.0), 1.0) * (hi - lo)
-        labels.append(label)
+    labels = [float(v) for v in to_label(np.array([cos for _, _, cos in silver], dtype=np.float64))]
+    for (i, j, _), label in zip(silver, labels, strict=True):
         lines.append(f"{sentences[i]}\t{sentences[j]}\t{label:.4f}\tsilver")
     return "\n".join(lines) + "\n", labels
 
@@ -119,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--neighbours", type=int, default=1, help="nearest other sentences paired with each sentence")
     p.add_argument("--random", type=int, default=2000, help="random pairs added")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--calibrate",
+        choices=CALIBRATIONS,
+        default="linear",
+        help="cosine to label: linear (a CosineSimilarityLoss teacher) or isotonic, fitted on the gold training "
+        "pairs (a CoSENT teacher; default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -137,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         sentences, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=True
     )
     silver = silver_pairs(sentences, emb, known, args.neighbours, args.random, args.seed)
-    text, labels = to_tsv(gold, sentences, silver)
+    gold_cosines = None
+    if args.calibrate == "isotonic":
+        index = {t: i for i, t in enumerate(sentences)}
+        gold_cosines = np.array(
+            [float(emb[index[a]] @ emb[index[b]]) for a, b in zip(gold.a, gold.b, strict=True)], dtype=np.float64
+        )
+    text, labels = to_tsv(gold, sentences, silver, label_map(gold, gold_cosines, args.calibrate))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
     stats: dict[str, Any] = {
@@ -150,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "neighbours": args.neighbours,
         "random": args.random,
         "seed": args.seed,
+        "calibrate": args.calibrate,
     }
     print(json.dumps(stats))
     print(f"wrote {args.out}")
