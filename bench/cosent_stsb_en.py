@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             if result[kind]
         },
         RESULTS / f"cosent_stsb_en{'_' + args.variant if args.variant else ''}.png",
-        f"STS-B dev Spearman during training ({args.epochs:g} epoch, batch {args.batch_size}, lr {args.lr:g})",
+        f"STS-B dev Spearman during training: {model_label(base)}, {args.epochs:g} epoch, batch {args.batch_size}, "
+        f"lr {args.lr:g}" + (f", CoSENT λ = {args.scale:g}" if args.scale else ""),
     )
     path = write_result("cosent_stsb_en" + (f"_{args.variant}" if args.variant else ""), result)
     print(json.dumps({k: {n: v.get("test_spearman") for n, v in result[k].items()} for k in ("bi", "cross")}, indent=2))
