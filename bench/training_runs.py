@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from training.recipe import TrainConfig
 
 MODELS = Path("models") / "bench"
@@ -16,7 +18,11 @@ def finished(cfg: TrainConfig) -> dict[str, Any] | None:
     report_path = cfg.output / (cfg.name or "") / "report.json"
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        if report.get("config") == json.loads(cfg.model_dump_json()):
+        try:  # read through the model, so a setting added since the run compares at its default
+            then = TrainConfig.model_validate(report.get("config") or {})
+        except ValidationError:
+            return None  # written with a setting that no longer exists
+        if then.model_dump_json() == cfg.model_dump_json():
             return dict(report)
     return None
 

@@ -180,3 +180,27 @@ def test_a_given_teacher_must_be_a_finished_bi_encoder_run_on_the_same_data(tmp_
         folder.mkdir(exist_ok=True)
         with pytest.raises(SystemExit, match=says):
             given_teacher(folder, data)
+
+
+def test_a_finished_run_is_reused_across_a_new_setting_at_its_default(tmp_path: Path) -> None:
+    """bench.training_runs.finished: a report written before a setting existed is the same configuration as
+    one with that setting at its default; any other difference, or a setting that no longer exists, is not."""
+    import json
+
+    from bench.training_runs import finished
+    from training.recipe import TrainConfig
+
+    cfg = TrainConfig(kind="cross", loss="cosent", base_model="m", data=tmp_path, output=tmp_path, name="run")
+    (tmp_path / "run").mkdir()
+    report = tmp_path / "run" / "report.json"
+
+    def written(config: dict) -> dict | None:
+        report.write_text(json.dumps({"config": config, "test_spearman": 80.0}))
+        return finished(cfg)
+
+    now = json.loads(cfg.model_dump_json())
+    older = {k: v for k, v in now.items() if k != "freeze_embeddings"}
+    assert written(now) is not None and written(older) is not None
+    assert written({**now, "freeze_embeddings": True}) is None
+    assert written({**now, "lr": 1e-5}) is None
+    assert written({**now, "retired_setting": 1}) is None

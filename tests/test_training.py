@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -194,6 +195,36 @@ def test_train_cross_learns_the_toy_task(tiny_model: str, toy_data: Path, tmp_pa
     expected = result.model.predict(pairs, activation_fn=torch.nn.Identity())
     np.testing.assert_allclose(reloaded.score(pairs), expected, atol=1e-5)
     assert reloaded.score(pairs)[0] > reloaded.score(pairs)[1]
+
+
+@pytest.mark.parametrize("kind", ["bi", "cross"])
+def test_frozen_token_embeddings_stay_as_they_were(tiny_model: str, toy_data: Path, tmp_path: Path, kind: str) -> None:
+    """--freeze-embeddings: the saved model's token embeddings are the base model's, the rest of it trained
+    (and still learns the toy task); without the setting the embeddings move."""
+    from transformers import AutoModel
+
+    from training.train_bi import run as run_bi
+    from training.train_cross import run as run_cross
+
+    run = run_bi if kind == "bi" else run_cross
+    epochs = 4 if kind == "bi" else 10  # as in the tests above: a fresh head needs more
+
+    def embeddings(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+        m = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        return m.get_input_embeddings().weight.detach().clone(), m.encoder.layer[0].attention.self.query.weight
+
+    before, layer_before = embeddings(tiny_model)
+    frozen = run(
+        toy_config(kind, "cosent", tiny_model, toy_data, tmp_path / "frozen", epochs=epochs, freeze_embeddings=True)
+    )
+    after, layer_after = embeddings(frozen.path)
+    assert torch.equal(after, before)
+    assert not torch.allclose(layer_after, layer_before)
+    report = json.loads((frozen.path / "report.json").read_text())
+    assert report["config"]["freeze_embeddings"] is True
+    assert report["dev_spearman"] > report["dev_spearman_before"] + 20, report
+    moved = run(toy_config(kind, "cosent", tiny_model, toy_data, tmp_path / "trained", epochs=epochs))
+    assert not torch.allclose(embeddings(moved.path)[0], before)
 
 
 # ---- silver pairs from a teacher bi-encoder ---------------------------------------------------------------

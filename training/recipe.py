@@ -52,6 +52,12 @@ class TrainConfig(BaseModel):
         description="Train on every pair in both orders, (a, b) and (b, a): a cross-encoder reads them "
         "as one sequence, so the swapped pair is a new example of the same symmetric label.",
     )
+    freeze_embeddings: bool = Field(
+        False,
+        description="Keep the token embeddings as they are. In a multilingual model with a 250k-token "
+        "vocabulary they are most of the weights, and updating them (gradient, AdamW state) costs a CPU more "
+        "than the rest of a step; the tokens a small training set meets are few anyway.",
+    )
     progress: bool = True
 
     @model_validator(mode="after")
@@ -63,6 +69,14 @@ class TrainConfig(BaseModel):
     def run_name(self) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return self.name or f"{self.kind}-{self.loss}-{stamp}"
+
+
+def freeze_token_embeddings(transformer: Any) -> int:
+    """Stop training a Hugging Face model's input (token) embeddings; the trainers' optimizers take only
+    parameters that require gradients. Returns how many weights were frozen."""
+    weight = transformer.get_input_embeddings().weight
+    weight.requires_grad_(False)
+    return int(weight.numel())
 
 
 @dataclass
@@ -245,4 +259,7 @@ def add_common_arguments(p: argparse.ArgumentParser, *, default_scale: float) ->
     p.add_argument("--evals", type=int, default=10, help="dev evaluations during training")
     p.add_argument("--text-prefix", default="", help='put before every text (E5: "query: ")')
     p.add_argument("--both-orders", action="store_true", help="train on (a, b) and (b, a) (cross-encoders)")
+    p.add_argument(
+        "--freeze-embeddings", action="store_true", help="keep the token embeddings fixed (large vocabularies)"
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")

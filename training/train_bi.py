@@ -30,6 +30,7 @@ from training.recipe import (
     TrainResult,
     add_common_arguments,
     finish_run,
+    freeze_token_embeddings,
     load_splits,
     primary_metric,
     trainer_arguments,
@@ -70,6 +71,8 @@ def run(cfg: TrainConfig) -> TrainResult:
     # 2. the model to fine-tune
     model = load_sentence_transformer(cfg.base_model)
     model.max_seq_length = cfg.max_length
+    if cfg.freeze_embeddings:
+        freeze_token_embeddings(model[0].auto_model)
     # 3. the loss and the labels it wants
     loss, labels = make_loss(cfg, model, splits.train)
     train_dataset = Dataset.from_dict({"sentence1": splits.train.a, "sentence2": splits.train.b, "label": labels})

@@ -29,6 +29,7 @@ from training.recipe import (
     TrainResult,
     add_common_arguments,
     finish_run,
+    freeze_token_embeddings,
     load_splits,
     primary_metric,
     trainer_arguments,
@@ -60,7 +61,10 @@ def build_model(cfg: TrainConfig) -> CrossEncoder:
     """A one-logit cross-encoder; from a bi-encoder folder, sentence-transformers keeps the transformer
     and adds a freshly initialised head (seeded, so runs repeat)."""
     set_seed(cfg.seed)
-    return CrossEncoder(cfg.base_model, num_labels=1, max_length=cfg.max_length, device="cpu")
+    model = CrossEncoder(cfg.base_model, num_labels=1, max_length=cfg.max_length, device="cpu")
+    if cfg.freeze_embeddings:
+        freeze_token_embeddings(model.model)
+    return model
 
 
 def run(cfg: TrainConfig) -> TrainResult:
