@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--evals", type=int, default=5)
+    p.add_argument(
+        "--freeze-embeddings", action="store_true", help="keep the token embeddings fixed (3/4 of the weights)"
+    )
     p.add_argument("--kinds", nargs="+", default=["bi", "cross"], choices=["bi", "cross"], help="models to train")
     p.add_argument("--variant", help="a name for a run with another budget: its own models, result file and plots")
     args = p.parse_args(argv)
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "dev_limit": args.dev_limit,
         "test_limit": args.test_limit or None,
         "text_prefix": "query: ",
+        "freeze_embeddings": args.freeze_embeddings,
     }
     runs = [(kind, loss) for kind, loss in RUNS if kind in args.kinds]
     table: dict[str, dict] = {
