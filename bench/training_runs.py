@@ -80,6 +80,8 @@ def plot_curves(
         ax.grid(alpha=0.3)
         if ymin is not None:
             ax.set_ylim(bottom=ymin)
+        if levels:  # room above the highest line for its label
+            ax.set_ylim(top=max(ax.get_ylim()[1], max(levels.values()) + 0.8))
         ax.legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
