@@ -249,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         "gold_only": gold_only,
         "train_seconds": {"teacher": teacher["seconds"], **{loss: r["seconds"] for loss, r in students.items()}},
     }
-    curves = {f"student ({loss}, gold + silver)": r["dev_curve"] for loss, r in students.items()}
+    curves = {f"student ({loss}) taught by {teacher_name}": r["dev_curve"] for loss, r in students.items()}
+    first = RESULTS / "cross_distil.json"
+    if args.result != first.stem and first.is_file():  # another teacher or silver set: the default run beside it
+        default_run = json.loads(first.read_text())
+        for loss, entry in default_run["students"].items():
+            curves[f"student ({loss}) taught by {default_run['teacher']['run']}"] = entry["dev_curve"]
     for loss, entry in gold_only.get("cross", {}).items():
         curves[f"gold only ({loss})"] = entry["dev_curve"]
     plot_curves(
