@@ -25,6 +25,9 @@ PUBLISHED = {
     "SBERT-base (bert-base-nli) trained on STS-B, CosineSimilarityLoss": 84.67,
     "BERT-base cross-encoder trained on STS-B": 88.77,
 }
+PUBLISHED_BY_MODEL = {  # the base model as is, where it is not the default (MTEB's STSBenchmark test score)
+    "all-mpnet-base-v2": {"all-mpnet-base-v2 as is (MTEB STSBenchmark)": 83.42},
+}
 RUNS = [("bi", "cosent"), ("bi", "cosine"), ("cross", "cosent"), ("cross", "bce")]
 
 
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "base_model": model_label(base),
         "bi": {},
         "cross": {},
-        "published": PUBLISHED,
+        "published": PUBLISHED_BY_MODEL.get(model_label(base), PUBLISHED),
     }
     if ("bi", "cosent") in reports:
         r = reports[("bi", "cosent")]

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", nargs="+", default=["bi", "cross"], choices=["bi", "cross"], help="models to train")
     p.add_argument("--variant", help="a name for a run with another budget: its own models, result file and plots")
     args = p.parse_args(argv)
+    if not args.variant and (set(args.kinds) != {"bi", "cross"} or args.freeze_embeddings):
+        p.error("--kinds with one kind, or --freeze-embeddings, needs a --variant (its own models and result file)")
     suffix = f"_{args.variant}" if args.variant else ""
     if not Path(args.model, "config.json").is_file():
         print(f"error: {args.model} is not a model folder; run `make e5` first", file=sys.stderr)

@@ -33,7 +33,7 @@ from bench.common import RESULTS, model_label, write_result
 from bench.training_runs import MODELS, finished, plot_curves, summary, train_or_reuse
 from simsearch.cli import settings_with
 from simsearch.data.pairs import PairSet
-from training.augment_pairs import CALIBRATIONS
+from training.augment_pairs import add_calibrate_argument
 from training.recipe import TrainConfig, load_splits
 
 CACHE = Path("cache") / "stsb-en"
@@ -82,19 +82,25 @@ def silver_file(
     return silver
 
 
-def given_teacher(folder: Path, data: Path) -> tuple[dict[str, Any], Path, str]:
+def given_teacher(folder: Path, data: Path, calibrate: str) -> tuple[dict[str, Any], Path, str]:
     """A finished bi-encoder run used as the teacher: its report, folder and name. It must have been trained
-    and measured on the same data set, so its dev and test figures stand beside the students'."""
+    and measured on the whole splits of the same data set, so its dev and test figures stand beside the
+    students'; a CoSENT teacher's cosines are not on the label's scale, so its labels must be calibrated."""
     report_path = folder / "report.json"
     if not report_path.is_file():
         raise SystemExit(f"error: --teacher {folder}: no report.json (not a finished training run)")
-    report = json.loads(report_path.read_text())
-    if report["config"]["kind"] != "bi":
-        raise SystemExit(f"error: --teacher {folder}: a {report['config']['kind']}-encoder run, not a bi-encoder")
-    trained_on = report["config"].get("data")
+    config = json.loads(report_path.read_text())["config"]
+    if config["kind"] != "bi":
+        raise SystemExit(f"error: --teacher {folder}: a {config['kind']}-encoder run, not a bi-encoder")
+    trained_on = config.get("data")
     if trained_on is None or Path(trained_on).resolve() != data.resolve():
         raise SystemExit(f"error: --teacher {folder} was trained on {trained_on}, not on {data}")
-    return dict(report), folder, folder.name
+    other = [k for k in ("dev", "test", "dev_limit", "test_limit") if config.get(k) is not None]
+    if other:
+        raise SystemExit(f"error: --teacher {folder} was measured on other splits ({', '.join(other)} set)")
+    if config["loss"] == "cosent" and calibrate == "linear":
+        raise SystemExit(f"error: --teacher {folder} was trained with CoSENT: its cosines need --calibrate isotonic")
+    return json.loads(report_path.read_text()), folder, folder.name
 
 
 def blend(cross_path: Path, bi_path: Path, dev: PairSet, test: PairSet) -> dict[str, Any]:
@@ -156,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "trained by bench.cosent_stsb_en --model (default: the base model fine-tuned with CosineSimilarityLoss, "
         "2 epochs)",
     )
-    p.add_argument(
-        "--calibrate",
-        choices=CALIBRATIONS,
-        default="linear",
-        help="the teacher's cosine to a label (training.augment_pairs; isotonic for a CoSENT teacher)",
-    )
+    add_calibrate_argument(p)
     p.add_argument("--result", default="cross_distil", help="name of the result file and plot (default: cross_distil)")
     args = p.parse_args(argv)
     args.loss = args.loss or ["cosent"]
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. the teacher
     if args.teacher is not None:
-        teacher, teacher_path, teacher_name = given_teacher(args.teacher, data)
+        teacher, teacher_path, teacher_name = given_teacher(args.teacher, data, args.calibrate)
     else:
         teacher_cfg = teacher_config(base, data, default_base=base == settings.bi_model)
         teacher = train_or_reuse(teacher_cfg)
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.result != first.stem and first.is_file():  # another teacher or silver set: the default run beside it
         default_run = json.loads(first.read_text())
         for loss, entry in default_run["students"].items():
-            curves[f"student ({loss}) taught by {default_run['teacher']['run']}"] = entry["dev_curve"]
+            curves[f"{first.name}: student ({loss}) taught by {default_run['teacher']['run']}"] = entry["dev_curve"]
     for loss, entry in gold_only.get("cross", {}).items():
         curves[f"gold only ({loss})"] = entry["dev_curve"]
     plot_curves(

@@ -28,10 +28,18 @@ def finished(cfg: TrainConfig) -> dict[str, Any] | None:
 
 
 def train_or_reuse(cfg: TrainConfig) -> dict[str, Any]:
-    """The run's report; a finished run with the same configuration is reused instead of retrained."""
+    """The run's report; a finished run with the same configuration is reused instead of retrained, and one
+    with another configuration in the same folder is never overwritten (a benchmark's names for its runs leave
+    out settings it does not vary, so a run with other settings must be named apart)."""
     if (report := finished(cfg)) is not None:
         print(f"reusing {cfg.output / (cfg.name or '')}")
         return report
+    folder = cfg.output / (cfg.name or "")
+    if cfg.name and (folder / "report.json").is_file():
+        raise SystemExit(
+            f"error: {folder} holds a finished run with another configuration; move it away, or give this run "
+            "another name (a --variant or --result where the benchmark has one)"
+        )
     if cfg.kind == "bi":
         from training.train_bi import run
     else:

@@ -154,7 +154,8 @@ def test_the_cur_benchmark_names_the_hub_items_of_each_scorer() -> None:
 
 def test_a_given_teacher_must_be_a_finished_bi_encoder_run_on_the_same_data(tmp_path: Path) -> None:
     """bench.cross_distil --teacher: a finished bi-encoder run on the students' data set is taken with its
-    report; a folder without a report, a cross-encoder run or a run on other data is refused by name."""
+    report; a folder without a report, a cross-encoder run, a run on other data or other splits, and a CoSENT
+    teacher without calibrated labels are refused by name."""
     import json
 
     from bench.cross_distil import given_teacher
@@ -163,23 +164,27 @@ def test_a_given_teacher_must_be_a_finished_bi_encoder_run_on_the_same_data(tmp_
     data.mkdir()
     other.mkdir()
 
-    def run(name: str, kind: str, trained_on: Path) -> Path:
+    def run(name: str, kind: str, trained_on: Path, loss: str = "cosine", **extra: object) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        report = {"config": {"kind": kind, "data": str(trained_on)}, "test_spearman": 88.0}
-        (folder / "report.json").write_text(json.dumps(report))
+        config = {"kind": kind, "loss": loss, "data": str(trained_on), **extra}
+        (folder / "report.json").write_text(json.dumps({"config": config, "test_spearman": 88.0}))
         return folder
 
-    report, path, name = given_teacher(run("bi-mpnet", "bi", data), data)
+    report, path, name = given_teacher(run("bi-mpnet", "bi", data), data, "linear")
     assert report["test_spearman"] == 88.0 and path == tmp_path / "bi-mpnet" and name == "bi-mpnet"
+    cosent = run("bi-cosent", "bi", data, loss="cosent")
+    assert given_teacher(cosent, data, "isotonic")[2] == "bi-cosent"
     for folder, says in [
         (tmp_path / "empty", "no report.json"),
         (run("cross-run", "cross", data), "not a bi-encoder"),
         (run("bi-other", "bi", other), "not on"),
+        (run("bi-cut", "bi", data, test_limit=100), "other splits"),
+        (cosent, "need --calibrate isotonic"),
     ]:
         folder.mkdir(exist_ok=True)
         with pytest.raises(SystemExit, match=says):
-            given_teacher(folder, data)
+            given_teacher(folder, data, "linear")
 
 
 def test_a_finished_run_is_reused_across_a_new_setting_at_its_default(tmp_path: Path) -> None:
@@ -204,3 +209,21 @@ def test_a_finished_run_is_reused_across_a_new_setting_at_its_default(tmp_path: 
     assert written({**now, "freeze_embeddings": True}) is None
     assert written({**now, "lr": 1e-5}) is None
     assert written({**now, "retired_setting": 1}) is None
+
+
+def test_a_finished_run_with_another_configuration_is_never_overwritten(tmp_path: Path) -> None:
+    """bench.training_runs.train_or_reuse: a folder holding a finished run of other settings stops the
+    benchmark before any training, and the run is left as it was."""
+    import json
+
+    from bench.training_runs import train_or_reuse
+    from training.recipe import TrainConfig
+
+    cfg = TrainConfig(kind="bi", loss="cosine", base_model="m", data=tmp_path, output=tmp_path, name="run")
+    (tmp_path / "run").mkdir()
+    report = tmp_path / "run" / "report.json"
+    report.write_text(json.dumps({"config": {**json.loads(cfg.model_dump_json()), "lr": 1e-5}}))
+    before = report.read_text()
+    with pytest.raises(SystemExit, match="another configuration"):
+        train_or_reuse(cfg)
+    assert report.read_text() == before

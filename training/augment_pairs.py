@@ -86,8 +86,10 @@ def label_map(gold: PairSet, gold_cosines: np.ndarray | None, calibrate: str) ->
     on the gold range (right for a teacher trained with CosineSimilarityLoss on score / 5). ``isotonic``: the
     increasing map that best fits the gold training pairs' scores from the teacher's cosines of the same
     pairs (scikit-learn's ``IsotonicRegression``), for a teacher whose cosines are not on the label's scale
-    (CoSENT only orders them); gold and silver labels then compare within a batch. Both keep the teacher's
-    order of the silver pairs."""
+    (CoSENT only orders them); gold and silver labels then compare within a batch. Neither reverses the
+    teacher's order of two silver pairs; the isotonic map is a step function, so pairs whose cosines fall on
+    one step get one label (a tie, which CoSENT reads as no order). It is fitted on pairs the teacher was
+    trained on, where its cosines follow the gold scores more closely than on new pairs."""
     lo, hi = min(gold.scores), max(gold.scores)
     if calibrate == "linear":
         return lambda cos: lo + np.clip(cos, 0.0, 1.0) * (hi - lo)
@@ -101,6 +103,17 @@ def label_map(gold: PairSet, gold_cosines: np.ndarray | None, calibrate: str) ->
     raise ValueError(f"unknown calibration {calibrate!r}; choose from {CALIBRATIONS}")
 
 
+def add_calibrate_argument(p: argparse.ArgumentParser) -> None:
+    """``--calibrate``, for this job and the benchmarks that run it."""
+    p.add_argument(
+        "--calibrate",
+        choices=CALIBRATIONS,
+        default="linear",
+        help="the teacher's cosine to a label: linear (a CosineSimilarityLoss teacher) or isotonic, fitted on the "
+        "gold training pairs (a CoSENT teacher; default: %(default)s)",
+    )
+
+
 def to_tsv(
     gold: PairSet,
     sentences: list[str],
@@ -111,7 +124,8 @@ def to_tsv(
     lines = ["sentence1\tsentence2\tscore\torigin"]
     for a, b, s in zip(gold.a, gold.b, gold.scores, strict=True):
         lines.append(f"{a}\t{b}\t{s!r}\tgold")
-    labels = [float(v) for v in to_label(np.array([cos for _, _, cos in silver], dtype=np.float64))]
+    cosines = np.array([cos for _, _, cos in silver], dtype=np.float64)
+    labels = [float(v) for v in to_label(cosines)] if len(silver) else []
     for (i, j, _), label in zip(silver, labels, strict=True):
         lines.append(f"{sentences[i]}\t{sentences[j]}\t{label:.4f}\tsilver")
     return "\n".join(lines) + "\n", labels
@@ -147,13 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--neighbours", type=int, default=1, help="nearest other sentences paired with each sentence")
     p.add_argument("--random", type=int, default=2000, help="random pairs added")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--calibrate",
-        choices=CALIBRATIONS,
-        default="linear",
-        help="cosine to label: linear (a CosineSimilarityLoss teacher) or isotonic, fitted on the gold training "
-        "pairs (a CoSENT teacher; default: %(default)s)",
-    )
+    add_calibrate_argument(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
