@@ -89,7 +89,8 @@ def given_teacher(folder: Path, data: Path, calibrate: str) -> tuple[dict[str, A
     report_path = folder / "report.json"
     if not report_path.is_file():
         raise SystemExit(f"error: --teacher {folder}: no report.json (not a finished training run)")
-    config = json.loads(report_path.read_text())["config"]
+    report = json.loads(report_path.read_text())
+    config = report["config"]
     if config["kind"] != "bi":
         raise SystemExit(f"error: --teacher {folder}: a {config['kind']}-encoder run, not a bi-encoder")
     trained_on = config.get("data")
@@ -100,7 +101,7 @@ def given_teacher(folder: Path, data: Path, calibrate: str) -> tuple[dict[str, A
         raise SystemExit(f"error: --teacher {folder} was measured on other splits ({', '.join(other)} set)")
     if config["loss"] == "cosent" and calibrate == "linear":
         raise SystemExit(f"error: --teacher {folder} was trained with CoSENT: its cosines need --calibrate isotonic")
-    return json.loads(report_path.read_text()), folder, folder.name
+    return report, folder, folder.name
 
 
 def blend(cross_path: Path, bi_path: Path, dev: PairSet, test: PairSet) -> dict[str, Any]:
