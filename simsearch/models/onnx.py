@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,7 +151,11 @@ class OnnxRunner:
 
 
 def run_batched(
-    runner: OnnxRunner, tokenize: Any, items: list[Any], batch_size: int, threads: int | None = None
+    runner: Callable[[dict[str, Any], int | None], np.ndarray],
+    tokenize: Any,
+    items: list[Any],
+    batch_size: int,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order."""
     order = np.argsort([-len(str(x)) for x in items], kind="stable")
