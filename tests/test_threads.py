@@ -182,3 +182,25 @@ def test_with_one_stream_work_after_the_model_leaves_the_lane_while_others_wait(
     lane = alone_lane().submit(threading.get_native_id).result()
     assert first != lane and second != lane  # two, then one, were waiting behind them
     assert last == lane  # the queue was empty by then
+
+
+def test_the_service_package_sets_the_openmp_spin_before_torch_loads() -> None:
+    """libgomp reads GOMP_SPINCOUNT once, when torch loads it: the service's default must be in the
+    environment by then, and a value the operator set must win."""
+    import subprocess
+    import sys
+
+    probe = "import os, sys, service; print('torch' in sys.modules, os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "10000"]
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        env={**env, "GOMP_SPINCOUNT": "77"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["False", "77"]
