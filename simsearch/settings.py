@@ -102,10 +102,11 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(64, ge=1, description="Most texts (or pairs) in one batched model call.")
     max_wait_ms: float = Field(
-        2.0,
+        0.0,
         ge=0,
-        description="Extra wait to fill a batch, only when several requests are "
-        "already queued (a lone request never waits).",
+        description="Extra wait to fill a batch, only when several requests are already queued (a lone request "
+        "never waits). 0: a free stream takes what is queued at once; with 2 streams that serves more than "
+        "waiting 2 ms (docs/results/serving.md).",
     )
     model_streams: int | None = Field(
         None,

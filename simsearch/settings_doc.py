@@ -31,7 +31,9 @@ One `pydantic-settings` class, `simsearch/settings.py`: every value comes from a
 with the prefix `SIMSEARCH_`, or from a `.env` file in the working directory. It is validated at start:
 an invalid value stops the service (and every job) with one line naming it. Command-line options of the
 jobs override it. `HF_HUB_OFFLINE=1` is set by the Makefile and the image: models load from local
-folders only. Secret values (keys, tokens) are never printed.
+folders only. Secret values (keys, tokens) are never printed. One variable outside the prefix: the
+service sets `GOMP_SPINCOUNT=10000` (how long torch's idle OpenMP workers spin before they sleep) unless
+it is already set; a lone torch request is faster with it on 2 cores (see `service/__init__.py`).
 
 This page is generated from the class (`python -m simsearch.settings_doc > docs/configuration.md`);
 a test keeps the two in step."""

@@ -2,8 +2,9 @@
 
 Model calls run on the batcher's own threads, never on the event loop. While batches are being computed,
 new requests queue up and are all taken by the next batch. A request that arrives when the model is idle
-is dispatched at once: nobody waits for company. ``max_wait_ms`` only adds a short wait when several
-requests are already queued (a sign of load), to fill the batch.
+is dispatched at once: nobody waits for company. ``max_wait_ms`` can add a short wait when several
+requests are already queued (a sign of load), to fill the batch; by default it is 0, because with two
+streams a free stream that waits leaves its core idle (measured: docs/results/serving.md).
 
 Streams: on a CPU, one batch spread over every core is not the fastest way to serve many requests. The
 cores' threads meet at a barrier after every operator, and any other work (HTTP parsing, JSON, FAISS)
@@ -131,7 +132,7 @@ class MicroBatcher(Generic[T]):
         *,
         name: str,
         max_batch: int = 64,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         max_queue: int = 1024,
         streams: int = 1,
         on_batch: Callable[[int, bool, float], None] | None = None,
