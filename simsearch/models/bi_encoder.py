@@ -100,7 +100,8 @@ class BiEncoder:
                 normalize_embeddings=True,
             )
             return np.ascontiguousarray(vectors, dtype=np.float32)
-        prompt = self.model._resolve_prompt(None, None)  # the model's default prompt, as encode applies it
+        default = self.model.default_prompt_name  # the model's default prompt, as encode applies it
+        prompt = self.model.prompts.get(default) if default is not None else None
 
         def tokenize(batch: list[str]) -> dict[str, Any]:
             return dict(self.model.preprocess(batch, prompt=prompt))
