@@ -31,14 +31,12 @@ class BiEncoder:
     backend: Backend = "torch"
     onnx: OnnxRunner | None = None
     _dim: int = field(init=False)
-    _device: Any = field(init=False)  # torch.device: where the weights are, read once (see _forward)
 
     def __post_init__(self) -> None:
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ModelLoadError(f"model {self.path!r} does not report its embedding dimension")
         self._dim = int(dim)
-        self._device = next(self.model.parameters()).device
 
     @classmethod
     def load(
@@ -86,29 +84,22 @@ class BiEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = [prefix + t for t in texts] if prefix else list(texts)
+        size = batch_size or self.batch_size
         if self.onnx is not None:
-            vectors = run_batched(self.onnx, self._tokenize, inputs, batch_size or self.batch_size, threads)
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            return np.ascontiguousarray(vectors, dtype=np.float32)
-        use_threads(self.backend, threads)
-        if progress:  # a long job: the library's loop, for its progress bar
-            vectors = self.model.encode(
-                inputs,
-                batch_size=batch_size or self.batch_size,
-                show_progress_bar=True,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-            return np.ascontiguousarray(vectors, dtype=np.float32)
-        default = self.model.default_prompt_name  # the model's default prompt, as encode applies it
-        prompt = self.model.prompts.get(default) if default is not None else None
-
-        def tokenize(batch: list[str]) -> dict[str, Any]:
-            return dict(self.model.preprocess(batch, prompt=prompt))
-
-        vectors = run_batched(self._forward, tokenize, inputs, batch_size or self.batch_size)
+            vectors = run_batched(self.onnx, self._tokenize, inputs, size, threads)
+        else:
+            use_threads(self.backend, threads)
+            if progress:  # a long job: the library's loop, for its progress bar
+                vectors = self.model.encode(inputs, batch_size=size, show_progress_bar=True, convert_to_numpy=True)
+            else:
+                vectors = run_batched(self._forward, self._preprocess, inputs, size)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _preprocess(self, texts: list[str]) -> dict[str, Any]:
+        """The torch path's tokenisation: the model's own, with its default prompt as ``encode`` applies it."""
+        default = self.model.default_prompt_name
+        return dict(self.model.preprocess(texts, prompt=self.model.prompts.get(default) if default else None))
 
     def _forward(self, features: dict[str, Any], threads: int | None = None) -> np.ndarray:
         """The model's own forward pass on one tokenised batch, as ``SentenceTransformer.encode`` runs it
@@ -120,8 +111,9 @@ class BiEncoder:
 
         if self.model.training:  # as encode does: dropout off, whatever a caller did to the model
             self.model.eval()
-        if self._device.type != "cpu":
-            features = {k: v.to(self._device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        device = next(self.model.parameters()).device  # the first parameter only: microseconds
+        if device.type != "cpu":
+            features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
         with torch.inference_mode():
             out = self.model(features)["sentence_embedding"]
         return out.float().cpu().numpy()
