@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     # the bi-encoder: the build's own vectors (embeddings.npy), the query encoded as the service does
     stored = np.load(rt.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
     docs = np.asarray(stored[np.asarray(items)])
-    vectors = rt.encoder.encode(query_texts, prefix=settings.query_prefix)
+    vectors = rt.encoder.encode(query_texts, prefix=rt.bi.entry.query_prefix)
     bi = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ (
         docs / np.linalg.norm(docs, axis=1, keepdims=True)
     ).T

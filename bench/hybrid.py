@@ -127,7 +127,7 @@ def normalisation_study(view: Any, models: Any, data: Path, prefix: str) -> list
         qrels = load_qrels(data, split)
         lists = retrieve_lists(view, models, {q: queries[q] for q in sorted(qrels) if q in queries}, prefix)
         keys = sorted({k for d, lex in lists.values() for k, _ in (*d, *lex)})
-        ids = dict(zip(keys, (doc.id for doc in view.documents(keys)), strict=True))
+        ids = dict(zip(keys, (doc.id if doc else "" for doc in view.documents(keys)), strict=True))
         splits[split] = (lists, qrels, ids)
     rows = []
     for how in ("min-max", "z-score", "theoretical min (TM2C2)"):

@@ -36,7 +36,7 @@ from bench.index_types import padded, real_vectors
 from simsearch.ann.tuning import build_tuned
 from simsearch.cli import settings_with
 from simsearch.collection.embedded import EmbeddedCollection
-from simsearch.collection.milvus import MilvusIndexInfo, MilvusInfo, create_collection, id_of_key
+from simsearch.collection.milvus import MilvusIndexInfo, MilvusInfo, create_collection
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.data.corpus import Document, iter_documents
 from simsearch.evaluation.retrieval import evaluate_beir
@@ -228,7 +228,7 @@ def sizes(settings: Any, client: Any, encoder: BiEncoder, size_list: list[int], 
                 started = time.perf_counter()
                 ranked = view.dense(v, 10)
                 times.append(time.perf_counter() - started)
-                found.append([int(str(id_of_key(k))) for k, _ in ranked])
+                found.append([int(d.id) for d in view.documents([k for k, _ in ranked]) if d is not None])
             state = client.describe_index(name, "vector")
             row.setdefault(f"milvus_{index_type}", {}).update(
                 {

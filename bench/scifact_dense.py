@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_with(index_name=args.name)
     data = args.data or settings.data_dir / "scifact"
     if args.rebuild or not settings.index_path.exists():
-        build_index(data, load_encoder(settings), settings.index_dir, settings.index_name)
+        build_index(data, load_encoder(settings), settings.index_dir, settings.collection)
     runtime = load_runtime(settings, writable=False)
     manifest = runtime.index.manifest
     metrics = evaluate_beir(runtime.pipeline, runtime.view, runtime.direct_models(), data, split="test")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = load_queries(data)
     texts = [queries[q] for q in sorted(load_qrels(data, "test"))]
     t0 = time.perf_counter()
-    vectors = runtime.encoder.encode(texts, prefix=settings.query_prefix)
+    vectors = runtime.encoder.encode(texts, prefix=runtime.bi.entry.query_prefix)
     t1 = time.perf_counter()
     runtime.index.ann.search(vectors, 100)
     t2 = time.perf_counter()
@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         "search_ms": round(1000 * (t2 - t1) / len(texts), 3),
         "ms_per_query": metrics["ms_per_query"],
         "queries": metrics["queries"],
-        "parameters": {"k": 100, "batch_size": settings.encode_batch_size, "query_prefix": settings.query_prefix},
+        "parameters": {
+            "k": 100,
+            "batch_size": settings.encode_batch_size,
+            "query_prefix": runtime.bi.entry.query_prefix,
+        },
     }
     runtime.close()
     path = write_result("scifact_dense", result)

@@ -17,24 +17,30 @@ import uvicorn
 from service import logs
 from service.app import create_app
 from service.protocol import protocol_with
+from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
 from simsearch.evaluation.fusion_fit import fusion_after_build
 from simsearch.index.build import build_index
+from simsearch.models.registry import DEFAULT
 from simsearch.serving.batching import on_passing_thread
-from simsearch.serving.runtime import StartupError, load_encoder, load_runtime
+from simsearch.serving.runtime import StartupError, load_runtime, registry_for
 from simsearch.settings import Settings
 
 
 def build_demo(settings: Settings, corpus: Path) -> None:
     """Build the missing index from a BEIR folder, and fit hybrid fusion when it has train judgements."""
     logging.getLogger("simsearch").warning("index %s is missing: building it from %s", settings.index_path, corpus)
+    assert settings.index_name is not None
+    model = registry_for(settings).bi(DEFAULT)
     build_index(
         corpus,
-        load_encoder(settings),
+        model.model,
         settings.index_dir,
         settings.index_name,
-        document_prefix=settings.document_prefix,
+        document_prefix=model.entry.document_prefix,
+        model_name=DEFAULT,
+        spec=CollectionSpec(model=DEFAULT),
     )
     # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
     chosen = fusion_after_build(settings, corpus)
@@ -56,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_with(host=args.host, port=args.port, index_name=args.index_name)
     logs.configure(settings.log_level, settings.log_format)
     try:
-        if args.build_from and not settings.index_path.exists():
+        if args.build_from and settings.index_name and not settings.index_path.exists():
             on_passing_thread(build_demo, settings, args.build_from)  # its torch threads end with it
-        runtime = load_runtime(settings)
+        runtime = load_runtime(settings) if settings.index_name else None
     except (StartupError, CorpusError, FileNotFoundError) as exc:
         fail(f"cannot start: {exc}")
     uvicorn.run(

@@ -1,92 +1,167 @@
-"""Who may call what: one scheme (``Authorization: Bearer <key>``, one header), three scopes.
+"""Who may call what: one scheme (``Authorization: Bearer <key>``, one header), three scopes, and keys that
+may be limited to collections. Each route declares what it needs with a dependency, ``Depends(allow(...))``,
+as in the FastAPI template; a route without one is open, and tests/test_access.py lists the open ones, so a
+new route cannot be open by accident.
 
-- **read** (search, similarity, documents by id, metrics, index info, the API docs): open while no
-  ``SIMSEARCH_API_KEYS`` are set; otherwise any read, write or admin key.
-- **write** (``PUT``/``DELETE /documents``): off unless ``SIMSEARCH_WRITE_KEYS`` are set (then a write or
-  the admin key) or ``SIMSEARCH_ANONYMOUS_WRITES`` is true. A read key cannot write.
-- **admin** (``/admin/...``): off unless ``SIMSEARCH_ADMIN_KEY`` is set; then that key only.
+- **read** (search, similarity, documents by id, collections, metrics, index info): open while no read key
+  is configured (``SIMSEARCH_API_KEYS``, or a scoped key with ``read``); otherwise any key that reads.
+- **write** (``PUT``/``DELETE`` documents, creating a collection): off unless ``SIMSEARCH_WRITE_KEYS`` or a
+  scoped key with ``write`` exist (then those keys, or an admin key) or ``SIMSEARCH_ANONYMOUS_WRITES`` is true.
+- **admin** (deleting a collection, compaction, reload): off unless ``SIMSEARCH_ADMIN_KEY`` or a scoped key
+  with ``admin`` exist; then those keys only.
 
-``/health``, ``/ready``, the search page, its static files and the API docs are open (the page asks for
-a key and sends it with each API call). Keys are compared in constant time, every key every time.
+A scoped key (``SIMSEARCH_SCOPED_KEYS``) holds its scopes on its collections only: another collection is a
+403, and ``GET /collections`` does not show it. Keys are compared in constant time, every key every time.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["open", "read", "write", "admin"]
-# the page and the API docs load without a key (they hold no data; the page asks for a key for its calls)
-OPEN_PATHS = {"/health", "/ready", "/", "/favicon.ico", "/docs", "/openapi.json"}
-OPEN_PREFIXES = ("/static/", "/docs/swagger-ui/")
+from fastapi import Depends, HTTPException, Request
+
+from simsearch.settings import Settings
+
+Scope = Literal["read", "write", "admin"]
 
 
 @dataclass(frozen=True)
-class Denied:
-    status: int  # 401: no or unknown key; 403: a known key without the scope, or the scope is off
-    message: str
+class Grant:
+    key: bytes
+    scopes: frozenset[str]
+    collections: frozenset[str] | None  # None: every collection
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What the caller's key allows: scopes, each on every collection or on some."""
+
+    grants: tuple[Grant, ...]
+    anonymous: bool
+
+    def may(self, scope: Scope, collection: str | None = None) -> bool:
+        """Whether some grant of the key holds ``scope`` (write: also admin) on ``collection`` (``None``: on
+        every collection, as the routes that are not about one collection need)."""
+        wanted = {"write", "admin"} if scope == "write" else {scope}
+        for grant in self.grants:
+            if not grant.scopes & wanted:
+                continue
+            if grant.collections is None or (collection is not None and collection in grant.collections):
+                return True
+        return False
+
+    def sees(self, collection: str) -> bool:
+        return any(g.collections is None or collection in g.collections for g in self.grants)
 
 
 class Access:
-    def __init__(
-        self, read_keys: list[str], write_keys: list[str], admin_key: str | None, anonymous_writes: bool
-    ) -> None:
-        self.read = [k.encode() for k in read_keys]
-        self.write = [k.encode() for k in write_keys]
-        self.admin = [admin_key.encode()] if admin_key else []
-        self.anonymous_writes = anonymous_writes
+    """The configured keys and the rules of the module docstring."""
 
-    @staticmethod
-    def scope(method: str, path: str) -> Scope:
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return "open"
-        if path.startswith("/admin/"):
-            return "admin"
-        if path.startswith("/documents") and method in ("PUT", "DELETE", "POST", "PATCH"):
-            return "write"
-        return "read"
+    def __init__(self, settings: Settings) -> None:
+        grants = [Grant(k.get_secret_value().encode(), frozenset({"read"}), None) for k in settings.api_keys]
+        grants += [
+            Grant(k.get_secret_value().encode(), frozenset({"read", "write"}), None) for k in settings.write_keys
+        ]
+        if settings.admin_key is not None:
+            grants.append(Grant(settings.admin_key.get_secret_value().encode(), frozenset({"read", "admin"}), None))
+        for scoped in settings.scoped_keys:
+            limited = frozenset(scoped.collections) if scoped.collections is not None else None
+            grants.append(Grant(scoped.key.get_secret_value().encode(), frozenset(scoped.scopes) | {"read"}, limited))
+        self.grants = grants
+        self.read_open = not settings.api_keys and not settings.scoped_keys
+        self.writes_on = any("write" in g.scopes for g in grants)
+        self.admin_on = any("admin" in g.scopes for g in grants)
+        self.anonymous_writes = settings.anonymous_writes
 
-    def check(self, method: str, path: str, authorizations: list[str]) -> Denied | None:
-        """``None`` when the request may go on, else why not."""
-        scope = self.scope(method, path)
-        if scope == "open":
-            return None
+    def principal(self, authorizations: list[str]) -> Principal:
         if len(authorizations) > 1:
-            return Denied(400, "send one Authorization header, not several")
-        held = self._scopes(authorizations[0] if authorizations else "")
+            raise HTTPException(400, "send one Authorization header, not several")
+        scheme, _, token = (authorizations[0] if authorizations else "").partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        # compare with every key, always: the time taken does not depend on which matched
+        matched = [g for g in self.grants if hmac.compare_digest(given, g.key)]
+        held = tuple(matched) if given else ()
+        return Principal(held, anonymous=not held)
+
+    def check(self, principal: Principal, scope: Scope, collection: str | None) -> None:
+        """Raise the HTTP error that refuses ``scope`` on ``collection`` (``None``: not about one collection)."""
         if scope == "read":
-            if not self.read or held:
-                return None
-            return Denied(401, "missing or invalid API key: send Authorization: Bearer <key>")
+            if (self.read_open and principal.anonymous) or principal.may("read", collection):
+                return
+            if principal.anonymous:
+                raise _unauthorised("missing or invalid API key: send Authorization: Bearer <key>")
+            raise HTTPException(403, _not_on(collection, "read"))
         if scope == "write":
-            if self.anonymous_writes:  # switched on explicitly: anyone may write, with a key or without
-                return None
-            if not self.write:
-                return Denied(
+            if self.anonymous_writes or principal.may("write", collection):
+                return
+            if not self.writes_on:
+                raise HTTPException(
                     403,
                     "document writes are off: set SIMSEARCH_WRITE_KEYS (or SIMSEARCH_ANONYMOUS_WRITES=true "
                     "on a private network)",
                 )
-            if "write" in held or "admin" in held:
-                return None
-            if held:
-                return Denied(403, "this key may read but not write: send a key from SIMSEARCH_WRITE_KEYS")
-            return Denied(401, "missing or invalid write key: send Authorization: Bearer <write key>")
-        if not self.admin:
-            return Denied(403, "admin endpoints are off: set SIMSEARCH_ADMIN_KEY")
-        if "admin" in held:
-            return None
-        if held:
-            return Denied(403, "this key is not the admin key (SIMSEARCH_ADMIN_KEY)")
-        return Denied(401, "missing or invalid admin key: send Authorization: Bearer <SIMSEARCH_ADMIN_KEY>")
+            if principal.anonymous:
+                raise _unauthorised("missing or invalid write key: send Authorization: Bearer <write key>")
+            if principal.may("write"):  # a write key of other collections
+                raise HTTPException(403, _not_on(collection, "write"))
+            raise HTTPException(403, "this key may read but not write: send a key from SIMSEARCH_WRITE_KEYS")
+        if not self.admin_on:
+            raise HTTPException(403, "admin endpoints are off: set SIMSEARCH_ADMIN_KEY")
+        if principal.may("admin", collection):
+            return
+        if principal.anonymous:
+            raise _unauthorised("missing or invalid admin key: send Authorization: Bearer <SIMSEARCH_ADMIN_KEY>")
+        raise HTTPException(
+            403,
+            _not_on(collection, "admin")
+            if principal.may("admin")
+            else ("this key is not an admin key (SIMSEARCH_ADMIN_KEY)"),
+        )
 
-    def _scopes(self, authorization: str) -> set[str]:
-        scheme, _, token = authorization.partition(" ")
-        given = token.strip().encode() if scheme.lower() == "bearer" else b""
-        held = set()
-        # compare with every key of every scope, always: the time taken does not depend on which matched
-        for name, keys in (("read", self.read), ("write", self.write), ("admin", self.admin)):
-            if any([hmac.compare_digest(given, key) for key in keys]) and given:
-                held.add(name)
-        return held
+
+def _not_on(collection: str | None, scope: str) -> str:
+    where = f"collection {collection!r}" if collection else "every collection"
+    return f"this key may not {scope} {where}"
+
+
+def _unauthorised(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def allow(scope: Scope, *, per_collection: bool = True) -> Callable[[Request], Awaitable[Principal]]:
+    """A route's access dependency: the caller must hold ``scope`` on the collection the path names (the
+    default collection for the routes without one), or on every collection (``per_collection=False``)."""
+
+    async def dependency(request: Request) -> Principal:
+        access: Access = request.app.state.access
+        principal = access.principal(request.headers.getlist("authorization"))
+        collection = None
+        if per_collection:
+            collection = request.path_params.get("name") or request.app.state.settings.index_name
+        access.check(principal, scope, collection)
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"allow_{scope}"
+    return dependency
+
+
+async def caller(request: Request) -> Principal:
+    """The caller's key, for routes that show only what it may see (``GET /collections``): any reader."""
+    access: Access = request.app.state.access
+    principal = access.principal(request.headers.getlist("authorization"))
+    if principal.anonymous and not access.read_open:
+        raise _unauthorised("missing or invalid API key: send Authorization: Bearer <key>")
+    request.state.principal = principal
+    return principal
+
+
+# the dependencies routes declare (``@router.get(..., dependencies=[READ])``)
+READ = Depends(allow("read"))
+WRITE = Depends(allow("write"))
+ADMIN = Depends(allow("admin"))
+READ_ANY = Depends(allow("read", per_collection=False))  # not about one collection (similarity, metrics)
+ADMIN_ALL = Depends(allow("admin", per_collection=False))  # every collection (reload)

@@ -12,39 +12,56 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import page
+from service import page, routes_collections, routes_documents, routes_ops, routes_search
 from service.access import Access
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContext
-from service.routes import router
 from simsearch import __version__
-from simsearch.index import IndexLoadError
+from simsearch.models.registry import ModelRegistry
 from simsearch.serving.engine import Engine
-from simsearch.serving.runtime import Runtime, load_runtime
+from simsearch.serving.runtime import Runtime, Threads, registry_for, store_for
 from simsearch.settings import Settings
 
 log = logging.getLogger("simsearch.service")
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The lifespan loads the model and index (or takes an already loaded ``runtime``)
-    and puts an :class:`~simsearch.serving.engine.Engine` on ``app.state.engine``; a
-    :class:`~simsearch.serving.runtime.StartupError` stops start-up. SIGHUP reloads the index."""
+def create_app(
+    settings: Settings | None = None, *, runtime: Runtime | None = None, registry: ModelRegistry | None = None
+) -> FastAPI:
+    """Build the app. The lifespan loads the models and opens every collection (the default one from
+    ``runtime`` when it was opened already, as ``python -m service`` does before binding its port) and puts
+    an :class:`~simsearch.serving.engine.Engine` on ``app.state.engine``; a
+    :class:`~simsearch.serving.runtime.StartupError` stops start-up. SIGHUP reloads every collection."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.not_ready_reason = "loading the model and index"
-        loaded = runtime if runtime is not None else await asyncio.to_thread(load_runtime, settings)
-        engine = Engine(loaded)
-        engine.bi.on_batch = metrics.batch_observer("bi-encoder")
-        if engine.cross is not None:
-            engine.cross.on_batch = metrics.batch_observer("cross-encoder")
+        app.state.not_ready_reason = "loading the models and collections"
+        threads = Threads.from_settings(settings)
+        models = registry or registry_for(settings, threads)
+        if runtime is not None:
+            for loaded in (runtime.bi, runtime.cross_model):
+                if loaded is not None:
+                    models.adopt(loaded)
+        store = await asyncio.to_thread(store_for, settings)
+        engine = Engine(
+            settings,
+            models,
+            store,
+            threads,
+            observer=metrics.batch_observer,
+            on_reload=lambda name, outcome: metrics.reloads.labels(name, outcome).inc(),
+        )
+        try:
+            await engine.open_all(runtime)
+        except BaseException:
+            await engine.stop()
+            raise
         app.state.engine = engine
         engine.start()
-        hangup = _install_sighup(engine, metrics)
+        hangup = _install_sighup(engine)
         try:
             yield
         finally:
@@ -53,12 +70,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             app.state.engine = None
             app.state.not_ready_reason = "shutting down"
             await engine.stop()
-            engine.runtime.close()
 
     app = FastAPI(
         title="simsearch",
         version=__version__,
-        summary="Semantic search and sentence similarity over a FAISS index.",
+        summary="Semantic, keyword and hybrid search over collections, and sentence similarity.",
         lifespan=lifespan,
         docs_url=None,  # /docs is served with local assets by service.page (the service works offline)
         redoc_url=None,
@@ -75,8 +91,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = None
+    app.state.access = Access(settings)
     install_error_handlers(app)
-    app.include_router(router)
+    for routes in (routes_ops.router, routes_search.router, routes_documents.router, routes_collections.router):
+        app.include_router(routes)
     app.include_router(page.router)
     page.install_docs(app)
     app.add_middleware(
@@ -85,12 +103,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
         max_in_flight=settings.max_in_flight,
-        access=Access(
-            read_keys=[k.get_secret_value() for k in settings.api_keys],
-            write_keys=[k.get_secret_value() for k in settings.write_keys],
-            admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
-            anonymous_writes=settings.anonymous_writes,
-        ),
     )
     if settings.cors_origins:  # outermost: browsers' preflight requests carry no API key
         app.add_middleware(
@@ -102,20 +114,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
-def _install_sighup(engine: Engine, metrics: Metrics) -> bool:
-    """``kill -HUP <pid>`` reloads the index, as ``POST /admin/reload`` does (main thread only)."""
+def _install_sighup(engine: Engine) -> bool:
+    """``kill -HUP <pid>`` reloads every collection, as ``POST /admin/reload`` does (main thread only)."""
 
     def on_hangup() -> None:
         async def reload() -> None:
             try:
-                await engine.reload()
-                metrics.reloads.labels("ok").inc()
-            except (IndexLoadError, OSError, ValueError) as exc:
-                metrics.reloads.labels("refused").inc()
-                log.error("reload refused, the current index keeps serving: %s", exc)
+                _, refused = await engine.reload_all()
+                for name, why in refused.items():
+                    log.error("reload of %s refused, its current build keeps serving: %s", name, why)
             except Exception:  # never silently: the signal handler's task has no one else to tell
-                metrics.reloads.labels("refused").inc()
-                log.exception("reload failed, the current index keeps serving")
+                log.exception("reload failed, the current builds keep serving")
 
         asyncio.get_running_loop().create_task(reload())
 

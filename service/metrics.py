@@ -41,9 +41,53 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("simsearch_queue_depth", "Items waiting for a model", ["model"], registry=r)
-        self.index_documents = Gauge("simsearch_index_documents", "Documents in the loaded index", registry=r)
+        self.index_documents = Gauge(
+            "simsearch_index_documents",
+            "Documents the default collection holds now: its build's and the writes since",
+            registry=r,
+        )
         self.cross_calls = Counter("simsearch_cross_encoder_calls", "Cross-encoder calls made by searches", registry=r)
-        self.reloads = Counter("simsearch_index_reloads", "Index reloads by outcome", ["outcome"], registry=r)
+        self.reloads = Counter(
+            "simsearch_index_reloads",
+            "Swaps to a new build (a reload or a compaction) by collection and outcome",
+            ["collection", "outcome"],
+            registry=r,
+        )
+        # per collection
+        self.documents = Gauge(
+            "simsearch_collection_documents",
+            "Documents a collection holds now (build and writes since)",
+            ["collection"],
+            registry=r,
+        )
+        self.build_documents = Gauge(
+            "simsearch_collection_build_documents",
+            "Documents in the build a collection serves",
+            ["collection"],
+            registry=r,
+        )
+        self.uncompacted = Gauge(
+            "simsearch_collection_uncompacted",
+            "Documents written since the build (until compaction folds them)",
+            ["collection"],
+            registry=r,
+        )
+        self.searches = Counter(
+            "simsearch_collection_searches", "Searches by collection and mode", ["collection", "mode"], registry=r
+        )
+        self.search_seconds = Histogram(
+            "simsearch_collection_search_seconds",
+            "Search latency in the service by collection",
+            ["collection"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.writes = Counter(
+            "simsearch_collection_writes",
+            "Documents written by collection and operation (upsert, delete)",
+            ["collection", "op"],
+            registry=r,
+        )
 
     def batch_observer(self, model: str) -> Callable[[int, bool, float], None]:
         """The ``on_batch`` callback of a micro-batcher: batch size, how the batch ran, its model time."""

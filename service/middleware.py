@@ -3,7 +3,6 @@
 - a request id (the client's ``X-Request-ID`` when it is sane, else a new one), echoed in the response;
 - the body read whole before the app sees it, with a size limit (413) and a time limit (408), so a slow
   or oversized upload cannot hold the server; the app then reads it from memory;
-- optional Bearer API keys, compared in constant time (``/health`` and ``/ready`` stay open);
 - one JSON access-log line and the request metrics.
 """
 
@@ -19,7 +18,6 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from service.access import Access
 from service.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -58,7 +56,6 @@ class RequestContext:
         metrics: Metrics,
         max_body_bytes: int,
         body_timeout_s: float,
-        access: Access,
         max_in_flight: int = 512,
     ) -> None:
         self.app = app
@@ -67,7 +64,6 @@ class RequestContext:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout_s
-        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,12 +89,6 @@ class RequestContext:
         try:
             if busy:
                 await _reply(send_with_id, 503, "too many requests in flight; retry shortly", [(b"retry-after", b"1")])
-                return
-            authorizations = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
-            denied = self.access.check(scope["method"], scope["path"], authorizations)
-            if denied is not None:
-                challenge = [(b"www-authenticate", b"Bearer")] if denied.status == 401 else []
-                await _reply(send_with_id, denied.status, denied.message, challenge)
                 return
             body = await self._read_body(headers, receive, send_with_id)
             if body is None:

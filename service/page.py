@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.types import Scope
 
-from service.routes import engine
+from service.access import READ
+from service.deps import collection_of, engine
 from simsearch.search import MODES, Mode
 from simsearch.serving.engine import Engine
 
@@ -75,18 +76,26 @@ async def page() -> FileResponse:
     )
 
 
-@router.get("/modes", response_model=ModesResponse, tags=["search"])
-async def modes(eng: Annotated[Engine, Depends(engine)]) -> ModesResponse:
-    """Which search modes the loaded index and models can serve; for the others, why not."""
-    rt = eng.runtime
+async def _modes(eng: Engine, name: str | None) -> ModesResponse:
+    col = collection_of(eng, name)
 
     def probe() -> list[ModeAvailability]:
-        with rt.in_use():  # a reload may retire this runtime meanwhile; keep it open while probing
-            view = rt.view
-            reasons = [(m, rt.pipeline.unavailable(view, eng.models, m)) for m in MODES]
+        reasons = [(m, col.unavailable(m)) for m in MODES]  # holds the runtime open while probing
         return [ModeAvailability(mode=m, available=r is None, reason=r) for m, r in reasons]
 
     return ModesResponse(modes=await asyncio.to_thread(probe))  # probing may read the index
+
+
+@router.get("/modes", response_model=ModesResponse, tags=["search"], dependencies=[READ])
+async def modes(eng: Annotated[Engine, Depends(engine)]) -> ModesResponse:
+    """Which search modes the default collection and its models can serve; for the others, why not."""
+    return await _modes(eng, None)
+
+
+@router.get("/collections/{name}/modes", response_model=ModesResponse, tags=["search"], dependencies=[READ])
+async def collection_modes(name: str, eng: Annotated[Engine, Depends(engine)]) -> ModesResponse:
+    """Which search modes this collection and its models can serve; for the others, why not."""
+    return await _modes(eng, name)
 
 
 def install_docs(app: FastAPI) -> None:

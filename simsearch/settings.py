@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from simsearch.models.files import default_bi_model
+from simsearch.models.registry import ModelEntry
 
-INDEX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+INDEX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # what builds accept (collections: simsearch.api.spec)
 MIN_KEY_CHARS = 16
 
 
@@ -21,6 +24,21 @@ def _check_key(key: str) -> None:
             f"keys must be at least {MIN_KEY_CHARS} characters "
             "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
         )
+
+
+class ScopedKey(BaseModel):
+    """A key with its scopes and, optionally, the only collections it may use."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: SecretStr
+    scopes: list[Literal["read", "write", "admin"]] = Field(default=["read"], min_length=1)
+    collections: list[str] | None = Field(None, min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _strong(cls, key: SecretStr) -> SecretStr:
+        _check_key(key.get_secret_value())
+        return key
 
 
 class Settings(BaseSettings):
@@ -46,9 +64,11 @@ class Settings(BaseSettings):
         description="Runtime of both encoders: `torch`, `onnx` (ONNX Runtime fp32) or `onnx-int8` "
         "(dynamic int8); exported on first use into `<model>/onnx/`.",
     )
-    query_prefix: str = Field("", description='Text put before every query (E5 models want "query: ").')
-    document_prefix: str = Field(
-        "", description="Text put before every document at index build time (recorded in the manifest)."
+    models: Annotated[dict[str, ModelEntry | str], NoDecode] = Field(
+        default_factory=dict,
+        description='The model registry as JSON: name -> folder, or name -> {"path", "kind" (bi or cross), '
+        '"query_prefix", "document_prefix", "languages", "backend"}. Always present besides: `minilm` (the '
+        "packaged all-MiniLM-L6-v2), `default` (SIMSEARCH_BI_MODEL) and `cross` (SIMSEARCH_CROSS_MODEL, when set).",
     )
     encode_batch_size: int = Field(32, ge=1, le=4096, description="Batch size of offline encoding.")
     torch_threads: int | None = Field(
@@ -58,7 +78,14 @@ class Settings(BaseSettings):
     # Data and indexes ---------------------------------------------------------------------------
     data_dir: Path = Field(Path("../shared/data"), description="Root of the evaluation and training data.")
     index_dir: Path = Field(Path("indexes"), description="Folder that holds the index folders.")
-    index_name: str = Field("scifact", pattern=INDEX_NAME_PATTERN, description="Index the service loads.")
+    index_name: str | None = Field(
+        "scifact",
+        description="The default collection: what the routes without a collection in their path (`/search`, "
+        "`/documents`) use; it must exist when the service starts. Empty: no default collection.",
+    )
+    max_collections: int = Field(
+        100, ge=1, le=10_000, description="Most collections one service holds; a create beyond gets 409."
+    )
     verify_checksums: bool = Field(True, description="Check every index file's SHA-256 when loading.")
     store: Literal["embedded", "milvus"] = Field(
         "embedded",
@@ -150,6 +177,12 @@ class Settings(BaseSettings):
         description="Bearer key of the admin endpoints (`POST /admin/reload`, `/admin/compact`); unset: they "
         "are off (SIGHUP still reloads).",
     )
+    scoped_keys: Annotated[list[ScopedKey], NoDecode] = Field(
+        default_factory=list,
+        description='Keys limited to scopes and collections, as JSON: [{"key": "...", "scopes": ["read", '
+        '"write"], "collections": ["docs", "notes"]}]; `collections` unset: every collection. A key limited to '
+        "collections gets 403 on others and does not see them in `GET /collections`.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
@@ -221,6 +254,36 @@ class Settings(BaseSettings):
             raise ValueError("must name a model folder or hub id")
         return value
 
+    @field_validator("index_name", mode="before")
+    @classmethod
+    def _index_name(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # set but empty: no default collection
+        if isinstance(value, str) and not re.fullmatch(INDEX_NAME_PATTERN, value):
+            raise ValueError("must be 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit")
+        return value
+
+    @field_validator("scoped_keys", mode="before")
+    @classmethod
+    def _scoped_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def collection(self) -> str:
+        """The default collection's name (what a job works on unless told otherwise)."""
+        if self.index_name is None:
+            raise ValueError("no collection named: SIMSEARCH_INDEX_NAME is empty (name one with --name)")
+        return self.index_name
+
     @property
     def index_path(self) -> Path:
-        return self.index_dir / self.index_name
+        return self.index_dir / self.collection

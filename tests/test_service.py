@@ -174,7 +174,7 @@ def test_similarity_reports_truncated_inputs(client: TestClient) -> None:
         ({"source": "s", "targets": ["t"] * 4}, "body.targets", "4 targets; the limit is 3 (SIMSEARCH_MAX_TARGETS)"),
         ({"source": "s", "targets": []}, "body.targets", "at least 1 item"),
         ({"source": "s", "targets": ["ok", "x" * 300]}, "body.targets.1", "300 characters"),
-        ({"pairs": [["a", "b"]], "model": "tri"}, "body.model", "Input should be 'bi' or 'cross'"),
+        ({"pairs": [["a", "b"]], "model": "tri"}, "body.model", "no model named 'tri' is configured"),
         (
             {"pairs": [["a", "b"]], "model": "cross"},
             "body.model",

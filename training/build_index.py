@@ -13,12 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
 from simsearch.evaluation.fusion_fit import fusion_after_build
 from simsearch.index.build import build_index
+from simsearch.index.manifest import Manifest
 from simsearch.index.open import open_index
-from simsearch.serving.runtime import StartupError, load_encoder
+from simsearch.serving.runtime import StartupError, job_model, policy_of, registered_name, registry_for
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,7 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", help="index name (default: SIMSEARCH_INDEX_NAME)")
     p.add_argument("--format", choices=["auto", "beir", "text"], default="auto")
     p.add_argument("--index-dir", type=Path, help="default: SIMSEARCH_INDEX_DIR")
-    p.add_argument("--model", help="bi-encoder folder (default: SIMSEARCH_BI_MODEL)")
+    p.add_argument(
+        "--model",
+        help="the bi-encoder: a name in the model registry (default: the collection's, else `default`: "
+        "SIMSEARCH_BI_MODEL), or a folder",
+    )
     p.add_argument("--index-type", default="faiss", help="ANN backend: faiss or exact (default: %(default)s)")
     p.add_argument(
         "--factory",
@@ -51,7 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and compaction tunes on them again. Never the queries you evaluate on.",
     )
     p.add_argument("--batch-size", type=int, help="default: SIMSEARCH_ENCODE_BATCH_SIZE")
-    p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
+    p.add_argument(
+        "--document-prefix",
+        help="with --model a folder: what goes before every document (a registered model has its own)",
+    )
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the index already exists")
     p.add_argument(
@@ -79,38 +88,51 @@ def read_queries(path: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = settings_with(
-        index_name=args.name,
-        index_dir=args.index_dir,
-        bi_model=args.model,
-        encode_batch_size=args.batch_size,
-        document_prefix=args.document_prefix,
-    )
+    settings = settings_with(index_name=args.name, index_dir=args.index_dir, encode_batch_size=args.batch_size)
+    try:
+        name = settings.collection
+    except ValueError as exc:
+        fail(str(exc))
     if args.if_missing and settings.index_path.exists():
         print(f"{settings.index_path} exists; nothing to do (--if-missing)")
         return 0
-    # 1. the encoder
+    # 1. the collection's specification (kept when it exists) and its model, from the registry
+    existing = Manifest.read(settings.index_path).spec if settings.index_path.exists() else None
+    if existing is not None and args.model and args.model != existing.model:
+        fail(f"collection {name!r} was created with model {existing.model!r}: rebuild it with that model, or delete it")
     try:
-        encoder = load_encoder(settings)
+        loaded = job_model(
+            settings, args.model or (existing.model if existing else None), document_prefix=args.document_prefix
+        )
     except StartupError as exc:
         fail(str(exc))
+    registered = (
+        registered_name(settings, loaded.entry.path)
+        if loaded.name not in registry_for(settings).entries
+        else loaded.name
+    )
+    spec = existing
+    if spec is None and registered is not None:
+        spec = CollectionSpec(model=registered, index=policy_of(args.factory))  # type: ignore[arg-type]
     # 2. check every line, encode, write into a temporary folder, publish
     params = {"factory": args.factory} if args.index_type == "faiss" else {}
     try:
         path = build_index(
             args.corpus,
-            encoder,
+            loaded.model,
             settings.index_dir,
-            settings.index_name,
+            name,
             fmt=args.format,
             kind=args.index_type,
             params=params,
-            document_prefix=settings.document_prefix,
+            document_prefix=loaded.entry.document_prefix,
             keep_builds=args.keep_builds,
             target_recall=args.target_recall,
             progress=not args.no_progress,
             tuning_queries=read_queries(args.tuning_queries) if args.tuning_queries else None,
-            query_prefix=settings.query_prefix,
+            query_prefix=loaded.entry.query_prefix,
+            model_name=registered,
+            spec=spec,
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

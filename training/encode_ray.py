@@ -42,6 +42,7 @@ from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index.manifest import ModelInfo
 from simsearch.models.files import file_sha256
+from simsearch.serving.runtime import StartupError, job_entry
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, required=True, help="corpus.jsonl, a BEIR folder, or a .txt file")
     p.add_argument("--name", help="index name (default: SIMSEARCH_INDEX_NAME)")
     p.add_argument("--index-dir", type=Path, help="default: SIMSEARCH_INDEX_DIR")
-    p.add_argument("--model", help="bi-encoder folder (default: SIMSEARCH_BI_MODEL)")
-    p.add_argument("--document-prefix", help="default: SIMSEARCH_DOCUMENT_PREFIX")
+    p.add_argument(
+        "--model", help="the bi-encoder: a registry name (default: `default`, SIMSEARCH_BI_MODEL) or a folder"
+    )
+    p.add_argument("--document-prefix", help="with --model a folder: what goes before every document")
     p.add_argument("--target", choices=["embedded", "milvus"], default="embedded")
     p.add_argument("--uri", help="Milvus: milvus-lite file or server (default: SIMSEARCH_MILVUS_URI)")
     p.add_argument("--collection", help="Milvus collection (default: SIMSEARCH_MILVUS_COLLECTION or the name)")
@@ -352,14 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace", action="store_true", help="Milvus: drop an existing collection at a fresh start")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    settings = settings_with(
-        index_name=args.name, index_dir=args.index_dir, bi_model=args.model, document_prefix=args.document_prefix
-    )
+    settings = settings_with(index_name=args.name, index_dir=args.index_dir)
+    try:
+        model, registry = job_entry(settings, args.model, document_prefix=args.document_prefix)
+    except StartupError as exc:
+        fail(str(exc))
+    entry = registry.entries[model]
     cfg = EncodeConfig(
         corpus=args.corpus,
-        name=settings.index_name,
-        model=settings.bi_model,
-        document_prefix=settings.document_prefix,
+        name=settings.collection,
+        model=entry.path,
+        document_prefix=entry.document_prefix,
         target=args.target,
         batch_size=args.batch_size,
         encode_batch_size=settings.encode_batch_size,

@@ -35,7 +35,7 @@ def choose(index: str | None, index_dir: Path | None, data: Path | None, split: 
             runtime.direct_models(),
             data,
             split=split,
-            query_prefix=settings.query_prefix,
+            query_prefix=runtime.bi.entry.query_prefix,
             progress=progress,
         )
     finally:

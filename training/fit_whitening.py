@@ -74,7 +74,7 @@ def validator(
         qrels = load_qrels(args.val_beir, split)
         queries = load_queries(args.val_beir)
         qids = sorted(q for q in qrels if q in queries)
-        q = encoder.encode([queries[i] for i in qids], prefix=settings_with().query_prefix)
+        q = encoder.encode([queries[i] for i in qids], prefix="")  # the model being whitened: no registry entry
         return (
             f"nDCG@10 x100 on {args.val_beir} ({split})",
             lambda w: ndcg_from_vectors(apply(w, corpus_vectors), doc_ids, apply(w, q), qids, qrels),

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     settings = settings_with(index_name=args.name, index_dir=args.index_dir)
     try:
-        build = rollback(settings.index_dir, settings.index_name)
+        build = rollback(settings.index_dir, settings.collection)
     except (IndexLoadError, BuildLockedError) as exc:
         fail(str(exc))
     print(f"{settings.index_path} -> {build.name}")

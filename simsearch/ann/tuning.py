@@ -39,6 +39,26 @@ def auto_factory(n: int, dim: int, exact_limit: int = EXACT_LIMIT, pq_limit: int
     return f"IVF{lists},PQ{dim // 4}"
 
 
+def resolve_factory(requested: str, n: int, dim: int, exact_limit: int = EXACT_LIMIT) -> str:
+    """A FAISS factory string for what was asked: ``auto`` (by size, as :func:`auto_factory`), a collection's
+    index policy (``flat``, ``hnsw``, ``ivf``), or a factory string as it is. An empty collection is always
+    ``Flat``: there is nothing to train a quantiser on, and the next compaction chooses again."""
+    if n == 0:
+        return "Flat"
+    policy = requested.lower()
+    if policy == "auto":
+        return auto_factory(n, dim, exact_limit)
+    if policy == "flat":
+        return "Flat"
+    if policy == "hnsw":
+        return "HNSW32"
+    if policy == "ivf":
+        # faiss wants at least 39 training points per list: fewer lists for a small collection
+        lists = max(1, min(1 << round(math.log2(4 * math.sqrt(n))), n // 39))
+        return f"IVF{lists},Flat"
+    return requested
+
+
 def recall_at_10(index: FaissIndex, vectors: np.ndarray, sample: np.ndarray, truth: np.ndarray) -> float:
     _, found = index.search(vectors[sample], 11)
     hits = 0
@@ -81,7 +101,7 @@ def build_tuned(
     on held-apart corpus vectors."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
-    factory = auto_factory(n, dim, exact_limit) if factory == "auto" else factory
+    factory = resolve_factory(factory, n, dim, exact_limit)
     index = FaissIndex(dim, factory=factory)
     if not index.index.is_trained:
         rng = np.random.default_rng(seed)

@@ -7,15 +7,22 @@ reference; Milvus (simsearch.collection.milvus) implements the same methods, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from simsearch.api.spec import CollectionSpec
 from simsearch.collection.delta import WriteResult
 from simsearch.data.corpus import Document
-from simsearch.index.manifest import ModelInfo
+from simsearch.index.manifest import CurInfo, FusionInfo, ModelInfo, RerankInfo
 from simsearch.search.view import SearchView
+
+Score = Callable[[list[tuple[str, str]]], np.ndarray]  # pairs -> cross-encoder scores
+
+
+class CompactionError(RuntimeError):
+    """The collection cannot be compacted as asked (the message says why and what to do)."""
 
 
 class CollectionSearchView(SearchView, Protocol):
@@ -63,8 +70,38 @@ class Collection(Protocol):
 
     def uncompacted(self) -> int: ...
 
+    @property
+    def spec(self) -> CollectionSpec | None:
+        """The specification it was created with (``None``: made before specifications were recorded)."""
+        ...
+
+    @property
+    def fusion(self) -> FusionInfo | None:
+        """How ``hybrid`` fuses here, as measured (``None``: never measured)."""
+        ...
+
+    @property
+    def rerank(self) -> RerankInfo | None:
+        """The measured rerank weight and what it was measured with (``None``: never measured)."""
+        ...
+
+    @property
+    def cur_info(self) -> CurInfo | None:
+        """How the CUR arrays were fitted (``None``: no CUR arrays)."""
+        ...
+
+    def compact(self, cross_score: Score | None, cross_sha256: str | None) -> bool:
+        """Fold the writes into the stored data now; ``False`` when there was nothing to fold.
+        :class:`CompactionError` where the store merges its segments itself (Milvus)."""
+        ...
+
+    def stale(self) -> bool:
+        """Whether a newer build than this one's was published by another process (a replica then reopens)."""
+        ...
+
     def describe(self) -> dict[str, Any]:
-        """What ``GET /indexes`` shows: the manifest or its equivalent."""
+        """What ``GET /collections/{name}`` shows: the manifest or its equivalent, with live counts and no
+        path of the server's."""
         ...
 
     def close(self) -> None: ...

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from simsearch.collection.base import CompactionError, Score
 from simsearch.collection.embedded import EmbeddedCollection, ReadOnlyError
 from simsearch.index import layout
 from simsearch.index.build import finish_build
@@ -31,12 +31,6 @@ from simsearch.index.docstore import DocStoreWriter
 from simsearch.index.manifest import CurInfo, Manifest, SourceInfo
 from simsearch.index.publish import build_lock, prune_builds, publish, staged
 from simsearch.models.files import file_sha256
-
-Score = Callable[[list[tuple[str, str]]], np.ndarray]  # pairs -> cross-encoder scores
-
-
-class CompactionError(RuntimeError):
-    """The collection cannot be compacted as asked (the message says why and what to do)."""
 
 
 def compact(
@@ -76,9 +70,7 @@ def compact(
         if (root / name).resolve() != index.path:
             raise CompactionError(f"{root / name} no longer points at build {m.build_id}: reload, then compact")
         survivors = np.setdiff1d(np.arange(base.count), state.dead_base)
-        count = len(survivors) + len(new_docs)
-        if count == 0:
-            raise CompactionError(f"every document of {name!r} was deleted: an empty collection is not a build")
+        count = len(survivors) + len(new_docs)  # 0 when every document was deleted: an empty build
         with staged(root, name) as (tmp, final):
             vectors = np.lib.format.open_memmap(
                 tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, m.model.dimension)

@@ -21,14 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from simsearch.api.spec import CollectionSpec
+from simsearch.collection.base import Score
 from simsearch.collection.delta import DeltaState, WriteResult
 from simsearch.collection.view import BaseSegment, CollectionView
 from simsearch.collection.write_log import Batch, WriteLog, WriteOp
 from simsearch.data.corpus import Document
 from simsearch.index import layout
-from simsearch.index.manifest import ModelInfo
+from simsearch.index.manifest import CurInfo, FusionInfo, Manifest, ModelInfo, RerankInfo
 from simsearch.index.open import LoadedIndex, open_index
 from simsearch.lexical import LexicalIndex
+from simsearch.models.files import display_name
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +142,37 @@ class EmbeddedCollection:
         self._view = CollectionView(self.name, self.base, state, searcher)  # one assignment: atomic for readers
         return result
 
+    @property
+    def spec(self) -> CollectionSpec | None:
+        return self.index.manifest.spec
+
+    @property
+    def fusion(self) -> FusionInfo | None:
+        return self.index.manifest.fusion
+
+    @property
+    def rerank(self) -> RerankInfo | None:
+        return self.index.manifest.rerank
+
+    @property
+    def cur_info(self) -> CurInfo | None:
+        return self.index.manifest.cur
+
+    def compact(self, cross_score: Score | None, cross_sha256: str | None) -> bool:
+        from simsearch.collection.compact import compact  # compaction builds on this module
+
+        return compact(self, cross_score=cross_score, cross_sha256=cross_sha256) is not None
+
+    def stale(self) -> bool:
+        link = self.index.path.parent / self.name
+        try:
+            return link.resolve(strict=True) != self.index.path
+        except OSError:  # the link is gone: the collection was deleted
+            return True
+
     def describe(self) -> dict[str, Any]:
-        return {
-            **self.index.manifest.model_dump(mode="json"),
-            "live": {"sequence": self.sequence, "documents": self._view.count, "uncompacted": self.uncompacted()},
-        }
+        manifest = public_manifest(self.index.manifest)
+        return {"backend": self.backend, "folder": self.index.path.name, **manifest}
 
     def close(self) -> None:
         if self.lexical is not None:
@@ -151,3 +180,17 @@ class EmbeddedCollection:
         if self.log is not None:
             self.log.close()
         self.index.close()
+
+
+def public_manifest(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as callers may see it: models by name, folder and hash, never where they live on the
+    server, and the corpus by its file name."""
+    out = manifest.model_dump(mode="json")
+    out["model"]["path"] = display_name(manifest.model.path)
+    out["source"]["path"] = (
+        display_name(manifest.source.path) if manifest.source.format != "compaction" else (manifest.source.path)
+    )
+    for part in ("cur", "rerank"):
+        if out.get(part) and out[part].get("cross_encoder"):
+            out[part]["cross_encoder"]["path"] = display_name(out[part]["cross_encoder"]["path"])
+    return out

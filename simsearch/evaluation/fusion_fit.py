@@ -54,7 +54,7 @@ def score_fusions(
     """nDCG@10 and Recall@100 of each fusion over the retrieved lists."""
     id_of: dict[int, str] = {}
     keys = {k for d, lex in lists.values() for k, _ in (*d, *lex)}
-    id_of.update(zip(sorted(keys), (doc.id for doc in view.documents(sorted(keys))), strict=True))
+    id_of.update(zip(sorted(keys), (doc.id if doc else "" for doc in view.documents(sorted(keys))), strict=True))
     scores = {}
     for name, fusion in fusions.items():
         run = {qid: [id_of[k] for k, _ in fuse(d, lex, fusion)[:FUSION_DEPTH]] for qid, (d, lex) in lists.items()}

@@ -65,7 +65,7 @@ def fit_rerank_weight(
         raise ValueError(f"{data} has no judged queries in split {split!r}")
     scored = rerank_scores(pipeline, view, models, queries, candidates=candidates, k_r=k_r, progress=progress)
     keys = sorted({k for ks, _, _ in scored.values() for k in ks})
-    doc_id = dict(zip(keys, (d.id for d in view.documents(keys)), strict=True))
+    doc_id = dict(zip(keys, (d.id if d else "" for d in view.documents(keys)), strict=True))
     validation = {}
     for w in WEIGHTS:
         run = {}

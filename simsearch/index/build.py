@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from simsearch.ann import AnnIndex, backend, create_index
 from simsearch.ann.tuning import build_tuned
+from simsearch.api.spec import CollectionSpec
 from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index import layout
 from simsearch.index.docstore import DocStore, DocStoreWriter
@@ -49,6 +50,8 @@ def build_index(
     lexical: bool = True,
     tuning_queries: list[str] | None = None,
     query_prefix: str = "",
+    model_name: str | None = None,
+    spec: CollectionSpec | None = None,
 ) -> Path:
     """Validate, encode and write ``root/<name>``; return the published path (the symlink).
 
@@ -60,14 +63,7 @@ def build_index(
     corpus_file, resolved_fmt = resolve_corpus(corpus, fmt)
     count = scan_corpus(corpus_file, resolved_fmt)  # every bad line is reported before encoding starts
     backend(kind)  # an unknown index type fails now, not after the encoding
-    model = ModelInfo(
-        path=encoder.path,
-        sha256=encoder.sha256,
-        dimension=encoder.dim,
-        max_seq_length=encoder.max_seq_length,
-        document_prefix=document_prefix,
-        whitening=encoder.whitening,
-    )
+    model = model_info(encoder, document_prefix, model_name)
     encoding = [0.0]  # seconds spent in the encoder
 
     def encode(_start: int, chunk: list[Document]) -> np.ndarray:
@@ -94,7 +90,55 @@ def build_index(
         tuning_queries=encoder.encode(tuning_queries, prefix=query_prefix) if tuning_queries else None,
         progress=progress,
         desc=f"encoding {name}",
+        spec=spec,
     )
+
+
+def model_info(encoder: BiEncoder, document_prefix: str, name: str | None = None) -> ModelInfo:
+    """What a build records of the model that encoded it."""
+    return ModelInfo(
+        name=name,
+        path=encoder.path,
+        sha256=encoder.sha256,
+        dimension=encoder.dim,
+        max_seq_length=encoder.max_seq_length,
+        document_prefix=document_prefix,
+        whitening=encoder.whitening,
+    )
+
+
+def create_empty(root: Path, name: str, model: ModelInfo, spec: CollectionSpec, *, lexical: bool = True) -> Path:
+    """Publish an empty build of ``name`` (no documents: writes fill it, compaction folds them in), or raise
+    ``FileExistsError`` when the name is taken. The same staged folder and atomic publish as every build,
+    so a create killed half-way leaves either nothing or a complete collection."""
+    root = Path(root)
+    with build_lock(root, name):
+        if (root / name).exists() or (root / name).is_symlink():
+            raise FileExistsError(f"collection {name!r} exists")
+        with staged(root, name) as (tmp, final):
+            started = time.perf_counter()
+            embeddings = np.zeros((0, model.dimension), dtype=np.float32)
+            np.save(tmp / layout.EMBEDDINGS_FILE, embeddings)
+            if DocStoreWriter(tmp / layout.DOCS_FILE).close() != 0:
+                raise RuntimeError("an empty build holds documents")
+            params = {"factory": spec.index}
+            info, lexical_info, files = finish_build(tmp, embeddings, "faiss", params, 0.95, lexical)
+            Manifest(
+                name=name,
+                build_id=layout.build_id_of(final),
+                built_at=datetime.now(UTC),
+                build_seconds=round(time.perf_counter() - started, 3),
+                docs_per_s=0.0,
+                count=0,
+                model=model,
+                index=info,
+                source=SourceInfo(path="created empty", format="empty", sha256=""),
+                files=files,
+                lexical=lexical_info,
+                spec=spec,
+                sequence=log_sequence(root, name),
+            ).write(tmp)
+        return publish(root, name, final)
 
 
 def write_build(
@@ -117,6 +161,7 @@ def write_build(
     tuning_queries: np.ndarray | None,
     progress: bool,
     desc: str,
+    spec: CollectionSpec | None = None,
 ) -> Path:
     """What every build from a corpus does, wherever its vectors come from: under the build lock, in a
     staging folder, the documents (checked with ``scan_corpus`` beforehand: ``count`` of them) and their
@@ -158,6 +203,7 @@ def write_build(
                 source=SourceInfo(path=str(corpus_file), format=fmt, sha256=file_sha256(corpus_file)),
                 files=files,
                 lexical=lexical_info,
+                spec=spec,
                 # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
                 sequence=log_sequence(root, name),
             ).write(tmp)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from simsearch.api.spec import CollectionSpec
 from simsearch.atomic import atomic_write_json
 from simsearch.index.layout import MANIFEST_FILE
 
@@ -21,6 +22,7 @@ class ManifestError(ValueError):
 
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, description="The model's name in the registry (simsearch.models.registry).")
     path: str = Field(description="Model path or id as configured when the index was built.")
     sha256: str = Field(description="Hash of the model's weights and configs (simsearch.models.files).")
     dimension: int
@@ -123,6 +125,7 @@ class Manifest(BaseModel):
     lexical: LexicalInfo | None = None
     fusion: FusionInfo | None = None
     rerank: RerankInfo | None = None
+    spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
     sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
     compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 

@@ -18,7 +18,12 @@ Ranked = list[tuple[int, float]]
 
 
 class ModeUnavailableError(ValueError):
-    """A search mode this index or configuration cannot serve; the message names the fix."""
+    """A search mode this index or configuration cannot serve; the message names the fix, ``field`` the
+    part of the request that asked for it (``mode``, or ``filter`` for a filter this view cannot apply)."""
+
+    def __init__(self, message: str, field: str = "mode") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,10 @@ class SearchView(Protocol):
         """What the models read for these keys (title and text)."""
         ...
 
-    def documents(self, keys: Sequence[int]) -> list[Document]: ...
+    def documents(self, keys: Sequence[int]) -> Sequence[Document | None]:
+        """The documents of ``keys``, in order; ``None`` for one deleted after the search found it (a store
+        that reads live, such as Milvus): it is left out of the hits."""
+        ...
 
 
 def ranked(scores: np.ndarray, positions: np.ndarray) -> list[Ranked]:
@@ -77,10 +80,11 @@ def ranked(scores: np.ndarray, positions: np.ndarray) -> list[Ranked]:
     ]
 
 
-def to_hits(docs: Sequence[Document], ranking: Ranked) -> list[Hit]:
+def to_hits(docs: Sequence[Document | None], ranking: Ranked) -> list[Hit]:
     return [
         Hit(id=d.id, score=s, title=d.title, text=d.text, metadata=d.metadata)
         for d, (_, s) in zip(docs, ranking, strict=True)
+        if d is not None
     ]
 
 
@@ -113,7 +117,7 @@ class IndexView:
     @staticmethod
     def _no_filter(flt: Filter | None) -> None:
         if flt is not None:
-            raise ModeUnavailableError("this view has no document metadata to filter on")
+            raise ModeUnavailableError("this view has no document metadata to filter on", field="filter")
 
     def dense(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
         self._no_filter(flt)

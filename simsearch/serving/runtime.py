@@ -1,7 +1,11 @@
-"""Everything the service holds in memory, loaded from settings in one call.
+"""A collection opened with its models, ready to search: what the service holds per collection, and what
+the offline jobs open (``load_runtime``: the default collection, as the service would).
 
-Start-up problems (a missing model, a missing, corrupt or mismatched index) become one
-:class:`StartupError` whose message says what is wrong and how to fix it.
+The models come from the registry (simsearch.models.registry) by the names in the collection's
+specification; the pairing is checked when the collection opens: the bi-encoder must hash to the weights
+the collection was written with and carry the same document prefix, and CUR arrays must have been fitted
+with the named cross-encoder. Start-up problems become one :class:`StartupError` whose message says what
+is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -9,19 +13,26 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from simsearch.api.spec import CollectionSpec
 from simsearch.collection.base import Collection, CollectionSearchView
 from simsearch.collection.embedded import EmbeddedCollection
-from simsearch.collection.open import CollectionOpenError, open_collection
+from simsearch.collection.manager import EmbeddedStore, MilvusStore, Store
+from simsearch.collection.open import CollectionOpenError, connect, milvus_collection_name, milvus_token, public_uri
 from simsearch.collection.write_log import LogMismatchError
 from simsearch.index import IndexLoadError
-from simsearch.index.open import LoadedIndex, open_index
+from simsearch.index.manifest import ModelInfo
+from simsearch.index.open import LoadedIndex
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
+from simsearch.models.files import display_name, model_hash
 from simsearch.models.loading import ModelLoadError
+from simsearch.models.registry import CROSS, DEFAULT, LoadedModel, ModelEntry, ModelRegistry, entries_from
 from simsearch.search import DirectModels, SearchPipeline
 from simsearch.serving.batching import alone_lane, on_passing_thread
 from simsearch.settings import Settings
@@ -56,24 +67,35 @@ class Threads:
 
 @dataclass
 class Runtime:
-    """A loaded collection with the models that search it. A reload makes a new one; every request keeps
-    the one it started with, and a replaced runtime is closed when its last request has finished
-    (counted, not timed: a slow request never finds its index closed under it)."""
+    """One collection with the models that search it. A reload makes a new one; every request keeps the
+    one it started with, and a replaced runtime is closed when its last request has finished (counted, not
+    timed: a slow request never finds its index closed under it). ``on_closed`` runs after the close (a
+    removed collection's files are deleted then)."""
 
     settings: Settings
-    encoder: BiEncoder
+    spec: CollectionSpec
+    bi: LoadedModel
     collection: Collection
     pipeline: SearchPipeline
-    cross: CrossScorer | None = None
+    cross_model: LoadedModel | None = None
     threads: Threads = Threads(alone=1, shared=1, streams=1)
+    on_closed: Callable[[], None] | None = None
     _users: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
+    def encoder(self) -> BiEncoder:
+        return self.bi.model
+
+    @property
+    def cross(self) -> CrossScorer | None:
+        return self.cross_model.model if self.cross_model is not None else None
+
+    @property
     def index(self) -> LoadedIndex:
-        """The embedded collection's base build (the Milvus store has none)."""
+        """The embedded collection's base build (jobs that read the build's files; Milvus has none)."""
         if not isinstance(self.collection, EmbeddedCollection):
             raise TypeError(f"the {self.collection.backend} store has no index folder")
         return self.collection.index
@@ -110,10 +132,13 @@ class Runtime:
             if last:
                 self._close_now()
 
-    def retire(self) -> None:
-        """A newer runtime serves new requests: close this one as soon as no request uses it."""
+    def retire(self, on_closed: Callable[[], None] | None = None) -> None:
+        """A newer runtime serves new requests (or none: the collection was removed): close this one as soon
+        as no request uses it, then run ``on_closed``."""
         with self._lock:
             self._retired = True
+            if on_closed is not None:
+                self.on_closed = on_closed
             idle = self._users == 0
         if idle:
             self._close_now()
@@ -123,143 +148,260 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
-        self.collection.close()
+        try:
+            self.collection.close()
+        finally:
+            if self.on_closed is not None:
+                self.on_closed()
 
     def close(self) -> None:
         self._close_now()
 
 
-def load_encoder(settings: Settings) -> BiEncoder:
-    if settings.torch_threads:
-        import torch
+# -- models -----------------------------------------------------------------------------------------------
 
-        torch.set_num_threads(settings.torch_threads)
+
+def model_loader(settings: Settings, threads: Threads) -> Callable[[ModelEntry], Any]:
+    """How the registry loads one entry: on a thread that ends afterwards (its torch threads go with it),
+    warmed up there and on the alone lane, so the first request pays no first forward pass."""
+
+    def load(entry: ModelEntry) -> Any:
+        backend = entry.backend or settings.backend
+        kwargs = {"device": settings.device, "batch_size": settings.encode_batch_size, "backend": backend}
+
+        def load_and_warm() -> Any:
+            if settings.torch_threads:
+                import torch
+
+                torch.set_num_threads(settings.torch_threads)
+            if entry.kind == "cross":
+                model: Any = CrossScorer.load(entry.path, threads=threads.alone, **kwargs)  # type: ignore[arg-type]
+            else:
+                model = BiEncoder.load(entry.path, threads=threads.alone, **kwargs)  # type: ignore[arg-type]
+            _warm(model, threads.shared)
+            return model
+
+        try:
+            model = on_passing_thread(load_and_warm)
+        except ModelLoadError as exc:
+            raise StartupError(f"{exc} (setting SIMSEARCH_MODELS)") from None
+        alone_lane().submit(_warm, model, threads.alone).result()  # where lone batches will run
+        return model
+
+    return load
+
+
+def _warm(model: Any, threads: int) -> None:
+    """The first forward pass is slow (and an ONNX session per thread count is made on first use)."""
+    if isinstance(model, CrossScorer):
+        model.score([("warm-up", "warm-up")], threads=threads)
+    else:
+        model.encode(["warm-up"], threads=threads)
+
+
+def registry_for(settings: Settings, threads: Threads | None = None) -> ModelRegistry:
+    entries = entries_from(settings.models, settings.bi_model, settings.cross_model)
+    return ModelRegistry(entries, model_loader(settings, threads or Threads.from_settings(settings)))
+
+
+def load_encoder(settings: Settings, name: str = DEFAULT) -> BiEncoder:
+    """The bi-encoder a job uses: the registry's ``name`` (``default``: SIMSEARCH_BI_MODEL)."""
     try:
-        return BiEncoder.load(
-            settings.bi_model,
-            device=settings.device,
-            batch_size=settings.encode_batch_size,
-            backend=settings.backend,
-            threads=Threads.from_settings(settings).alone,  # the default session is the one a lone batch uses
+        return registry_for(settings).bi(name).model
+    except KeyError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def job_entry(
+    settings: Settings, model: str | None = None, *, document_prefix: str | None = None
+) -> tuple[str, ModelRegistry]:
+    """The bi-encoder a job encodes with, not loaded: ``model`` as a registry name (``None``: ``default``),
+    or a folder given on the command line (added to the registry under its path, with ``document_prefix``).
+    Returns its name and the registry that holds it."""
+    registry = registry_for(settings)
+    name = model or DEFAULT
+    if name not in registry.entries:
+        entry = ModelEntry(path=name, document_prefix=document_prefix or "")
+        registry = ModelRegistry(
+            {**registry.entries, name: entry}, model_loader(settings, Threads.from_settings(settings))
         )
-    except ModelLoadError as exc:
-        raise StartupError(f"{exc} (setting SIMSEARCH_BI_MODEL)") from None
+    elif document_prefix is not None and registry.entries[name].document_prefix != document_prefix:
+        raise StartupError(
+            f"model {name!r} has document prefix {registry.entries[name].document_prefix!r} in the registry; "
+            "a prefix is part of a model's entry (SIMSEARCH_MODELS), not of a build"
+        )
+    if registry.entries[name].kind != "bi":
+        raise StartupError(f"model {name!r} is a cross-encoder; a build needs a bi-encoder")
+    return name, registry
+
+
+def job_model(settings: Settings, model: str | None = None, *, document_prefix: str | None = None) -> LoadedModel:
+    """:func:`job_entry`, loaded."""
+    name, registry = job_entry(settings, model, document_prefix=document_prefix)
+    return registry.bi(name)
+
+
+def registered_name(settings: Settings, path: str) -> str | None:
+    """The registry name of a bi-encoder folder, if one entry points at it."""
+    target = Path(path).resolve() if Path(path).exists() else None
+    for name, entry in sorted(registry_for(settings).entries.items()):
+        if entry.kind == "bi" and (entry.path == path or (target and Path(entry.path).resolve() == target)):
+            return name
+    return None
 
 
 def load_cross(settings: Settings) -> CrossScorer | None:
     if not settings.cross_model:
         return None
-    try:
-        return CrossScorer.load(
-            settings.cross_model,
-            device=settings.device,
-            batch_size=settings.encode_batch_size,
-            backend=settings.backend,
-            threads=Threads.from_settings(settings).alone,
-        )
-    except ModelLoadError as exc:
-        raise StartupError(f"{exc} (setting SIMSEARCH_CROSS_MODEL)") from None
+    return registry_for(settings).cross(CROSS).model
 
 
-def check_cross(collection: Collection, cross: CrossScorer | None) -> None:
-    """Refuse CUR arrays fitted with another cross-encoder than the configured one."""
-    cur = collection.index.manifest.cur if isinstance(collection, EmbeddedCollection) else collection.info.cur  # type: ignore[attr-defined]
-    if cur is not None and cross is not None and cur.cross_encoder.sha256 != cross.sha256:
-        fitted = cur.cross_encoder
+# -- collections ------------------------------------------------------------------------------------------
+
+
+def store_for(settings: Settings) -> Store:
+    """The configured store: the embedded one under ``index_dir``, or Milvus at ``milvus_uri``."""
+    if settings.store == "embedded":
+        return EmbeddedStore(settings.index_dir, verify=settings.verify_checksums)
+    client = connect(settings.milvus_uri, milvus_token(settings))
+    fixed = {settings.index_name: milvus_collection_name(settings)} if settings.index_name else {}
+    return MilvusStore(client, public_uri(settings.milvus_uri), fixed=fixed)
+
+
+def policy_of(requested: str | None) -> str:
+    """A build's requested index type as a specification's policy (builds made before specifications)."""
+    low = (requested or "auto").lower()
+    return next((p for p in ("flat", "hnsw", "ivf") if low.startswith(p)), "auto")
+
+
+def resolve_spec(collection: Collection, registry: ModelRegistry, *, default_collection: bool) -> CollectionSpec:
+    """The collection's specification; for one made before specifications were recorded, what it holds:
+    the registry model with its weights' hash (``default`` first) and, for the default collection, the
+    configured cross-encoder, as before."""
+    cross_default = CROSS if default_collection and CROSS in registry.entries else None
+    if collection.spec is not None:
+        if collection.spec.cross is None and cross_default is not None:  # SIMSEARCH_CROSS_MODEL, as before
+            return collection.spec.model_copy(update={"cross": cross_default})
+        return collection.spec
+    built = collection.model
+    name = registry.find(built.sha256, "bi", prefer=built.name or DEFAULT)
+    if name is None:
         raise IndexLoadError(
-            f"index {collection.name!r} has CUR arrays fitted with cross-encoder {fitted.path} "
-            f"(sha256 {fitted.sha256[:12]}), but the configured one is {cross.path} (sha256 {cross.sha256[:12]}): "
-            "set SIMSEARCH_CROSS_MODEL to the fitted one, or fit CUR again with this one"
+            f"collection {collection.name!r} was built with model {display_name(built.path)} (sha256 "
+            f"{built.sha256[:12]}), which no registered model matches: register it in SIMSEARCH_MODELS or set "
+            "SIMSEARCH_BI_MODEL to it"
         )
+    requested = getattr(getattr(collection, "index", None), "manifest", None)
+    policy = policy_of(requested.index.requested if requested is not None else None)
+    return CollectionSpec(model=name, cross=cross_default, index=policy)  # type: ignore[arg-type]
+
+
+def check_models(collection: Collection, spec: CollectionSpec, registry: ModelRegistry) -> None:
+    """Refuse a pairing that would search wrongly: other weights, another document prefix, CUR arrays of
+    another cross-encoder. Hashes only: no model is loaded for the check."""
+    built: ModelInfo = collection.model
+    entry = registry.entry(spec.model)
+    digest = model_hash(entry.path)
+    if digest != built.sha256:
+        raise IndexLoadError(
+            f"collection {collection.name!r} was built with model {spec.model!r} of sha256 {built.sha256[:12]} "
+            f"({display_name(built.path)}), but the registry's {spec.model!r} is {display_name(entry.path)} "
+            f"(sha256 {digest[:12]}): point {spec.model!r} at the model it was built with (SIMSEARCH_MODELS), "
+            "or rebuild the collection"
+        )
+    if entry.document_prefix != built.document_prefix:
+        raise IndexLoadError(
+            f"collection {collection.name!r} was written with document prefix {built.document_prefix!r}, but "
+            f"model {spec.model!r} has {entry.document_prefix!r} (SIMSEARCH_MODELS): queries and documents "
+            "must get their model's prefixes"
+        )
+    cur = collection.cur_info
+    if cur is not None and spec.cross is not None:
+        fitted = cur.cross_encoder
+        cross_entry = registry.entry(spec.cross, "cross")
+        if model_hash(cross_entry.path) != fitted.sha256:
+            raise IndexLoadError(
+                f"collection {collection.name!r} has CUR arrays fitted with cross-encoder "
+                f"{display_name(fitted.path)} (sha256 {fitted.sha256[:12]}), but {spec.cross!r} is "
+                f"{display_name(cross_entry.path)}: point it at the fitted one, or fit CUR again with this one "
+                "(setting SIMSEARCH_CROSS_MODEL or SIMSEARCH_MODELS)"
+            )
 
 
 def runtime_for(
     settings: Settings,
-    index: LoadedIndex | None,
-    encoder: BiEncoder,
-    cross: CrossScorer | None,
+    registry: ModelRegistry,
+    collection: Collection,
     threads: Threads,
-    writable: bool | None = None,
+    *,
+    default_collection: bool = False,
 ) -> Runtime:
-    """Open the configured collection (the embedded one over ``index``, its log replayed; or Milvus) for
-    these models, refusing a mismatch. ``writable=False``: a reader that never writes (jobs; replicas)."""
-    if writable is not None:
-        settings = settings.model_copy(update={"read_only": not writable})
-    collection = open_collection(settings, index, encoder)
-    try:
-        check_cross(collection, cross)
-    except IndexLoadError:
-        collection.close()
-        raise
-    measured = index.manifest.rerank if index is not None else None
+    """Pair an opened collection with its models (loaded on first use), refusing a mismatch; the caller
+    closes ``collection`` if this raises."""
+    spec = resolve_spec(collection, registry, default_collection=default_collection)
+    check_models(collection, spec, registry)
+    bi = registry.bi(spec.model)
+    cross = registry.cross(spec.cross) if spec.cross is not None else None
+    measured = collection.rerank
     weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0
+    clip = cross.model.clip if cross is not None else None
     pipeline = SearchPipeline(
-        query_prefix=settings.query_prefix,
-        cross_query=cross.clip if cross else None,
+        query_prefix=bi.entry.query_prefix,
+        cross_query=clip,
         rerank_weight=weight,
         rerank_candidates=measured.candidates if measured else "dense",
     )
-    return Runtime(settings, encoder, collection, pipeline, cross, threads)
+    return Runtime(settings, spec, bi, collection, pipeline, cross, threads)
 
 
-def _open_index(settings: Settings) -> LoadedIndex | None:
-    """The published build, for the embedded store (Milvus reads nothing from the index folder)."""
-    return open_index(settings.index_path, verify=settings.verify_checksums) if settings.store == "embedded" else None
-
-
-def open_runtime(settings: Settings, encoder: BiEncoder, cross: CrossScorer | None, threads: Threads) -> Runtime:
-    """Open the newest build of the configured collection for already loaded models (every reload)."""
-    index = _open_index(settings)
+def open_runtime(
+    settings: Settings,
+    registry: ModelRegistry,
+    store: Store,
+    name: str,
+    threads: Threads,
+    *,
+    writable: bool | None = None,
+) -> Runtime:
+    """Open collection ``name`` of ``store`` with its models; a broken or mismatched one raises
+    :class:`IndexLoadError` (or :class:`StartupError` for a model that cannot load) and leaves nothing open."""
+    write = settings.writable if writable is None else writable
     try:
-        return runtime_for(settings, index, encoder, cross, threads)
-    except CollectionOpenError as exc:
-        if index is not None:
-            index.close()
+        collection = store.open(name, writable=write)
+    except (CollectionOpenError, LogMismatchError) as exc:
         raise IndexLoadError(str(exc)) from None
+    except LookupError as exc:
+        raise IndexLoadError(str(exc)) from None
+    try:
+        return runtime_for(settings, registry, collection, threads, default_collection=name == settings.index_name)
+    except KeyError as exc:  # a model the specification names is not registered
+        collection.close()
+        raise IndexLoadError(f"collection {name!r}: {exc}") from None
     except BaseException:
-        if index is not None:
-            index.close()
+        collection.close()
         raise
 
 
-def warm(rt: Runtime, threads: int) -> None:
-    """One search's work on ``threads`` intra-op threads, on the calling thread: a query encoded, the
-    index searched and its document read, and the cross-encoder's forward pass."""
-    vector = rt.encoder.encode(["warm-up"], threads=threads)[0]
-    rt.view.documents([key for key, _ in rt.view.dense(vector, 1)])
-    if rt.cross is not None:
-        rt.cross.score([("warm-up", "warm-up")], threads=threads)
-
-
-def load_runtime(settings: Settings, *, writable: bool | None = None) -> Runtime:
-    """Open the index first (cheap, and the likelier thing to be wrong), then the models."""
-    try:
-        index = _open_index(settings)
-    except IndexLoadError as exc:
-        raise StartupError(str(exc)) from None
+def load_runtime(settings: Settings, *, writable: bool | None = None, name: str | None = None) -> Runtime:
+    """Open the default collection (or ``name``) with its models, as the service does; for the jobs."""
     threads = Threads.from_settings(settings)
-
-    def load() -> Runtime:
-        encoder = load_encoder(settings)
-        cross = load_cross(settings)
-        rt = runtime_for(settings, index, encoder, cross, threads, writable)
-        # the first forward pass is slow (and an ONNX session per thread count is made on first use): pay
-        # it before the first request, for both ways a batch can run
-        warm(rt, threads.shared)
-        return rt
-
+    target = name or settings.index_name
+    if target is None:
+        raise StartupError("no collection named: set SIMSEARCH_INDEX_NAME (or --name)")
     try:
-        rt = on_passing_thread(load)  # the torch threads a load makes must not outlive it
-    except (StartupError, IndexLoadError, LogMismatchError, CollectionOpenError) as exc:
-        if index is not None:
-            index.close()
+        store = store_for(settings)
+        if settings.store == "embedded" and not (settings.index_dir / target).exists():
+            from simsearch.index.open import open_index
+
+            open_index(settings.index_dir / target)  # raises the message that says how to build it
+        rt = open_runtime(settings, registry_for(settings, threads), store, target, threads, writable=writable)
+    except (IndexLoadError, CollectionOpenError, LogMismatchError) as exc:
         raise StartupError(str(exc)) from None
-    alone_lane().submit(warm, rt, threads.alone).result()  # where lone batches will run
     log.info(
         "loaded collection %s (%s store, %d documents) and model %s",
         rt.name,
         rt.collection.backend,
         rt.view.count,
-        rt.encoder.path,
+        display_name(rt.encoder.path),
     )
     return rt

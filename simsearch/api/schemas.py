@@ -1,11 +1,16 @@
-"""Request and response bodies. Limits that are settings (text length, pair counts) are checked in the
-routes, since a class-level schema cannot see them; they fail the same way, with HTTP 422 naming the field."""
+"""The wire format: request and response bodies of the HTTP API, pydantic only, so that the service
+(service/) and the Python client (simsearch.client) share one definition.
+
+Limits that are settings (text length, pair counts) are checked in the routes, since a class-level schema
+cannot see them; they fail the same way, with HTTP 422 naming the field."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from simsearch.api.spec import CollectionSpec
 
 
 def _not_blank(value: str) -> str:
@@ -84,7 +89,8 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
     took_ms: float
-    index: str
+    collection: str = Field(description="The collection searched.")
+    index: str = Field(description="The same as `collection` (the name the first version of the API used).")
     truncated: bool = Field(description="The query was longer than the model's window and was cut to fit it.")
     mode: Mode
     cross_encoder_calls: int = Field(description="Cross-encoder calls this search spent (0 in dense mode).")
@@ -98,8 +104,12 @@ class SimilarityRequest(Strict):
     )
     source: Text | None = None
     targets: list[Text] | None = Field(None, min_length=1, max_length=MAX_LIST)
-    model: Literal["bi", "cross"] = Field(
-        "bi", description="Which model scores: the bi-encoder (cosine) or the cross-encoder (raw score)."
+    model: str = Field(
+        "bi",
+        min_length=1,
+        max_length=64,
+        description="Which model scores: `bi` (the default bi-encoder: cosine), `cross` (the default cross-encoder: "
+        "its raw score), or a model's name in the registry (GET /models).",
     )
 
     @model_validator(mode="after")
@@ -113,7 +123,7 @@ class SimilarityRequest(Strict):
 
 class SimilarityResponse(BaseModel):
     scores: list[float] = Field(description="One score per pair or target, in input order.")
-    model: Literal["bi", "cross"] = Field(description="The model that answered.")
+    model: str = Field(description="The model that answered, as the request named it.")
     took_ms: float
     truncated: list[int] = Field(
         description="Positions in `scores` whose texts were longer than the model's window and were cut."
@@ -124,20 +134,41 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class CollectionState(BaseModel):
+    """A collection as ``/ready`` and ``GET /collections`` list it."""
+
+    name: str
+    state: Literal["ready", "unavailable"] = Field(description="ready, or unavailable (see `reason`).")
+    reason: str | None = None
+    documents: int | None = Field(None, description="Documents it holds now: its build's and the writes since.")
+    model: str | None = Field(None, description="Its bi-encoder's name in the registry.")
+    backend: str | None = None
+
+
 class ReadyResponse(BaseModel):
     ready: bool
     reason: str | None = None
-    index: str | None = None
-    build_id: str | None = None
-    documents: int | None = None
+    index: str | None = Field(None, description="The default collection (SIMSEARCH_INDEX_NAME).")
+    build_id: str | None = Field(None, description="The default collection's build.")
+    documents: int | None = Field(None, description="Documents the default collection holds now (build + writes).")
+    build_documents: int | None = Field(None, description="Documents in the default collection's build.")
     model: str | None = None
     cross_model: str | None = None
+    collections: list[CollectionState] = Field(default_factory=list, description="Every collection loaded.")
+
+
+class LiveCounts(BaseModel):
+    sequence: int = Field(description="The collection's write sequence number.")
+    documents: int = Field(description="Documents it holds now: its build's and the writes since.")
+    build_documents: int = Field(description="Documents in the build it serves.")
+    uncompacted: int = Field(description="Documents written since that build (folded in by compaction).")
 
 
 class IndexInfoResponse(BaseModel):
     name: str
-    folder: str = Field(description="The build folder being served (name@build-id).")
-    manifest: dict[str, Any]
+    folder: str = Field(description="The build folder being served (name@build-id), or the Milvus collection.")
+    manifest: dict[str, Any] = Field(description="What the build (or the Milvus companion) recorded.")
+    live: LiveCounts
 
 
 class ReloadResponse(BaseModel):
@@ -194,3 +225,51 @@ class CompactResponse(BaseModel):
     build_id: str
     sequence: int
     seconds: float
+
+
+# ---- collections ------------------------------------------------------------------------------------------
+
+
+class CollectionInfo(BaseModel):
+    """``GET /collections/{name}``: the specification, the recorded manifest, live counts and warnings."""
+
+    name: str
+    backend: str
+    spec: CollectionSpec
+    folder: str
+    build_id: str
+    manifest: dict[str, Any] = Field(description="What the build (or the Milvus companion) recorded.")
+    live: LiveCounts
+    models: dict[str, Any] = Field(description="The models it uses: names, folders' names and hashes.")
+    warnings: list[str] = Field(default_factory=list, description="What may make its results worse, measured.")
+
+
+class CollectionCreated(BaseModel):
+    """``PUT /collections/{name}``: 201 when made, 200 when it existed with this specification."""
+
+    name: str
+    created: bool
+    spec: CollectionSpec
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionState]
+
+
+class CollectionDeleted(BaseModel):
+    name: str
+    deleted: bool = True
+
+
+class ModelDescription(BaseModel):
+    name: str
+    kind: Literal["bi", "cross"]
+    folder: str = Field(description="The model folder's name (never its path on the server).")
+    languages: list[str] | None = None
+    query_prefix: str = ""
+    document_prefix: str = ""
+    loaded: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelDescription]

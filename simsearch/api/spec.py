@@ -1,0 +1,68 @@
+"""A collection's specification: what it is made of, fixed when it is created and recorded with its data
+(the embedded build's manifest, the Milvus companion collection). Pydantic only: the service, the client
+and the jobs import it without FastAPI.
+
+    {"model": "minilm", "cross": "ce-scifact", "index": "auto", "fusion": "auto"}
+
+The models are *names* in the service's model registry (``SIMSEARCH_MODELS``), never paths: the registry
+entry carries the path, the query and document prefixes and the languages, so a collection cannot be
+searched with prefixes other than the ones it was written with.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# ASCII letters, digits, '-' and '_', 1-64 characters: safe as a folder name, a URL segment and (escaped) a
+# Milvus name; '.', '/', '%', ':' and '\' cannot appear, so no name escapes the index folder
+COLLECTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DEFAULT_MODEL = "default"
+
+IndexPolicy = Literal["auto", "flat", "hnsw", "ivf"]
+
+
+def _collection_name(value: str) -> str:
+    if not re.fullmatch(COLLECTION_NAME, value):
+        raise ValueError("a collection name is 1-64 ASCII letters, digits, '-' or '_'")
+    return value
+
+
+CollectionName = Annotated[str, AfterValidator(_collection_name)]
+ModelName = Annotated[str, Field(pattern=MODEL_NAME, description="A name in the model registry (SIMSEARCH_MODELS).")]
+
+
+class FusionSpec(BaseModel):
+    """A fixed fusion for ``hybrid``, instead of the measured one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    method: Literal["rrf", "convex", "dense"] = Field(description="rrf, convex (weight alpha), or dense only.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the dense scores in the convex combination.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="The k of reciprocal rank fusion.")
+
+
+class CollectionSpec(BaseModel):
+    """What a collection is made of. Every field has a default; a collection keeps the values it was
+    created with (a ``PUT`` with other values is a 409 naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: ModelName = Field(DEFAULT_MODEL, description="The bi-encoder, by its name in the model registry.")
+    cross: ModelName | None = Field(
+        None, description="The cross-encoder for `rerank`, `cur` and cross similarity, by registry name (optional)."
+    )
+    index: IndexPolicy = Field(
+        "auto",
+        description="Vector index: auto (exact up to 100,000 documents, then a graph, chosen again at each "
+        "compaction), flat (always exact), hnsw (graph), ivf (inverted lists).",
+    )
+    fusion: FusionSpec | Literal["auto"] = Field(
+        "auto", description="hybrid's fusion: auto (measured for the collection, else the stated default) or fixed."
+    )
+
+    def differences(self, other: CollectionSpec) -> list[str]:
+        """The fields whose values differ from ``other``'s, in field order."""
+        mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
+        return [name for name in type(self).model_fields if mine.get(name) != theirs.get(name)]

@@ -1,0 +1,55 @@
+"""Document ids in Milvus: the primary key (the id's UTF-8 bytes in hex: pymilvus 2.5 quotes ids into
+expressions without escaping them), the one ``content`` field BM25 reads, and the small integer keys the
+search pipeline works with (:class:`KeyTable`: one per view, so no key is ever wider than the pipeline's
+int64 arrays, whatever the id's length).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simsearch.data.corpus import Document
+
+
+def pk(doc_id: str) -> str:
+    return doc_id.encode("utf-8").hex()
+
+
+def doc_id_of(key: str) -> str:
+    return bytes.fromhex(key).decode("utf-8")
+
+
+def content_of(doc: Document) -> str:
+    """Title and text in one field (BM25 reads one); the text is recovered exactly by :func:`document_of`."""
+    return f"{doc.title} {doc.text}" if doc.title else doc.text
+
+
+def document_of(key: str, entity: dict[str, Any]) -> Document:
+    title, content = entity["title"], entity["content"]
+    return Document(
+        id=doc_id_of(key),
+        text=content[len(title) + 1 :] if title else content,
+        title=title,
+        metadata=entity["metadata"] or None,
+    )
+
+
+class KeyTable:
+    """Document ids and the pipeline's integer keys, both ways, for the length of one view. Keys are
+    handed out in the order ids are first seen (0, 1, 2, ...); -1 stands for no document (an absent CUR
+    anchor). An id of any length gets a small key, so the pipeline's numpy fusion never overflows (a key
+    made of the id's own bytes was wider than int64 for any id of 8 bytes or more)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, int] = {}
+        self._ids: list[str] = []
+
+    def key(self, doc_id: str) -> int:
+        found = self._keys.get(doc_id)
+        if found is None:
+            found = self._keys[doc_id] = len(self._ids)
+            self._ids.append(doc_id)
+        return found
+
+    def id(self, key: int) -> str | None:
+        return self._ids[key] if 0 <= key < len(self._ids) else None

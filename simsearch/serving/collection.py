@@ -1,0 +1,198 @@
+"""One collection in the service: its searches, writes, reads, compaction and reloads, on the event loop.
+
+Knows asyncio but not HTTP. The runtime (collection + models) is swapped as a whole on reload, and each
+request keeps the runtime it started with, so a reload or a compaction never changes an index under a
+running request. Blocking work (writes, index reads, opening builds) runs in the thread pool; model calls
+go through the shared batchers (simsearch.serving.pool). Live counts are kept here, refreshed after each
+write and by the background loop, so ``/ready`` and ``/metrics`` never wait for a store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from simsearch.collection.base import CompactionError
+from simsearch.collection.delta import WriteResult
+from simsearch.data.corpus import Document
+from simsearch.search import SearchParams, SearchResult
+from simsearch.serving.pool import BatchedModels
+from simsearch.serving.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    result: SearchResult
+    runtime: Runtime
+
+
+@dataclass
+class Counts:
+    """What the collection holds, as last counted (never counted on the event loop)."""
+
+    documents: int = 0  # the build's and the writes since, live
+    base: int = 0  # in the build the collection serves
+    uncompacted: int = 0  # documents written (upserted or deleted) since that build
+    sequence: int = 0
+
+
+class CollectionEngine:
+    """A collection's operations. ``reopen()`` opens the newest build of this collection as a new runtime
+    (in a thread); ``models`` are the shared batchers of its models."""
+
+    def __init__(self, runtime: Runtime, models: BatchedModels, reopen: Callable[[], Runtime]) -> None:
+        self.runtime = runtime
+        self.models = models
+        self._reopen = reopen
+        self.name = runtime.name
+        self._reload_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # writes, and the swap to a new build, one at a time
+        self.compacting = False
+        self.last_compaction: dict[str, Any] | None = None
+        self.counts = Counts()
+        self.on_reload: Callable[[str], None] | None = None  # called with "ok" after every swap (metrics)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[Runtime]:
+        """The current runtime, held open until the request is done (a reload may retire it meanwhile)."""
+        rt = self.runtime
+        with rt.in_use():
+            yield rt
+
+    # -- reading -----------------------------------------------------------------------------------------
+    async def search(self, query: str, params: SearchParams) -> SearchOutcome:
+        with self.hold() as rt:  # fixed for this request, even if a reload happens meanwhile
+            return SearchOutcome(await rt.pipeline.search(rt.view, self.models, query, params), rt)
+
+    async def get(self, doc_id: str) -> Document | None:
+        with self.hold() as rt:
+            return await asyncio.to_thread(rt.view.get, doc_id)
+
+    async def query_truncated(self, query: str) -> bool:
+        """Whether the query (with its model's prefix) is longer than the model's window. A query short in
+        bytes cannot be, and is not tokenised; a long one is tokenised off the event loop."""
+        rt = self.runtime
+        text = rt.bi.entry.query_prefix + query
+        if len(text.encode()) + 4 <= rt.encoder.max_seq_length:
+            return False
+        return bool((await asyncio.to_thread(rt.encoder.truncated, [text]))[0])
+
+    def unavailable(self, mode: Any) -> str | None:
+        """Why ``mode`` cannot run on this collection, or ``None`` (may read the index: call in a thread)."""
+        with self.hold() as rt:
+            return rt.pipeline.unavailable(rt.view, self.models, mode)
+
+    # -- writing -----------------------------------------------------------------------------------------
+    async def upsert(self, docs: Sequence[Document]) -> WriteResult:
+        """Encode and write one all-or-nothing batch; durable and visible to searches when this returns."""
+        with self.hold() as rt:
+            prefix = rt.bi.entry.document_prefix
+            vectors = await self.models.encode([prefix + d.content() for d in docs])
+        async with self._write_lock:
+            with self.hold() as rt:  # the runtime current now: a compaction may have swapped it
+                result = await asyncio.to_thread(rt.collection.upsert, docs, vectors)
+                await asyncio.to_thread(self._count, rt)
+        return result
+
+    async def delete(self, ids: Sequence[str]) -> WriteResult:
+        async with self._write_lock:
+            with self.hold() as rt:
+                result = await asyncio.to_thread(rt.collection.delete, ids)
+                await asyncio.to_thread(self._count, rt)
+        return result
+
+    def _count(self, rt: Runtime) -> None:
+        view = rt.view
+        live = view.count
+        base = getattr(getattr(rt.collection, "index", None), "manifest", None)
+        self.counts = Counts(
+            documents=live,
+            base=base.count if base is not None else live,
+            uncompacted=rt.collection.uncompacted(),
+            sequence=rt.collection.sequence,
+        )
+
+    async def recount(self) -> Counts:
+        with self.hold() as rt:
+            await asyncio.to_thread(self._count, rt)
+        return self.counts
+
+    async def refresh(self) -> None:
+        """Pick up other processes' write batches; a replica also swaps to the build the writer published."""
+        rt = self.runtime
+        if not rt.settings.writable and await asyncio.to_thread(rt.collection.stale):
+            await self.reload()
+            return
+        async with self._write_lock:
+            with self.hold() as held:
+                applied = await asyncio.to_thread(held.collection.refresh)
+                if applied:
+                    await asyncio.to_thread(self._count, held)
+
+    # -- compaction and reload -----------------------------------------------------------------------------
+    def wants_compaction(self) -> bool:
+        limit = self.runtime.settings.compact_after
+        return bool(limit) and not self.compacting and self.counts.uncompacted >= limit
+
+    async def compact(self) -> dict[str, Any]:
+        """Fold the writes into a new build (in a thread: searches and writes go on), then swap to it."""
+        if self.compacting:
+            raise CompactionError("a compaction is already running")
+        self.compacting = True
+        started = time.perf_counter()
+        try:
+            with self.hold() as rt:
+                cross = rt.cross
+                folded = await asyncio.to_thread(
+                    rt.collection.compact,
+                    cross.score if cross is not None else None,
+                    cross.sha256 if cross is not None else None,
+                )
+            before = rt.build_id
+            new = await self.reload() if folded else self.runtime
+            self.last_compaction = {
+                "previous_build_id": before,
+                "build_id": new.build_id,
+                "sequence": new.collection.sequence,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            log.info("compacted %s: %s", new.name, self.last_compaction)
+            return self.last_compaction
+        except CompactionError:
+            raise
+        except Exception:
+            log.exception("compaction of %s failed; the current build keeps serving", self.name)
+            raise
+        finally:
+            self.compacting = False
+
+    async def reload(self) -> Runtime:
+        """Open the newest build of this collection and swap it in; a broken build raises ``IndexLoadError``
+        and the current one keeps serving."""
+        async with self._reload_lock:
+            old = self.runtime
+            new = await asyncio.to_thread(self._reopen)
+            async with self._write_lock:  # writes that landed while the new build opened are caught up first
+                try:
+                    await asyncio.to_thread(new.collection.refresh)
+                    await asyncio.to_thread(self._count, new)
+                except BaseException:
+                    new.close()
+                    raise
+                self.runtime = new
+            old.retire()  # requests that started on the old build finish on it; the last one closes it
+            if self.on_reload is not None:
+                self.on_reload("ok")
+            log.info("reloaded collection %s: build %s -> %s", new.name, old.build_id, new.build_id)
+            return new
+
+    def retire(self, on_closed: Callable[[], None] | None = None) -> None:
+        """The collection is gone from the service: close it once its last request is done."""
+        self.runtime.retire(on_closed)
