@@ -97,14 +97,17 @@ async def reload(eng: Annotated[Engine, Depends(engine)]) -> ReloadResponse:
     open collections that appeared in the store. Requests in flight finish on the old builds; a broken
     build is refused and the current one keeps serving."""
     col = eng.collections.get(eng.settings.index_name or "")
-    before = col.runtime.build_id if col is not None else ""
+    before = {name: c.runtime.build_id for name, c in eng.collections.items()}
     _, refused = await eng.reload_all()
     if refused:
-        shown = "; ".join(f"{name}: {why}" for name, why in refused.items())
-        raise HTTPException(409, f"new build refused, the current one keeps serving ({shown})")
+        shown = "; ".join(f"{name}: still serving build {before.get(name)}: {why}" for name, why in refused.items())
+        raise HTTPException(409, f"new build refused ({shown})")
     col = eng.collections.get(eng.settings.index_name or "")
     if col is None:
         return ReloadResponse(index="", previous_build_id="", build_id="", documents=0)
     return ReloadResponse(
-        index=col.name, previous_build_id=before, build_id=col.runtime.build_id, documents=col.counts.documents
+        index=col.name,
+        previous_build_id=before.get(col.name, ""),
+        build_id=col.runtime.build_id,
+        documents=col.counts.documents,
     )

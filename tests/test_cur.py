@@ -238,11 +238,12 @@ def test_service_and_jobs_run_the_same_pipeline(cur_index: Path, tiny_model: str
         direct = [run_sync(rt.pipeline.search(rt.view, rt.direct_models(), q, params)) for q in queries]
 
         async def served(params: SearchParams = params) -> list:
-            engine = Engine(rt)
+            engine = await Engine.around(rt)
             try:
-                return [o.result for o in await asyncio.gather(*(engine.search(q, params) for q in queries))]
+                col = engine.get(None)
+                return [o.result for o in await asyncio.gather(*(col.search(q, params) for q in queries))]
             finally:
-                await engine.stop()
+                await engine.pool.stop()  # the runtime stays open for the next mode
 
         batched = asyncio.run(served())
         for a, b in zip(direct, batched, strict=True):

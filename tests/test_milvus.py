@@ -12,7 +12,6 @@ import threading
 import uuid
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,17 +20,16 @@ import pytest
 from simsearch.collection import open as open_module
 from simsearch.collection.embedded import EmbeddedCollection, ReadOnlyError
 from simsearch.collection.filters import MAX_SET, Filter
+from simsearch.collection.manager import EmbeddedStore, MilvusStore, milvus_name
 from simsearch.collection.milvus import (
-    DocumentGoneError,
+    KeyTable,
     MilvusCollection,
     MilvusIndexInfo,
     MilvusInfo,
     create_collection,
-    id_of_key,
-    key_of,
     milvus_expression,
 )
-from simsearch.collection.open import CollectionOpenError, open_collection
+from simsearch.collection.open import CollectionOpenError, connect
 from simsearch.data.corpus import Document
 from simsearch.index.build import build_index
 from simsearch.index.cur_arrays import save_cur
@@ -200,7 +198,7 @@ def test_filter_expressions_match_what_filter_matches_says(filter_collection: Mi
     assert got == expected, (raw, expr)
     # and pushed down into a search, the same documents
     view = filter_collection.view()
-    found = {id_of_key(k) for k, _ in view.dense(ENC.encode(["q"])[0], len(METADATA), flt)}
+    found = {view.keys.id(k) for k, _ in view.dense(ENC.encode(["q"])[0], len(METADATA), flt)}
     assert found == expected
 
 
@@ -210,8 +208,9 @@ def test_filter_expressions_match_what_filter_matches_says(filter_collection: Mi
 def test_dense_rerank_and_cur_answer_as_the_embedded_backend(pair) -> None:
     embedded, milvus = pair
     for c in (embedded, milvus):  # the same writes on both: an anchor deleted, an anchor replaced, new documents
-        anchors = [k for k in c.view().cur_anchors()[0] if k != -1]
-        a, b = (d.id for d in c.view().documents(anchors[:2]))
+        view = c.view()
+        anchors = [k for k in view.cur_anchors()[0] if k != -1]
+        a, b = (d.id for d in view.documents(anchors[:2]))
         c.delete([a])
         c.upsert([Document(id=b, text="tea coffee rain")], ENC.encode(["tea coffee rain"]))
         new = make_docs(15, seed=9, prefix="w")
@@ -264,11 +263,11 @@ def test_lexical_is_bm25_and_hybrid_fuses_with_the_shared_code(client: Any) -> N
         dense, lexical = view.dense(q, 1000), view.lexical(query, 1000)
         expected = bm25(by_id, query)
         assert [s for _, s in lexical] == pytest.approx([s for _, s in expected], rel=1e-4)
-        assert {id_of_key(k) for k, _ in lexical} == {i for i, _ in expected}  # equal scores: in either order
-        assert [id_of_key(k) for k, _ in dense] == [i for i, _ in ref.dense(q, 1000)]
+        assert {view.keys.id(k) for k, _ in lexical} == {i for i, _ in expected}  # equal scores: in either order
+        assert [view.keys.id(k) for k, _ in dense] == [i for i, _ in ref.dense(q, 1000)]
         for fusion in (Fusion("rrf"), Fusion("convex", alpha=0.6)):
             hits = search(c.view(), query, mode="hybrid", k=10, fusion=fusion).hits
-            assert [h.id for h in hits] == [id_of_key(k) for k, _ in fuse(dense, lexical, fusion)[:10]]
+            assert [h.id for h in hits] == [view.keys.id(k) for k, _ in fuse(dense, lexical, fusion)[:10]]
     assert view.lexical("", 5) == [] and view.lexical("the of and", 5) == []  # stop words only: nothing
     assert view.lexical('"quotes" AND (parens) OR * :colons', 5) == []  # query text is data, never syntax
 
@@ -300,7 +299,7 @@ def test_a_refused_batch_writes_nothing_and_hostile_ids_round_trip(client: Any) 
     assert c.view().count == 0 and c.sequence == 0
     r = c.upsert(good, ENC.encode([d.content() for d in good]))
     assert r.inserted == [d.id for d in good] and r.sequence == 1
-    assert c.view().get(good[0].id) == good[0] and id_of_key(key_of(good[0].id)) == good[0].id
+    assert c.view().get(good[0].id) == good[0]
     r = c.delete([good[0].id, "absent", good[0].id])
     assert r.deleted == [good[0].id] and r.not_found == ["absent", good[0].id] and c.view().get(good[0].id) is None
 
@@ -341,22 +340,41 @@ def test_another_writer_is_seen_at_once_and_sequences_are_shared(client: Any) ->
     assert replica.view().count == 2
 
 
-def test_a_document_deleted_during_a_deep_search_is_an_error_not_a_wrong_hit(client: Any) -> None:
+def test_a_document_deleted_during_a_deep_search_is_left_out_never_a_wrong_hit(client: Any) -> None:
     c = empty_collection(client)
     docs = make_docs(300, seed=5)
     c.upsert(docs, ENC.encode([d.content() for d in docs]))
     q = ENC.encode(["query"])[0]
     shallow, deep = c.view(), c.view()
     top, many = shallow.dense(q, 10), deep.dense(q, 300)  # 10 bring their documents; 300 (fusion depth) ids only
-    gone = id_of_key(top[0][0])
+    gone = shallow.keys.id(top[0][0])
     c.delete([gone])
     assert shallow.documents([top[0][0]])[0].id == gone  # read with the search: the version that was scored
-    with pytest.raises(DocumentGoneError, match="search again"):
-        deep.documents([k for k, _ in many])
-    assert all(d.id != gone for d in c.view().documents([k for k, _ in c.view().dense(q, 300)]))
+    read = deep.documents([k for k, _ in many])
+    assert read[[deep.keys.id(k) for k, _ in many].index(gone)] is None  # gone since: no document, no error
+    assert sum(d is None for d in read) == 1
+    hits = search(deep, "query", mode="hybrid", k=300).hits  # the pipeline leaves it out of the hits
+    assert gone not in [h.id for h in hits]
+
+
+def test_keys_are_small_whatever_the_ids_length() -> None:
+    """The pipeline's keys for Milvus documents are numbered per view: an id of 512 bytes of non-ASCII text
+    gets a key that fits the numpy fusion's int64 (a key made of the id's bytes did not: HTTP 500)."""
+    table = KeyTable()
+    ids = ["é" * 256, "x" * 8, "文档/?#%", "x" * 8]
+    keys = [table.key(i) for i in ids]
+    assert keys == [0, 1, 2, 1] and [table.id(k) for k in keys] == ids and table.id(-1) is None
+    fused = fuse([(k, 1.0) for k in keys[:3]], [(keys[2], 5.0)], Fusion("convex", alpha=0.5))
+    assert table.id(fused[0][0]) == "文档/?#%"
 
 
 # ---- the index ------------------------------------------------------------------------------------------
+
+
+def dense_ids(c: MilvusCollection, q: np.ndarray, k: int, flt: Filter | None, *, ordered: bool = False) -> Any:
+    view = c.view()
+    found = [view.keys.id(key) for key, _ in view.dense(q, k, flt)]
+    return found if ordered else set(found)
 
 
 def test_filtered_ivf_flat_keeps_recall_at_every_selectivity(client: Any) -> None:
@@ -377,7 +395,7 @@ def test_filtered_ivf_flat_keeps_recall_at_every_selectivity(client: Any) -> Non
     queries = ENC.encode([f"q{i}" for i in range(30)])
     for kept in (200, 100, 20, 2, 1):  # selectivity 100 %, 50 %, 10 %, 1 %, 0.5 %
         flt = Filter.parse({"r": {"$lt": kept}})
-        found = [{id_of_key(k) for k, _ in c.view().dense(q, 10, flt)} for q in queries]
+        found = [dense_ids(c, q, 10, flt) for q in queries]
         truth = [{i for i, _ in ref.dense(q, 10, flt)} for q in queries]
         recall = np.mean([len(f & t) / len(t) for f, t in zip(found, truth, strict=True)])
         assert recall >= 0.95, (kept, recall)
@@ -388,7 +406,7 @@ def test_filtered_ivf_flat_keeps_recall_at_every_selectivity(client: Any) -> Non
     assert tuned.recall_measured_on == "held-apart corpus vectors"
     c.set_index_info(on_queries)
     exact = np.argsort(-(given @ vectors.T), axis=1)[:, :10]
-    found_ids = [[int(id_of_key(k)) for k, _ in c.view().dense(q, 10)] for q in given]
+    found_ids = [[int(i) for i in dense_ids(c, q, 10, None, ordered=True)] for q in given]
     measured = np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found_ids, exact, strict=True)])
     assert measured >= 0.95 and abs(measured - on_queries.recall_at_10) < 0.03
 
@@ -402,7 +420,8 @@ def test_the_collection_describes_its_model_and_copy(pair, client: Any) -> None:
     d = milvus.describe()
     assert d["backend"] == "milvus" and d["model"]["sha256"] == ENC.sha256 and d["index"]["recall_at_10"] == 1.0
     assert d["source"]["build_id"] == embedded.index.manifest.build_id and d["cur"]["k_i"] == 20
-    assert d["live"] == {"sequence": 0, "documents": 300, "uncompacted": 0, "without_cur": 0}
+    assert d["folder"] == milvus.milvus_name and "path" not in str(d.get("source", {})).lower()
+    assert milvus.count("has_cur == false") == 0 and milvus.view().count == 300
     again = MilvusCollection(client, milvus.name, uri="")  # reopened: the same CUR arrays come back
     assert again.cur is not None and milvus.cur is not None
     np.testing.assert_array_equal(again.cur.U, embedded.index.cur.U)  # type: ignore[union-attr]
@@ -412,53 +431,70 @@ def test_the_collection_describes_its_model_and_copy(pair, client: Any) -> None:
 # ---- opening: bad configuration fails at start, in one line -------------------------------------------------
 
 
-def settings(**values: Any) -> SimpleNamespace:
-    base = {"store": "milvus", "milvus_token": None, "milvus_collection": None, "index_name": "col", "writable": True}
-    return SimpleNamespace(**{**base, **values})
-
-
-def opening_error(s: SimpleNamespace, encoder: Any = ENC) -> str:
-    with pytest.raises(CollectionOpenError) as info:
-        open_collection(s, None, encoder)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
 def test_bad_milvus_configuration_fails_in_one_line(
     pair, lite_file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from simsearch.collection.manager import CollectionNotFoundError
+    from simsearch.index import IndexLoadError
+    from simsearch.models.registry import ModelEntry, ModelRegistry
+    from simsearch.serving.runtime import resolve_spec
+
     _, milvus = pair
     lite = lite_file  # a second client on the module's file: milvus-lite serves both from one process
     monkeypatch.setattr(open_module, "CONNECT_TIMEOUT_S", 1.0)
-    assert "cannot reach Milvus at http://127.0.0.1:9" in opening_error(settings(milvus_uri="http://127.0.0.1:9"))
-    assert "does not exist" in opening_error(settings(milvus_uri=str(tmp_path / "nowhere" / "m.db")))
-    missing = opening_error(settings(milvus_uri=lite, milvus_collection="absent"))
-    assert "Milvus collection 'absent' does not exist" in missing and "training.to_milvus" in missing
-    other = SimpleNamespace(sha256="another-model", dim=DIM)
-    assert "configured model is another-mod" in opening_error(
-        settings(milvus_uri=lite, milvus_collection=milvus.name), other
+    for uri, expected in (
+        ("http://127.0.0.1:9", "cannot reach Milvus at http://127.0.0.1:9"),
+        (str(tmp_path / "nowhere" / "m.db"), "does not exist"),
+    ):
+        with pytest.raises(CollectionOpenError) as info:
+            connect(uri)
+        assert expected in str(info.value) and "\n" not in str(info.value)
+    store = MilvusStore(milvus.client, lite, fixed={"col": "absent"})
+    with pytest.raises(CollectionNotFoundError) as missing:
+        store.open("col", writable=False)
+    assert "Milvus collection 'absent' does not exist" in str(missing.value) and "training.to_milvus" in str(
+        missing.value
     )
-    wider = SimpleNamespace(sha256=ENC.sha256, dim=2 * DIM)
-    assert f"holds {DIM}-d vectors" in opening_error(settings(milvus_uri=lite, milvus_collection=milvus.name), wider)
-    assert "unknown store 'qdrant'" in opening_error(settings(store="qdrant"))
-    opened = open_collection(settings(milvus_uri=lite, milvus_collection=milvus.name), None, ENC)
-    assert isinstance(opened, MilvusCollection) and opened.view().count == 300 and opened.owns_client
-    opened.close()
-
-
-def test_the_embedded_store_opens_through_the_same_door(source_root: Path) -> None:
-    from simsearch.index.open import open_index
-
-    embedded = settings(store="embedded", writable=False)
-    assert "needs the index 'col' open first" in opening_error(embedded)
-    index = open_index(source_root / "col")
-    with pytest.raises(CollectionOpenError, match="was built with model hash-encoder") as info:
-        open_collection(embedded, index, SimpleNamespace(sha256="another", dim=DIM, path="other"))
+    registry = ModelRegistry({"default": ModelEntry(path="another-model")}, loader=lambda n, e: None)
+    with pytest.raises(IndexLoadError, match="which no registered model matches") as info:
+        resolve_spec(milvus, registry, default_collection=True)
     assert "\n" not in str(info.value)
-    opened = open_collection(embedded, index, ENC)
-    assert isinstance(opened, EmbeddedCollection) and opened.view().count == 300
-    opened.close()
+    opened = MilvusStore(milvus.client, lite, fixed={"col": milvus.milvus_name}).open("col", writable=False)
+    assert isinstance(opened, MilvusCollection) and opened.view().count == 300 and opened.name == "col"
+
+
+def test_the_stores_list_create_open_and_remove_collections(client: Any, tmp_path: Path) -> None:
+    """Both stores: an empty collection with its specification; a second create of the name refused;
+    removal makes it disappear at once and deletes its data when finished; hostile names never escape."""
+    from simsearch.api.spec import CollectionSpec
+    from simsearch.collection.manager import CollectionExistsError, CollectionNotFoundError
+    from simsearch.index.manifest import ModelInfo
+
+    model = ModelInfo(name="default", path="hash", sha256=ENC.sha256, dimension=DIM, max_seq_length=64)
+    for store in (EmbeddedStore(tmp_path / "ix"), MilvusStore(client, "")):
+        spec = CollectionSpec(index="flat")
+        names = [f"a-b_{store.backend}", f"a_b-{store.backend}"]  # one-to-one in Milvus names too
+        for name in names:
+            store.create(name, spec, model)
+        assert set(names) <= set(store.names())
+        with pytest.raises(CollectionExistsError):
+            store.create(names[0], spec, model)
+        opened = store.open(names[0], writable=True)
+        assert opened.spec == spec and opened.view().count == 0
+        opened.upsert([Document(id="ünïcode/?#% " + "x" * 100, text="cat")], ENC.encode(["cat"]))
+        assert opened.view().count == 1
+        finish = store.remove(names[0])
+        assert names[0] not in store.names() and names[1] in store.names()
+        with pytest.raises(CollectionNotFoundError):
+            store.open(names[0], writable=False)
+        opened.close()
+        finish()
+        store.create(names[0], spec, model)  # the name is free again, and empty
+        again = store.open(names[0], writable=False)
+        assert again.view().count == 0
+        again.close()
+    assert milvus_name("a-b") != milvus_name("a_b") and "__" not in milvus_name("a__b-")
+    assert not list((tmp_path / "ix").glob(".deleted-*"))
 
 
 def test_the_service_serves_a_milvus_collection(tiny_model: str, built_index: Path, tmp_path: Path) -> None:
@@ -493,7 +529,7 @@ def test_the_service_serves_a_milvus_collection(tiny_model: str, built_index: Pa
         hits = c.post("/search", json={"query": "okapi", "k": 1, "mode": "lexical"}, headers=key).json()["hits"]
         assert hits[0]["id"] == "m1"
         assert c.get("/documents/m1", headers=key).json()["text"] == "zebra okapi in milvus"
-        assert c.get("/indexes", headers=key).json()["folder"] == "milvus"
+        assert c.get("/indexes", headers=key).json()["folder"] == "svc"
         r = c.post("/admin/compact")
         assert r.status_code == 403  # no admin key: admin is off (compaction there is Milvus's own)
     with pytest.raises(StartupError, match="Milvus collection 'nope' does not exist"):

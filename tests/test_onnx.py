@@ -176,14 +176,15 @@ def test_engine_streams_on_onnx_give_the_hits_of_sequential_search(models: tuple
     expected = [[(h.id, round(h.score, 5)) for h in search(runtime.index, runtime.encoder, q, 3).hits] for q in queries]
 
     async def serve() -> tuple[list[list[tuple[str, float]]], Engine]:
-        engine = Engine(runtime)
+        engine = await Engine.around(runtime)
         try:
-            outcomes = await asyncio.gather(*(engine.search(q, SearchParams(k=3)) for q in queries))
+            col = engine.get(None)
+            outcomes = await asyncio.gather(*(col.search(q, SearchParams(k=3)) for q in queries))
             return [[(h.id, round(h.score, 5)) for h in o.result.hits] for o in outcomes], engine
         finally:
             await engine.stop()
 
     got, engine = asyncio.run(serve())
-    runtime.close()
     assert got == expected
-    assert 0 < engine.bi.batches < len(queries) and engine.bi.alone_batches < engine.bi.batches
+    bi = engine.pool.batchers[runtime.bi.name]
+    assert 0 < bi.batches < len(queries) and bi.alone_batches < bi.batches

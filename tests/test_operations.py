@@ -305,11 +305,11 @@ def test_metrics_after_traffic(keyed: TestClient) -> None:
     assert 'simsearch_requests_total{endpoint="/search",status="200"}' in text
     assert 'simsearch_requests_total{endpoint="/search",status="422"}' in text
     assert 'simsearch_request_seconds_bucket{endpoint="/similarity",le="0.005"}' in text
-    assert 'simsearch_batch_size_count{model="bi-encoder"}' in text
-    ran = re.findall(r'simsearch_batches_total\{model="bi-encoder",run="(alone|shared)"\} (\d+)', text)
+    assert 'simsearch_batch_size_count{model="default"}' in text
+    ran = re.findall(r'simsearch_batches_total\{model="default",run="(alone|shared)"\} (\d+)', text)
     assert sum(int(n) for _, n in ran) >= 1  # each batch counted once, by how it ran
-    assert 'simsearch_queue_depth{model="bi-encoder"} 0.0' in text
-    busy = re.search(r'simsearch_model_seconds_total\{model="bi-encoder"\} ([0-9.e-]+)', text)
+    assert 'simsearch_queue_depth{model="default"} 0.0' in text
+    busy = re.search(r'simsearch_model_seconds_total\{model="default"\} ([0-9.e-]+)', text)
     assert busy is not None and float(busy.group(1)) > 0
     assert f"simsearch_index_documents {float(len(DOCS))}" in text
 

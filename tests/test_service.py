@@ -243,7 +243,7 @@ def start(settings) -> None:
 
 
 def test_startup_refuses_missing_index(settings_for) -> None:
-    with pytest.raises(StartupError, match="does not exist: build it with"):
+    with pytest.raises(StartupError, match="does not exist in .*: build it with"):
         start(settings_for(index_name="absent"))
 
 
@@ -295,7 +295,7 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
 
     monkeypatch.setattr(runtime.encoder, "encode", held_encode)
     app = create_app(runtime.settings)
-    app.state.engine = Engine(runtime)  # ASGITransport does not run the lifespan
+    app.state.engine = await Engine.around(runtime)  # ASGITransport does not run the lifespan
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         pending = asyncio.create_task(c.post("/search", json={"query": "tea"}))
         assert await asyncio.to_thread(entered.wait, 30)
@@ -304,7 +304,6 @@ async def test_blocking_search_leaves_the_event_loop_free(settings_for, monkeypa
         release.set()
         assert (await pending).status_code == 200
     await app.state.engine.stop()
-    runtime.close()
 
 
 @pytest.fixture

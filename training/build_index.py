@@ -138,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(exc))
     # 3. hybrid search's fusion, measured on the corpus's own judgements when it has them
     if args.fusion_split != "none":
-        chosen = fusion_after_build(settings, args.corpus, args.fusion_split, progress=not args.no_progress)
+        # the job's model is the collection's: as `default` when it is a folder the registry does not name
+        fit_settings = (
+            settings
+            if registered is not None
+            else settings.model_copy(update={"models": {**settings.models, "default": loaded.entry}})
+        )
+        chosen = fusion_after_build(fit_settings, args.corpus, args.fusion_split, progress=not args.no_progress)
         if chosen is not None:
             print(f"hybrid fusion: {chosen.method} alpha={chosen.alpha} ({chosen.chosen_on})")
     # 4. report

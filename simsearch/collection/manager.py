@@ -103,6 +103,8 @@ class EmbeddedStore:
             raise CollectionExistsError(f"collection {name!r} exists") from None
 
     def open(self, name: str, *, writable: bool) -> Collection:
+        if not self.exists(name):
+            raise CollectionNotFoundError(f"no collection named {name!r} in {self.root}")
         return EmbeddedCollection.open(self.root / name, verify=self.verify, writable=writable)
 
     def remove(self, name: str) -> Callable[[], None]:
@@ -209,6 +211,12 @@ class MilvusStore:
         from simsearch.collection.milvus import MilvusCollection
 
         milvus = self._table().get(name)
+        if milvus is None and name in self.fixed:
+            raise CollectionNotFoundError(
+                f"Milvus collection {self.fixed[name]!r} does not exist at {self.uri}: copy the index into it with "
+                f"`python -m training.to_milvus --index {name} --collection {self.fixed[name]}` (setting "
+                "SIMSEARCH_MILVUS_COLLECTION)"
+            )
         if milvus is None:
             raise CollectionNotFoundError(f"no collection named {name!r}")
         return MilvusCollection(self.client, milvus, uri=self.uri, writable=writable, api_name=name)

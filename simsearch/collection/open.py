@@ -1,39 +1,22 @@
-"""Opening the configured collection, whichever store holds it; bad configuration fails here, in one line.
-
-    store = "embedded"   the published build of ``index_dir/index_name`` plus its write log (the default)
-    store = "milvus"     the Milvus collection ``milvus_collection`` (default: the index name) at
-                         ``milvus_uri``: a local file for milvus-lite, or a server's address
-
-Each problem a start-up can meet becomes one :class:`CollectionOpenError` whose message names what is
-wrong, where, and the setting that fixes it: a Milvus address nobody answers at, a milvus-lite file whose
-folder is missing, a missing collection, a collection of another model (its hash or dimension). Settings
-are read with defaults, so this works with a settings class that does not have the Milvus fields yet.
+"""Reaching Milvus: the client for the configured address, its name for the default collection, and
+addresses without their credentials. Each problem a start-up can meet becomes one
+:class:`CollectionOpenError` whose message names what is wrong, where, and the setting that fixes it: a
+Milvus address nobody answers at, or a milvus-lite file whose folder is missing. (The stores that list,
+create and open collections: simsearch.collection.manager.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-from simsearch.collection.base import Collection
-from simsearch.collection.embedded import EmbeddedCollection
-from simsearch.collection.write_log import LogMismatchError
-from simsearch.index import IndexLoadError
-from simsearch.index.open import LoadedIndex, check_model
-from simsearch.models.bi_encoder import BiEncoder
 
 CONNECT_TIMEOUT_S = 10.0
 
 
 class CollectionOpenError(RuntimeError):
     """The configured collection cannot be opened; the message is one line that says how to fix it."""
-
-
-def store_of(settings: Any) -> str:
-    return str(getattr(settings, "store", "embedded"))
 
 
 def milvus_collection_name(settings: Any) -> str:
@@ -89,54 +72,3 @@ def connect(uri: str, token: str | None = None, *, timeout: float | None = None)
         reason = " ".join(str(getattr(exc, "message", None) or exc).split())
         where = "open the milvus-lite file" if is_local(uri) else "reach Milvus at"
         raise CollectionOpenError(f"cannot {where} {shown}: {reason} (setting SIMSEARCH_MILVUS_URI)") from None
-
-
-def _open_embedded(settings: Any, index: LoadedIndex | None, encoder: BiEncoder) -> Collection:
-    if index is None:
-        raise CollectionOpenError(f"store 'embedded' needs the index {settings.index_name!r} open first")
-    try:
-        check_model(index, encoder)
-        return EmbeddedCollection(index, writable=bool(getattr(settings, "writable", True)))
-    except (IndexLoadError, LogMismatchError) as exc:
-        raise CollectionOpenError(str(exc)) from None
-
-
-def _open_milvus(settings: Any, index: LoadedIndex | None, encoder: BiEncoder) -> Collection:
-    from simsearch.collection.milvus import MilvusCollection, MilvusCollectionError
-
-    uri = str(getattr(settings, "milvus_uri", "indexes/milvus.db"))
-    name = milvus_collection_name(settings)
-    client = connect(uri, milvus_token(settings))
-    try:
-        if not client.has_collection(name):
-            raise CollectionOpenError(
-                f"Milvus collection {name!r} does not exist at {public_uri(uri)}: copy the index into it with "
-                f"`python -m training.to_milvus --index {settings.index_name} --collection {name}` "
-                "(setting SIMSEARCH_MILVUS_COLLECTION)"
-            )
-        writable = bool(getattr(settings, "writable", True))
-        collection = MilvusCollection(client, name, uri=public_uri(uri), writable=writable, owns_client=True)
-        collection.check_model(encoder.sha256, encoder.dim)
-        return collection
-    except MilvusCollectionError as exc:
-        client.close()
-        raise CollectionOpenError(f"{exc} (at {public_uri(uri)})") from None
-    except CollectionOpenError:
-        client.close()
-        raise
-
-
-OPENERS: dict[str, Callable[[Any, LoadedIndex | None, BiEncoder], Collection]] = {
-    "embedded": _open_embedded,
-    "milvus": _open_milvus,
-}
-
-
-def open_collection(settings: Any, index: LoadedIndex | None, encoder: BiEncoder) -> Collection:
-    """The collection the settings name, paired with ``encoder`` (a mismatch is refused). ``index`` is the
-    opened build for the embedded store, and ``None`` for Milvus (nothing is read from ``index_dir``)."""
-    store = store_of(settings)
-    opener = OPENERS.get(store)
-    if opener is None:
-        raise CollectionOpenError(f"unknown store {store!r}: use one of {', '.join(OPENERS)} (setting SIMSEARCH_STORE)")
-    return opener(settings, index, encoder)

@@ -130,7 +130,7 @@ def fusion_after_build(settings: Any, corpus: Path, split: str = "train", progre
             runtime.direct_models(),
             folder,
             split=split,
-            query_prefix=settings.query_prefix,
+            query_prefix=runtime.bi.entry.query_prefix,
             progress=progress,
         )
     finally:

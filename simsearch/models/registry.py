@@ -59,6 +59,11 @@ class ModelEntry(BaseModel):
         return value
 
 
+def setting_of(name: str) -> str:
+    """The setting that defines the registry entry ``name``, for messages."""
+    return {DEFAULT: "SIMSEARCH_BI_MODEL", CROSS: "SIMSEARCH_CROSS_MODEL"}.get(name, "SIMSEARCH_MODELS")
+
+
 class UnknownModelError(KeyError):
     """A model name the registry does not hold (or a model of the other kind)."""
 
@@ -102,9 +107,9 @@ class LoadedModel:
 
 class ModelRegistry:
     """Named models, each loaded at most once. ``loader(entry)`` loads one (the service passes one that
-    sets threads, device and backend); ``entries`` come from :func:`entries_from`."""
+    sets threads, device and backend) from its name and entry; ``entries`` come from :func:`entries_from`."""
 
-    def __init__(self, entries: Mapping[str, ModelEntry], loader: Callable[[ModelEntry], Any]) -> None:
+    def __init__(self, entries: Mapping[str, ModelEntry], loader: Callable[[str, ModelEntry], Any]) -> None:
         self.entries = dict(entries)
         self._loader = loader
         self._loaded: dict[str, LoadedModel] = {}
@@ -132,7 +137,7 @@ class ModelRegistry:
         with self._locks[name]:
             found = self._loaded.get(name)
             if found is None:
-                found = LoadedModel(name, entry, self._loader(entry))
+                found = LoadedModel(name, entry, self._loader(name, entry))
                 self._loaded[name] = found
         return found
 

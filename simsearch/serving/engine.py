@@ -74,6 +74,21 @@ class Engine:
         self._create_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @classmethod
+    async def around(cls, runtime: Runtime, **hooks: Any) -> Engine:
+        """An engine whose default collection is ``runtime`` (already open, with its models), with the
+        other collections of its store; for benchmarks and tests that open the runtime themselves."""
+        from simsearch.serving.runtime import registry_for, store_for
+
+        settings = runtime.settings
+        registry = registry_for(settings, runtime.threads)
+        for loaded in (runtime.bi, runtime.cross_model):
+            if loaded is not None:
+                registry.adopt(loaded)
+        engine = cls(settings, registry, await asyncio.to_thread(store_for, settings), runtime.threads, **hooks)
+        await engine.open_all(runtime)
+        return engine
+
     # -- opening -------------------------------------------------------------------------------------------
     def _open(self, name: str) -> Runtime:
         return open_runtime(self.settings, self.registry, self.store, name, self.threads)

@@ -31,8 +31,16 @@ from simsearch.index.open import LoadedIndex
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.files import display_name, model_hash
-from simsearch.models.loading import ModelLoadError
-from simsearch.models.registry import CROSS, DEFAULT, LoadedModel, ModelEntry, ModelRegistry, entries_from
+from simsearch.models.loading import ModelLoadError, is_local
+from simsearch.models.registry import (
+    CROSS,
+    DEFAULT,
+    LoadedModel,
+    ModelEntry,
+    ModelRegistry,
+    entries_from,
+    setting_of,
+)
 from simsearch.search import DirectModels, SearchPipeline
 from simsearch.serving.batching import alone_lane, on_passing_thread
 from simsearch.settings import Settings
@@ -161,11 +169,11 @@ class Runtime:
 # -- models -----------------------------------------------------------------------------------------------
 
 
-def model_loader(settings: Settings, threads: Threads) -> Callable[[ModelEntry], Any]:
+def model_loader(settings: Settings, threads: Threads) -> Callable[[str, ModelEntry], Any]:
     """How the registry loads one entry: on a thread that ends afterwards (its torch threads go with it),
     warmed up there and on the alone lane, so the first request pays no first forward pass."""
 
-    def load(entry: ModelEntry) -> Any:
+    def load(name: str, entry: ModelEntry) -> Any:
         backend = entry.backend or settings.backend
         kwargs = {"device": settings.device, "batch_size": settings.encode_batch_size, "backend": backend}
 
@@ -184,7 +192,7 @@ def model_loader(settings: Settings, threads: Threads) -> Callable[[ModelEntry],
         try:
             model = on_passing_thread(load_and_warm)
         except ModelLoadError as exc:
-            raise StartupError(f"{exc} (setting SIMSEARCH_MODELS)") from None
+            raise StartupError(f"{exc} (setting {setting_of(name)})") from None
         alone_lane().submit(_warm, model, threads.alone).result()  # where lone batches will run
         return model
 
@@ -279,6 +287,10 @@ def resolve_spec(collection: Collection, registry: ModelRegistry, *, default_col
     the registry model with its weights' hash (``default`` first) and, for the default collection, the
     configured cross-encoder, as before."""
     cross_default = CROSS if default_collection and CROSS in registry.entries else None
+    for name in (DEFAULT, built_name := collection.model.name):
+        if name in registry.entries:
+            require_folder(registry, name)
+    del built_name
     if collection.spec is not None:
         if collection.spec.cross is None and cross_default is not None:  # SIMSEARCH_CROSS_MODEL, as before
             return collection.spec.model_copy(update={"cross": cross_default})
@@ -288,12 +300,21 @@ def resolve_spec(collection: Collection, registry: ModelRegistry, *, default_col
     if name is None:
         raise IndexLoadError(
             f"collection {collection.name!r} was built with model {display_name(built.path)} (sha256 "
-            f"{built.sha256[:12]}), which no registered model matches: register it in SIMSEARCH_MODELS or set "
-            "SIMSEARCH_BI_MODEL to it"
+            f"{built.sha256[:12]}), which no registered model matches: rebuild the index with a registered model, "
+            "or register that one (SIMSEARCH_BI_MODEL, SIMSEARCH_MODELS)"
         )
     requested = getattr(getattr(collection, "index", None), "manifest", None)
     policy = policy_of(requested.index.requested if requested is not None else None)
     return CollectionSpec(model=name, cross=cross_default, index=policy)  # type: ignore[arg-type]
+
+
+def require_folder(registry: ModelRegistry, name: str) -> None:
+    """A registered model whose folder is missing fails here, naming the setting, before any hash is compared."""
+    entry = registry.entries[name]
+    try:
+        is_local(entry.path, "cross-encoder" if entry.kind == "cross" else "model")
+    except ModelLoadError as exc:
+        raise StartupError(f"{exc} (setting {setting_of(name)})") from None
 
 
 def check_models(collection: Collection, spec: CollectionSpec, registry: ModelRegistry) -> None:
@@ -301,6 +322,10 @@ def check_models(collection: Collection, spec: CollectionSpec, registry: ModelRe
     another cross-encoder. Hashes only: no model is loaded for the check."""
     built: ModelInfo = collection.model
     entry = registry.entry(spec.model)
+    require_folder(registry, spec.model)
+    if spec.cross is not None:
+        registry.entry(spec.cross, "cross")
+        require_folder(registry, spec.cross)
     digest = model_hash(entry.path)
     if digest != built.sha256:
         raise IndexLoadError(
@@ -323,8 +348,8 @@ def check_models(collection: Collection, spec: CollectionSpec, registry: ModelRe
             raise IndexLoadError(
                 f"collection {collection.name!r} has CUR arrays fitted with cross-encoder "
                 f"{display_name(fitted.path)} (sha256 {fitted.sha256[:12]}), but {spec.cross!r} is "
-                f"{display_name(cross_entry.path)}: point it at the fitted one, or fit CUR again with this one "
-                "(setting SIMSEARCH_CROSS_MODEL or SIMSEARCH_MODELS)"
+                f"{display_name(cross_entry.path)}: set {setting_of(spec.cross)} to the fitted one, or fit CUR again "
+                "with this one"
             )
 
 
@@ -341,6 +366,11 @@ def runtime_for(
     spec = resolve_spec(collection, registry, default_collection=default_collection)
     check_models(collection, spec, registry)
     bi = registry.bi(spec.model)
+    if bi.model.dim != collection.model.dimension:
+        raise IndexLoadError(
+            f"collection {collection.name!r} holds {collection.model.dimension}-d vectors; model {spec.model!r} "
+            f"makes {bi.model.dim}-d"
+        )
     cross = registry.cross(spec.cross) if spec.cross is not None else None
     measured = collection.rerank
     weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0

@@ -297,6 +297,6 @@ class MilvusCollection:
         return {"backend": self.backend, "folder": self.milvus_name, "uri": self.uri, **info}
 
     def close(self) -> None:
-        """Close the client if this collection was given it to own (as open_collection does)."""
+        """Close the client if this collection was given it to own (the service's store shares one client)."""
         if self.owns_client:
             self.client.close()
