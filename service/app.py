@@ -93,9 +93,9 @@ def create_app(
     app.state.engine = None
     app.state.access = Access(settings)
     install_error_handlers(app)
-    for routes in (routes_ops.router, routes_search.router, routes_documents.router, routes_collections.router):
+    for routes in (routes_ops.router, routes_search.router, routes_documents.router, page.router):
         app.include_router(routes)
-    app.include_router(page.router)
+    app.include_router(routes_collections.router)  # last: it ends with the catch-all of /collections/...
     page.install_docs(app)
     app.add_middleware(
         RequestContext,

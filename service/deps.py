@@ -3,11 +3,13 @@ settings (a class-level schema cannot see them; they fail like schema errors, HT
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from fastapi import HTTPException, Request
 
 from service.errors import reject
+from simsearch.api.spec import COLLECTION_NAME
 from simsearch.collection.manager import CollectionNotFoundError
 from simsearch.serving.collection import CollectionEngine
 from simsearch.serving.engine import Engine
@@ -24,7 +26,10 @@ async def engine(request: Request) -> Engine:
 
 
 def collection_of(eng: Engine, name: str | None) -> CollectionEngine:
-    """The collection a path names (``None``: the default one), or 404."""
+    """The collection a path names (``None``: the default one), or 404; a name no collection can have (one
+    that would leave the index folder, such as ``..`` or ``C:``) is a 422."""
+    if name is not None and name not in eng.collections and not re.fullmatch(COLLECTION_NAME, name):
+        reject(("path", "name"), "a collection name is 1-64 ASCII letters, digits, '-' or '_'", name)
     try:
         return eng.get(name)
     except CollectionNotFoundError as exc:

@@ -203,3 +203,10 @@ async def models(request: Request, eng: Annotated[Engine, Depends(engine)]) -> M
             for name, entry in sorted(eng.registry.entries.items())
         ]
     )
+
+
+# registered last (service.app): a path under /collections that no route above matched holds a name with
+# a '/' (sent as %2F, or a "..") or is a route that does not exist: say which, never a bare 404
+@router.api_route("/collections/{rest:path}", methods=["GET", "PUT", "POST", "DELETE"], include_in_schema=False)
+async def no_such_route(rest: str) -> None:
+    reject(("path", "name"), f"{rest!r} is not a collection name (1-64 ASCII letters, digits, '-' or '_')", rest)
