@@ -180,7 +180,8 @@ def _headers(key: str | None) -> dict[str, str]:
 
 class Client:
     """A synchronous client. ``key``: the Bearer key (read, write or admin, as the call needs);
-    ``transport``: an httpx transport (tests pass the app's, ``httpx.ASGITransport`` is async only)."""
+    ``http``: an ``httpx.Client``-like object to send through instead of a new one (Starlette's
+    ``TestClient`` in tests; the key is then sent with each request)."""
 
     def __init__(
         self,
@@ -188,12 +189,14 @@ class Client:
         *,
         key: str | None = None,
         timeout: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
+        http: Any = None,
     ) -> None:
-        self._http = httpx.Client(base_url=url, headers=_headers(key), timeout=timeout, transport=transport)
+        self._headers = _headers(key)
+        self._owned = http is None  # a client given to us is closed by whoever made it
+        self._http = http if http is not None else httpx.Client(base_url=url, timeout=timeout)
 
     def _do(self, call: _Call) -> Any:
-        response = self._http.request(call.method, call.path, json=_payload(call.body))
+        response = self._http.request(call.method, call.path, json=_payload(call.body), headers=self._headers)
         return _result(response, call.expect)
 
     def create_collection(
@@ -244,11 +247,12 @@ class Client:
         return self._do(_Operations.models())  # type: ignore[no-any-return]
 
     def ready(self) -> ReadyResponse:
-        response = self._http.get("/ready")
+        response = self._http.get("/ready", headers=self._headers)
         return ReadyResponse.model_validate(response.json())
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -266,12 +270,14 @@ class AsyncClient:
         *,
         key: str | None = None,
         timeout: float = 60.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: Any = None,
     ) -> None:
-        self._http = httpx.AsyncClient(base_url=url, headers=_headers(key), timeout=timeout, transport=transport)
+        self._headers = _headers(key)
+        self._owned = http is None
+        self._http = http if http is not None else httpx.AsyncClient(base_url=url, timeout=timeout)
 
     async def _do(self, call: _Call) -> Any:
-        response = await self._http.request(call.method, call.path, json=_payload(call.body))
+        response = await self._http.request(call.method, call.path, json=_payload(call.body), headers=self._headers)
         return _result(response, call.expect)
 
     async def create_collection(
@@ -320,11 +326,12 @@ class AsyncClient:
         return await self._do(_Operations.models())  # type: ignore[no-any-return]
 
     async def ready(self) -> ReadyResponse:
-        response = await self._http.get("/ready")
+        response = await self._http.get("/ready", headers=self._headers)
         return ReadyResponse.model_validate(response.json())
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owned:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

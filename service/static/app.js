@@ -1,7 +1,8 @@
-// simsearch search page: the controls, the modes, the index panel, and the search itself. Talks to its own
+// simsearch search page: the controls, the modes, the collections, and the search itself. Talks to its own
 // origin only; every text from the index or the API is put in the page as text (see dom.js).
 
 import { api, auth, forgetKey, saveKey, storedKey } from "./api.js";
+import { collectionPath, fillPicker, pickedCollection, rememberCollection, renderCollection, renderNoCollection } from "./collection.js";
 import { $, el, formError, setStatus, showError } from "./dom.js";
 import { queryTerms, renderColumn, summary, termPattern } from "./results.js";
 import { setupSimilarity } from "./similarity.js";
@@ -121,42 +122,33 @@ function updateControls() {
   $("candidates").disabled = !used.has("rerank");
 }
 
-// ---- the index --------------------------------------------------------------------------------------------
-function badge(ready) {
-  const parts = [`index ${ready.index}`, `${ready.documents} documents`];
-  parts.push(ready.cross_model ? "cross-encoder loaded" : "no cross-encoder");
-  $("index-badge").textContent = parts.join(" · ");
+// ---- the collections --------------------------------------------------------------------------------------
+let shown = 0; // counts the collections asked for: only the last one asked is shown
+
+function modesUnknown(reason) {
+  for (const [mode] of MODES) if (mode !== "dense") modeState.set(mode, { available: false, reason });
+  renderModes();
 }
 
-function renderManifest(info) {
-  const m = info.manifest || {};
-  if (m.live) $("index-badge").textContent = $("index-badge").textContent.replace(/\d+ documents/, `${m.live.documents} documents`);
-  const rows = [
-    ["name", info.name],
-    ["build", info.folder],
-    ["model", m.model?.path],
-    ["dimension", m.model?.dimension],
-    ["whitening", m.model?.whitening ? "yes" : "no"],
-    ["documents", m.live ? `${m.live.documents} (${m.count} at build)` : m.count],
-    ["index type", m.index ? [m.index.type, paramsText(m.index.params)].filter(Boolean).join(" ") : undefined],
-    ["recall@10", m.index?.recall_at_10 ?? "not measured"],
-    ["built", m.built_at ? new Date(m.built_at).toLocaleString() : undefined],
-    ["build time", m.build_seconds !== undefined ? `${m.build_seconds.toFixed(1)} s` : undefined],
-    ["lexical", m.lexical ? `${m.lexical.engine}, ${m.lexical.analyzer}` : "none"],
-    ["fusion", m.fusion ? m.fusion.method + (m.fusion.alpha != null ? ` α=${m.fusion.alpha}` : "") : "default"],
-    ["CUR", m.cur ? `${m.cur.k_i} anchor items, rank ${m.cur.rank}` : "none"],
-  ];
-  const list = $("manifest");
-  list.replaceChildren();
-  for (const [name, value] of rows) {
-    if (value === undefined || value === null || value === "") continue;
-    list.append(el("dt", {}, name), el("dd", {}, String(value)));
+// the picked collection's modes and description; a search that had results runs again in it
+async function showCollection(name, { rerun = false } = {}) {
+  const mine = ++shown;
+  document.body.dataset.ready = "false";
+  try {
+    const [modes, info] = await Promise.all([api(collectionPath(name, "modes")), api(collectionPath(name))]);
+    if (mine !== shown) return;
+    for (const m of modes.modes) modeState.set(m.mode, { available: m.available, reason: m.reason });
+    renderModes();
+    renderCollection(info);
+    showError($("search-error"), null);
+    document.body.dataset.collection = name;
+    document.body.dataset.ready = "true"; // the modes and the description are in (tests wait for this)
+    if (rerun) runSearch();
+  } catch (err) {
+    if (mine !== shown) return;
+    if (err.status !== 401) showError($("search-error"), err);
+    modesUnknown(err.status === 401 ? "waiting for the API key" : "unknown: the service did not say");
   }
-}
-
-function paramsText(params) {
-  const entries = Object.entries(params || {});
-  return entries.length ? `(${entries.map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
 }
 
 async function loadIndexInfo() {
@@ -174,23 +166,38 @@ async function loadIndexInfo() {
     setTimeout(loadIndexInfo, 2000);
     return;
   }
-  badge(ready);
   const cross = $("sim-cross");
   cross.disabled = !ready.cross_model;
   $("sim-cross-reason").textContent = ready.cross_model ? "" : "no cross-encoder is loaded (SIMSEARCH_CROSS_MODEL)";
+  let list;
   try {
-    const [modes, info] = await Promise.all([api("/modes"), api("/indexes")]);
-    for (const m of modes.modes) modeState.set(m.mode, { available: m.available, reason: m.reason });
-    renderModes();
-    renderManifest(info);
-    showError($("search-error"), null);
-    document.body.dataset.ready = "true"; // the modes and the manifest are in (tests wait for this)
+    list = await api("/collections");
   } catch (err) {
     if (err.status !== 401) showError($("search-error"), err);
-    const reason = err.status === 401 ? "waiting for the API key" : "unknown: the service did not say";
-    for (const [mode] of MODES) if (mode !== "dense") modeState.set(mode, { available: false, reason });
-    renderModes();
+    renderNoCollection(err.status === 401 ? "waiting for the API key" : "the collections could not be listed");
+    modesUnknown(err.status === 401 ? "waiting for the API key" : "unknown: the service did not say");
+    return;
   }
+  const { choice, refused } = fillPicker(list.collections, ready.index);
+  if (refused) setStatus($("search-status"), `There is no collection ${refused} this key may search: showing ${choice || "none"}.`, false);
+  if (!choice) {
+    renderNoCollection(list.collections.length ? "no collection is ready" : "this key may read no collection");
+    modesUnknown("no collection to search");
+    return;
+  }
+  await showCollection(choice);
+}
+
+function setupCollections() {
+  $("collection").addEventListener("change", () => {
+    const name = pickedCollection();
+    rememberCollection(name);
+    searchController?.abort();
+    const searched = $("results").childElementCount > 0 && $("q").value.trim() !== "";
+    if (!searched) $("results").replaceChildren();
+    setStatus($("search-status"), searched ? `Collection ${name}: the same search again…` : `Type a query to search ${name}.`, false);
+    showCollection(name, { rerun: searched });
+  });
 }
 
 let searchController = null;
@@ -234,6 +241,11 @@ async function runSearch() {
     showError(errorBox, err);
     return;
   }
+  const collection = pickedCollection();
+  if (!collection) {
+    showError(errorBox, formError("there is no collection to search: see the panel"));
+    return;
+  }
   showError(errorBox, null);
   const modes = [currentMode()];
   if ($("side-by-side").checked) modes.push($("mode-b").value);
@@ -245,7 +257,7 @@ async function runSearch() {
 
   const outcomes = await Promise.all(
     modes.map((mode) =>
-      api("/search", { method: "POST", body: requestFor(form, mode), signal: controller.signal }).then(
+      api(collectionPath(collection, "search"), { method: "POST", body: requestFor(form, mode), signal: controller.signal }).then(
         (result) => ({ result }),
         (error) => ({ error }),
       ),
@@ -310,7 +322,7 @@ function setupSearch() {
   $("side-by-side").addEventListener("change", updateControls);
   $("mode-b").addEventListener("change", updateControls);
   // a number input or select takes Enter as "search" too, as the query box does
-  for (const id of ["k", "k-r", "candidates", "mode-b"]) {
+  for (const id of ["collection", "k", "k-r", "candidates", "mode-b"]) {
     $(id).addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
         event.preventDefault();
@@ -325,6 +337,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setupKey();
   setupTabs();
   setupSearch();
+  setupCollections();
   setupSimilarity();
   renderModes();
   loadIndexInfo();
