@@ -59,7 +59,7 @@ def test_create_fill_search_describe_and_delete_a_collection(server) -> None:
     assert listed["notes"].documents == 0 and listed["notes"].state == "ready" and "tiny" in listed
     docs = [
         {"id": i, "text": f"note {n} about {w}", "metadata": {"n": n}}
-        for n, (i, w) in enumerate(zip(IDS, "ab cd ef gh ij".split(), strict=True))
+        for n, (i, w) in enumerate(zip(IDS, ["ab", "cd", "ef", "gh", "ij"], strict=True))
     ]
     written = c.upsert("notes", docs)
     assert written.inserted == IDS and written.sequence == 1
