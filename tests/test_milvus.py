@@ -33,7 +33,7 @@ from simsearch.collection.open import CollectionOpenError, connect
 from simsearch.data.corpus import Document
 from simsearch.index.build import build_index
 from simsearch.index.cur_arrays import save_cur
-from simsearch.index.manifest import CrossEncoderInfo, CurInfo, FusionInfo, Manifest, ModelInfo
+from simsearch.index.manifest import CrossEncoderInfo, CurInfo, FusionInfo, Manifest, ModelInfo, RerankInfo
 from simsearch.index.publish import publish_derived
 from simsearch.search import DirectModels, Fusion, SearchParams, SearchPipeline, run_sync
 from simsearch.search.fusion import fuse
@@ -52,6 +52,9 @@ class DotCross:
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         a, b = ENC.encode([p[0] for p in pairs]), ENC.encode([p[1] for p in pairs])
         return (4.0 * (a * b).sum(axis=1)).astype(np.float32)
+
+    def clip(self, query: str) -> str:
+        return query
 
 
 CROSS = DotCross()
@@ -108,9 +111,10 @@ def source_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seconds=0.0,
     )
     fusion = FusionInfo(method="convex", alpha=0.7, chosen_on="test")
+    rerank = RerankInfo(weight=0.3, cross_encoder=info.cross_encoder, candidates="dense", k_r=30, chosen_on="test")
 
     def update(m: Manifest) -> Manifest:
-        return m.model_copy(update={"cur": info, "fusion": fusion})
+        return m.model_copy(update={"cur": info, "fusion": fusion, "rerank": rerank})
 
     texts = [contents[int(a)] for a in cur.anchors_]
     publish_derived(path, lambda folder: save_cur(folder, cur, R, queries, texts), update)
@@ -272,10 +276,29 @@ def test_lexical_is_bm25_and_hybrid_fuses_with_the_shared_code(client: Any) -> N
     assert view.lexical('"quotes" AND (parens) OR * :colons', 5) == []  # query text is data, never syntax
 
 
-def test_hybrid_uses_the_fusion_copied_from_the_build(pair) -> None:
-    _, milvus = pair
+def test_hybrid_and_rerank_use_what_was_measured_on_the_build(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy keeps the measured fusion and the measured rerank weight (it used to drop the weight, so
+    rerank on Milvus silently blended with w = 1), and the runtime reads both through the interface."""
+    import simsearch.serving.runtime as runtime
+    from simsearch.models.registry import LoadedModel, ModelEntry, ModelRegistry
+    from simsearch.settings import Settings
+
+    embedded, milvus = pair
     assert milvus.view().default_fusion() == Fusion("convex", alpha=0.7)
     assert milvus.describe()["fusion"]["alpha"] == 0.7
+    assert milvus.rerank == embedded.rerank and milvus.rerank is not None and milvus.rerank.weight == 0.3
+    # the stand-in models as registered models (their "folders" hash to their own ids)
+    entries = {"default": ModelEntry(path="hash"), "cross": ModelEntry(path="cross", kind="cross")}
+    registry = ModelRegistry(entries, loader=lambda n, e: None)
+    for name, model in (("default", ENC), ("cross", CROSS)):
+        registry.adopt(LoadedModel(name, entries[name], model))
+    hashes = {"hash": ENC.sha256, "cross": CROSS.sha256}
+    monkeypatch.setattr(runtime, "model_hash", lambda path: hashes[path])
+    monkeypatch.setattr("simsearch.models.registry.model_hash", lambda path: hashes[path])
+    monkeypatch.setattr(runtime, "is_local", lambda path, what="model": False)
+    for c in (embedded, milvus):
+        rt = runtime.runtime_for(Settings(), registry, c, runtime.Threads(1, 1, 1), default_collection=True)
+        assert rt.pipeline.rerank_weight == 0.3 and rt.spec.cross == "cross", c.backend
 
 
 # ---- writes ---------------------------------------------------------------------------------------------

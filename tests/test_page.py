@@ -1,7 +1,8 @@
 """The search page and the API docs. First what the app serves (in-process); then, marked slow, the page in a
 real browser: Debian's Chromium, headless, driven by Playwright, against the real server (``python -m service``)
-on the tiny index. Search, modes, errors, escaping, the API key, a phone's width, the keyboard, the loading
-state, side by side, sentence similarity, ``/docs``; and no request ever leaves the page's origin.
+on the tiny index and a second collection. Search, modes, errors, escaping, the API key, a phone's width, the
+keyboard, the loading state, side by side, sentence similarity, the collection picker (and a key limited to one
+collection), ``/docs``; and no request ever leaves the page's origin.
 
 ``SIMSEARCH_SCREENSHOTS=1`` also saves screenshots into ``docs/images/`` (the pictures in docs/search-page.md).
 """
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -31,12 +33,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WRITE_KEY = "write-key-0123456789"
 READ_KEY = "read-key-0123456789-x"
+SCOPED_KEY = "scoped-key-0123456789"  # reads collection "x" only
 MARKUP_TITLE = "<img src=x onerror=alert(1)>"
 MARKUP_DOC = {
     "id": "x",
     "title": MARKUP_TITLE,
     "text": "A title that looks like markup <script>alert(2)</script> must show as text: onerror alert.",
 }
+# the second collection's documents: nothing like the tiny index's, so a hit says which collection answered
+SPACE_DOCS = [
+    {"id": "s1", "title": "Saturn", "text": "The rings of Saturn are made of ice and rock."},
+    {"id": "s2", "title": "Comets", "text": "A comet's tail always points away from the Sun."},
+    {"id": "s3", "title": "Mars", "text": "Mars has the tallest volcano in the solar system, Olympus Mons."},
+]
 SCREENSHOTS = ROOT / "docs" / "images" if os.environ.get("SIMSEARCH_SCREENSHOTS") == "1" else None
 STATIC = ROOT / "service" / "static"
 
@@ -67,6 +76,16 @@ def _copy_index(root: Path, built_index: Path) -> Path:
     return root
 
 
+def _fill_collection(server: Server, name: str) -> None:
+    """Create collection ``name`` (its specification's defaults) and write SPACE_DOCS into it."""
+    auth = {"authorization": f"Bearer {WRITE_KEY}"}
+    r = httpx.put(f"{server.url}/collections/{name}", json={}, headers=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    docs = {"documents": SPACE_DOCS}
+    r = httpx.put(f"{server.url}/collections/{name}/documents", json=docs, headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+
+
 def _check_wired(server: Server) -> None:
     r = httpx.get(f"{server.url}/", timeout=10)
     if r.status_code != 200 or "text/html" not in r.headers.get("content-type", ""):
@@ -80,7 +99,8 @@ def _check_wired(server: Server) -> None:
 def server(
     tmp_path_factory: pytest.TempPathFactory, built_index: Path, tiny_model: str, tiny_cross: str
 ) -> Iterator[Server]:
-    """Open for reading, with a cross-encoder and a write key; holds DOCS and a document titled as markup."""
+    """Open for reading, with a cross-encoder and a write key; the default collection holds DOCS and a document
+    titled as markup, collection "space" (no cross-encoder) SPACE_DOCS."""
     root = _copy_index(tmp_path_factory.mktemp("page") / "indexes", built_index)
     env = {"SIMSEARCH_CROSS_MODEL": tiny_cross, "SIMSEARCH_WRITE_KEYS": WRITE_KEY, "SIMSEARCH_LOG_LEVEL": "warning"}
     with running_server(tiny_model, root, "tiny", **env) as s:
@@ -92,14 +112,19 @@ def server(
             timeout=30,
         )
         assert r.status_code == 200, r.text
+        _fill_collection(s, "space")
         yield s
 
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory, built_index: Path, tiny_model: str) -> Iterator[Server]:
+    """A read key for every collection, and SCOPED_KEY for collection "x" (SPACE_DOCS) only."""
     root = _copy_index(tmp_path_factory.mktemp("page-keys") / "indexes", built_index)
-    with running_server(tiny_model, root, "tiny", SIMSEARCH_API_KEYS=READ_KEY, SIMSEARCH_LOG_LEVEL="warning") as s:
+    scoped = json.dumps([{"key": SCOPED_KEY, "scopes": ["read"], "collections": ["x"]}])
+    env = {"SIMSEARCH_WRITE_KEYS": WRITE_KEY, "SIMSEARCH_SCOPED_KEYS": scoped, "SIMSEARCH_LOG_LEVEL": "warning"}
+    with running_server(tiny_model, root, "tiny", SIMSEARCH_API_KEYS=READ_KEY, **env) as s:
         _check_wired(s)
+        _fill_collection(s, "x")
         yield s
 
 
@@ -175,8 +200,14 @@ def _ids(page: Any, scope: str = "#results") -> list[str]:
     return page.eval_on_selector_all(f"{scope} .hit", "els => els.map(e => e.dataset.id)")
 
 
-def _api_search(server: Server, **body: Any) -> dict[str, Any]:
-    r = httpx.post(f"{server.url}/search", json=body, timeout=30)
+def _options(page: Any) -> list[tuple[str, bool]]:
+    """The collection picker's choices: (name, disabled)."""
+    options = page.eval_on_selector_all("#collection option", "os => os.map(o => [o.value, o.disabled])")
+    return [(name, disabled) for name, disabled in options]
+
+
+def _api_search(server: Server, path: str = "/search", **body: Any) -> dict[str, Any]:
+    r = httpx.post(f"{server.url}{path}", json=body, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -508,6 +539,94 @@ def test_the_key_is_asked_once_and_sent(browser: Any, keyed_server: Server) -> N
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
         assert page.is_hidden("#key-panel")  # asked once per tab
+
+
+@pytest.mark.slow
+def test_the_picker_searches_the_collection_picked_and_the_url_keeps_it(
+    visit: Visit, server: Server, tiny_model: str
+) -> None:
+    visit.open()
+    page = visit.page
+    assert _options(page) == [("space", False), ("tiny", False)]
+    assert page.input_value("#collection") == "tiny"  # the default collection, /ready's "index"
+    assert "collection=" not in page.url  # nothing picked yet
+    visit.search("rings of Saturn", "lexical")
+    assert _ids(page) == [] and "No documents matched" in page.inner_text("#results")
+
+    page.select_option("#collection", "space")
+    page.wait_for_selector("body[data-collection=space][data-ready=true]")
+    visit.wait_idle()  # the search that had run, run again in the collection picked
+    expected = _api_search(server, "/collections/space/search", query="rings of Saturn", mode="lexical")
+    assert _ids(page) == [h["id"] for h in expected["hits"]] and _ids(page)[0] == "s1"
+    assert page.locator("#results .hit").first.locator(".hit-title").inner_text() == "Saturn"
+    assert urlsplit(page.url).query == "collection=space"
+    assert page.inner_text("#index-badge") == "collection space · 3 documents · no cross-encoder"
+    assert page.is_disabled("#mode-rerank")  # its specification names no cross-encoder
+    manifest = page.inner_text("#manifest")
+    info = httpx.get(f"{server.url}/collections/space", timeout=10).json()
+    assert "space" in manifest and "3 (0 at build)" in manifest
+    assert f"{info['models']['bi']['name']} (folder {info['models']['bi']['folder']})" in manifest
+    assert info["models"]["bi"]["sha256"][:12] in manifest
+    assert tiny_model not in manifest and str(ROOT) not in manifest  # a model by name, never a server path
+    assert page.is_hidden("#collection-warnings")  # none reported
+    visit.shoot("collections.png")
+
+    page.reload()  # the URL keeps the choice
+    page.wait_for_selector("body[data-collection=space][data-ready=true]")
+    assert page.input_value("#collection") == "space"
+    visit.search("volcano", "dense")
+    assert set(_ids(page)) == {"s1", "s2", "s3"}
+    paths = {urlsplit(r.url).path for r in visit.requests if r.method == "POST"}
+    assert paths == {"/collections/tiny/search", "/collections/space/search"}
+
+
+@pytest.mark.slow
+def test_unavailable_collections_are_greyed_out_and_warnings_shown(visit: Visit) -> None:
+    """A collection that failed to open, and warnings, which the tiny server has none of: added to its answers."""
+    warning = "31% of the documents sampled are not in English, the model's language"
+
+    def listing(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        broken = {"name": "broken", "state": "unavailable", "reason": "its manifest does not match its files"}
+        body["collections"].append({**broken, "documents": None, "model": None, "backend": None})
+        route.fulfill(response=answer, json=body)
+
+    def described(route: Any) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "warnings": [warning, MARKUP_TITLE]})
+
+    visit.page.route("**/collections", listing)
+    visit.page.route("**/collections/tiny", described)
+    visit.open()
+    page = visit.page
+    assert _options(page) == [("space", False), ("tiny", False), ("broken", True)]
+    assert page.get_attribute('#collection option[value="broken"]', "title") == "its manifest does not match its files"
+    box = page.locator("#collection-warnings")
+    assert box.is_visible() and "tiny" in box.locator("h2").inner_text()
+    assert box.locator("li").all_text_contents() == [warning, MARKUP_TITLE]  # as text, not markup
+    assert box.locator("img").count() == 0
+    visit.search("coffee", "lexical")
+    assert box.is_visible() and _ids(page)[0] == "d6"
+
+
+@pytest.mark.slow
+def test_a_key_limited_to_one_collection_sees_only_that_one(browser: Any, keyed_server: Server) -> None:
+    with visiting(browser, keyed_server) as visit:
+        page = visit.page
+        page.goto(keyed_server.url + "/?collection=tiny")
+        page.wait_for_selector("#key-panel:not([hidden])")
+        page.fill("#key-input", SCOPED_KEY)
+        page.press("#key-input", "Enter")
+        page.wait_for_selector("body[data-ready=true]")
+        assert _options(page) == [("x", False)]  # not the default collection, which this key may not read
+        assert page.input_value("#collection") == "x"
+        assert "no collection tiny this key may search" in page.inner_text("#search-status")
+        assert urlsplit(page.url).query == "collection=x"
+        visit.search("rings of Saturn", "lexical")
+        assert _ids(page)[0] == "s1"
+        asked = {urlsplit(r.url).path for r in visit.requests}
+        assert not asked & {"/modes", "/indexes", "/search", "/collections/tiny"}  # the default's routes: 403
 
 
 @pytest.mark.slow
