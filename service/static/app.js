@@ -1,9 +1,10 @@
 // simsearch search page: the controls, the modes, the collections, and the search itself. Talks to its own
 // origin only; every text from the index or the API is put in the page as text (see dom.js).
 
-import { api, auth, forgetKey, saveKey, storedKey } from "./api.js";
+import { api } from "./api.js";
 import { collectionPath, fillPicker, pickedCollection, rememberCollection, renderCollection, renderNoCollection } from "./collection.js";
 import { $, el, formError, setStatus, showError } from "./dom.js";
+import { setupKey } from "./key.js";
 import { queryTerms, renderColumn, summary, termPattern } from "./results.js";
 import { setupSimilarity } from "./similarity.js";
 
@@ -15,36 +16,6 @@ const MODES = [
   ["cur", "CUR approximation"],
 ];
 const CROSS_MODES = new Set(["rerank", "cur"]);
-
-// ---- the API key ---------------------------------------------------------------------------------------
-// `sent`: the key the refused request carried (none: the service wants one)
-function askForKey(reason, sent) {
-  const panel = $("key-panel");
-  if (sent || panel.hidden) {
-    $("key-reason").textContent = sent ? `The key was refused: ${reason}` : "This service needs an API key to search.";
-  }
-  forgetKey();
-  $("forget-key").hidden = true;
-  const wasHidden = panel.hidden;
-  panel.hidden = false;
-  if (wasHidden) $("key-input").focus();
-}
-
-function setupKey() {
-  auth.onUnauthorized = askForKey;
-  $("key-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const key = $("key-input").value.trim();
-    if (!key) return;
-    saveKey(key);
-    $("key-input").value = "";
-    $("key-panel").hidden = true;
-    $("forget-key").hidden = false;
-    loadIndexInfo().then(() => $("q").focus());
-  });
-  $("forget-key").addEventListener("click", () => askForKey("", null));
-  $("forget-key").hidden = !storedKey();
-}
 
 // ---- tabs ---------------------------------------------------------------------------------------------
 function setupTabs() {
@@ -124,6 +95,7 @@ function updateControls() {
 
 // ---- the collections --------------------------------------------------------------------------------------
 let shown = 0; // counts the collections asked for: only the last one asked is shown
+let searchController = null;
 
 function modesUnknown(reason) {
   for (const [mode] of MODES) if (mode !== "dense") modeState.set(mode, { available: false, reason });
@@ -147,23 +119,24 @@ async function showCollection(name, { rerun = false } = {}) {
   } catch (err) {
     if (mine !== shown) return;
     if (err.status !== 401) showError($("search-error"), err);
+    renderNoCollection(err.status === 401 ? "waiting for the API key" : `collection ${name}: ${err.message}`);
     modesUnknown(err.status === 401 ? "waiting for the API key" : "unknown: the service did not say");
   }
 }
 
-async function loadIndexInfo() {
+async function loadCollections() {
   let ready;
   try {
     const response = await fetch("/ready", { cache: "no-store", headers: { Accept: "application/json" } });
     ready = await response.json();
   } catch (err) {
     $("index-badge").textContent = `the service did not answer (${err.message})`;
-    setTimeout(loadIndexInfo, 3000);
+    setTimeout(loadCollections, 3000);
     return;
   }
   if (!ready.ready) {
     $("index-badge").textContent = `not ready: ${ready.reason || "loading"}; trying again…`;
-    setTimeout(loadIndexInfo, 2000);
+    setTimeout(loadCollections, 2000);
     return;
   }
   const cross = $("sim-cross");
@@ -199,8 +172,6 @@ function setupCollections() {
     showCollection(name, { rerun: searched });
   });
 }
-
-let searchController = null;
 
 function readSearch() {
   const query = $("q").value.trim();
@@ -334,12 +305,12 @@ function setupSearch() {
 
 // ---- start ---------------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
-  setupKey();
+  setupKey(() => loadCollections().then(() => $("q").focus()));
   setupTabs();
   setupSearch();
   setupCollections();
   setupSimilarity();
   renderModes();
-  loadIndexInfo();
+  loadCollections();
   $("q").focus();
 });

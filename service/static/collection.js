@@ -6,6 +6,8 @@ import { $, el } from "./dom.js";
 
 const PARAM = "collection";
 
+const documents = (n) => `${n} document${n === 1 ? "" : "s"}`;
+
 // the path of the picked collection's routes: collectionPath("tiny", "search") is /collections/tiny/search
 export function collectionPath(name, route = "") {
   return `/collections/${encodeURIComponent(name)}${route ? `/${route}` : ""}`;
@@ -29,7 +31,7 @@ export function fillPicker(collections, defaultName) {
   select.replaceChildren();
   for (const c of collections) {
     const ready = c.state === "ready";
-    const text = ready ? `${c.name} (${c.documents} documents)` : `${c.name} (unavailable)`;
+    const text = `${c.name} (${ready ? documents(c.documents) : "unavailable"})`;
     select.append(el("option", { value: c.name, disabled: !ready, title: ready ? null : c.reason || "not available" }, text));
   }
   const names = collections.filter((c) => c.state === "ready").map((c) => c.name);
@@ -66,7 +68,7 @@ export function renderCollection(info) {
   const m = info.manifest || {};
   const models = info.models || {};
   const live = info.live;
-  const parts = [`collection ${info.name}`, `${live.documents} documents`, models.cross ? "cross-encoder loaded" : "no cross-encoder"];
+  const parts = [`collection ${info.name}`, documents(live.documents), models.cross ? "cross-encoder loaded" : "no cross-encoder"];
   $("index-badge").textContent = parts.join(" · ");
 
   const rows = [
@@ -104,8 +106,13 @@ function renderWarnings(name, warnings) {
   $("warnings-list").replaceChildren(...warnings.map((w) => el("li", {}, w)));
 }
 
-// no collection to describe: the reason in the badge and the panel
+// no collection to describe: the reason in the badge and the panel (and in the picker, when it is empty)
 export function renderNoCollection(reason) {
+  const select = $("collection");
+  if (!select.options.length || !select.options[0].value) {
+    select.replaceChildren(el("option", { value: "" }, reason));
+    select.disabled = true;
+  }
   $("index-badge").textContent = reason;
   $("manifest").replaceChildren(el("dt", {}, "status"), el("dd", {}, reason));
   renderWarnings("", []);
