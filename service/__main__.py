@@ -20,9 +20,10 @@ from service.protocol import protocol_with
 from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
-from simsearch.evaluation.fusion_fit import fusion_after_build
+from simsearch.evaluation.fusion_fit import fusion_at_build
 from simsearch.index.build import build_index
 from simsearch.models.registry import DEFAULT
+from simsearch.search import DirectModels
 from simsearch.serving.batching import on_passing_thread
 from simsearch.serving.runtime import StartupError, load_runtime, registry_for
 from simsearch.settings import Settings
@@ -41,11 +42,9 @@ def build_demo(settings: Settings, corpus: Path) -> None:
         document_prefix=model.entry.document_prefix,
         model_name=DEFAULT,
         spec=CollectionSpec(model=DEFAULT),
+        # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
+        finish=fusion_at_build(corpus, DirectModels(model.model), query_prefix=model.entry.query_prefix),
     )
-    # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
-    chosen = fusion_after_build(settings, corpus)
-    if chosen is not None:
-        logging.getLogger("simsearch").warning("hybrid fusion: %s (%s)", chosen.method, chosen.chosen_on)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,7 +142,7 @@ async def get_collection(name: str, eng: Annotated[Engine, Depends(engine)]) -> 
     "/collections/{name}",
     response_model=CollectionDeleted,
     tags=["collections"],
-    responses={404: {"description": "No such collection."}},
+    responses={404: {"description": "No such collection."}, 409: {"description": "The default collection."}},
     dependencies=[ADMIN],
 )
 async def delete_collection(name: str, eng: Annotated[Engine, Depends(engine)]) -> CollectionDeleted:
@@ -152,6 +152,8 @@ async def delete_collection(name: str, eng: Annotated[Engine, Depends(engine)]) 
         await eng.drop(name)
     except CollectionNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    except SpecConflictError as exc:
+        raise HTTPException(409, str(exc)) from None
     return CollectionDeleted(name=name)
 
 

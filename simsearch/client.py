@@ -204,31 +204,31 @@ class Client:
     ) -> CollectionCreated:
         """Create an empty collection (``spec`` or fields such as ``model=``, ``cross=``); the same
         specification again returns ``created=False``, another raises :class:`SimsearchError` (409)."""
-        return self._do(_Operations.create_collection(name, _spec(spec, fields)))  # type: ignore[no-any-return]
+        return self._do(_Operations.create_collection(name, _spec(spec, fields)))
 
     def list_collections(self) -> list[CollectionState]:
-        return self._do(_Operations.list_collections()).collections  # type: ignore[no-any-return]
+        return self._do(_Operations.list_collections()).collections
 
     def get_collection(self, name: str) -> CollectionInfo:
-        return self._do(_Operations.get_collection(name))  # type: ignore[no-any-return]
+        return self._do(_Operations.get_collection(name))
 
     def delete_collection(self, name: str) -> CollectionDeleted:
-        return self._do(_Operations.delete_collection(name))  # type: ignore[no-any-return]
+        return self._do(_Operations.delete_collection(name))
 
     def upsert(self, collection: str | None, documents: Iterable[DocumentIn | Mapping[str, Any]]) -> WriteResponse:
         """Insert or replace documents (``{"id", "text", "title", "metadata"}``) as one batch."""
-        return self._do(_Operations.upsert(collection, _documents(documents)))  # type: ignore[no-any-return]
+        return self._do(_Operations.upsert(collection, _documents(documents)))
 
     def delete(self, collection: str | None, ids: Sequence[str]) -> WriteResponse:
-        return self._do(_Operations.delete(collection, ids))  # type: ignore[no-any-return]
+        return self._do(_Operations.delete(collection, ids))
 
     def get(self, collection: str | None, doc_id: str) -> DocumentOut:
         """One document (a 404 :class:`SimsearchError` when there is none)."""
-        return self._do(_Operations.get(collection, doc_id))  # type: ignore[no-any-return]
+        return self._do(_Operations.get(collection, doc_id))
 
     def search(self, collection: str | None, query: str, **params: Any) -> SearchResponse:
         """``params``: ``k``, ``mode``, ``filter``, ``k_r``, ``candidates``, ``fusion``, ``rerank_weight``."""
-        return self._do(_Operations.search(collection, _search(query, params)))  # type: ignore[no-any-return]
+        return self._do(_Operations.search(collection, _search(query, params)))
 
     def similarity(
         self,
@@ -238,13 +238,13 @@ class Client:
         targets: Sequence[str] | None = None,
         model: str = "bi",
     ) -> SimilarityResponse:
-        return self._do(_Operations.similarity(_similarity(pairs, source, targets, model)))  # type: ignore[no-any-return]
+        return self._do(_Operations.similarity(_similarity(pairs, source, targets, model)))
 
     def compact(self, collection: str | None) -> CompactResponse:
-        return self._do(_Operations.compact(collection))  # type: ignore[no-any-return]
+        return self._do(_Operations.compact(collection))
 
     def models(self) -> ModelList:
-        return self._do(_Operations.models())  # type: ignore[no-any-return]
+        return self._do(_Operations.models())
 
     def ready(self) -> ReadyResponse:
         response = self._http.get("/ready", headers=self._headers)
@@ -283,30 +283,30 @@ class AsyncClient:
     async def create_collection(
         self, name: str, spec: CollectionSpec | Mapping[str, Any] | None = None, **fields: Any
     ) -> CollectionCreated:
-        return await self._do(_Operations.create_collection(name, _spec(spec, fields)))  # type: ignore[no-any-return]
+        return await self._do(_Operations.create_collection(name, _spec(spec, fields)))
 
     async def list_collections(self) -> list[CollectionState]:
-        return (await self._do(_Operations.list_collections())).collections  # type: ignore[no-any-return]
+        return (await self._do(_Operations.list_collections())).collections
 
     async def get_collection(self, name: str) -> CollectionInfo:
-        return await self._do(_Operations.get_collection(name))  # type: ignore[no-any-return]
+        return await self._do(_Operations.get_collection(name))
 
     async def delete_collection(self, name: str) -> CollectionDeleted:
-        return await self._do(_Operations.delete_collection(name))  # type: ignore[no-any-return]
+        return await self._do(_Operations.delete_collection(name))
 
     async def upsert(
         self, collection: str | None, documents: Iterable[DocumentIn | Mapping[str, Any]]
     ) -> WriteResponse:
-        return await self._do(_Operations.upsert(collection, _documents(documents)))  # type: ignore[no-any-return]
+        return await self._do(_Operations.upsert(collection, _documents(documents)))
 
     async def delete(self, collection: str | None, ids: Sequence[str]) -> WriteResponse:
-        return await self._do(_Operations.delete(collection, ids))  # type: ignore[no-any-return]
+        return await self._do(_Operations.delete(collection, ids))
 
     async def get(self, collection: str | None, doc_id: str) -> DocumentOut:
-        return await self._do(_Operations.get(collection, doc_id))  # type: ignore[no-any-return]
+        return await self._do(_Operations.get(collection, doc_id))
 
     async def search(self, collection: str | None, query: str, **params: Any) -> SearchResponse:
-        return await self._do(_Operations.search(collection, _search(query, params)))  # type: ignore[no-any-return]
+        return await self._do(_Operations.search(collection, _search(query, params)))
 
     async def similarity(
         self,
@@ -317,13 +317,13 @@ class AsyncClient:
         model: str = "bi",
     ) -> SimilarityResponse:
         call = _Operations.similarity(_similarity(pairs, source, targets, model))
-        return await self._do(call)  # type: ignore[no-any-return]
+        return await self._do(call)
 
     async def compact(self, collection: str | None) -> CompactResponse:
-        return await self._do(_Operations.compact(collection))  # type: ignore[no-any-return]
+        return await self._do(_Operations.compact(collection))
 
     async def models(self) -> ModelList:
-        return await self._do(_Operations.models())  # type: ignore[no-any-return]
+        return await self._do(_Operations.models())
 
     async def ready(self) -> ReadyResponse:
         response = await self._http.get("/ready", headers=self._headers)

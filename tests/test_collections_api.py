@@ -78,6 +78,9 @@ def test_create_fill_search_describe_and_delete_a_collection(server) -> None:
         c.delete_collection("notes")  # a write key may create, only an admin key deletes
     assert denied.value.status == 403
     assert client(http, ADMIN_KEY).delete_collection("notes").deleted
+    with pytest.raises(SimsearchError) as default:
+        client(http, ADMIN_KEY).delete_collection("tiny")
+    assert default.value.status == 409 and "SIMSEARCH_INDEX_NAME" in default.value.message
     with pytest.raises(SimsearchError) as gone:
         c.search("notes", "note")
     assert gone.value.status == 404 and "no collection named 'notes'" in gone.value.message

@@ -192,3 +192,29 @@ def test_rollback_to_the_previous_build(tmp_path: Path, tiny_encoder: BiEncoder,
     assert second.is_dir()  # nothing is deleted by a rollback
     with pytest.raises(SystemExit):
         rollback_main(["--name", "x", "--index-dir", str(tmp_path)])  # nothing older than the first build
+
+
+def test_pruning_never_deletes_a_build_in_use_or_the_rollback_target(tmp_path: Path, tiny_encoder) -> None:
+    """Build A, build B, roll back to A (a service reopens A), build C: A is in use and must stay (it was
+    deleted, and the next rollbacks failed); B, the rollback target from C, stays too; once A is closed,
+    the next build prunes it, and rollback still works after every step."""
+    from simsearch.index.build import build_index
+    from simsearch.index.open import open_index
+    from simsearch.index.publish import rollback
+
+    root = tmp_path / "ix"
+    corpus = write_jsonl(tmp_path / "c.jsonl", DOCS)
+
+    def build() -> Path:
+        return build_index(corpus, tiny_encoder, root, "r", progress=False).resolve()
+
+    a, b = build(), build()
+    assert rollback(root, "r") == a
+    serving = open_index(root / "r")  # the service, reloaded onto A
+    c = build()
+    assert a.is_dir() and b.is_dir() and c.is_dir()  # A in use, B the rollback target of C, C current
+    assert rollback(root, "r") == b and rollback(root, "r") == a  # every step back works
+    serving.close()
+    d = build()  # A is older than the rollback target now, and no longer in use: pruned
+    assert not a.is_dir() and d.is_dir() and c.is_dir() and (root / "r").resolve() == d
+    assert rollback(root, "r") == c

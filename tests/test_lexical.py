@@ -220,7 +220,13 @@ def test_fusion_choice_picks_dense_only_where_lexical_matching_misleads(tmp_path
     assert info.validation["convex-0.0"] < 20 and info.validation["rrf"] < 100
 
 
-def test_a_build_from_a_judged_corpus_measures_its_fusion(tmp_path: Path, tiny_model: str) -> None:
+def test_a_build_from_a_judged_corpus_measures_its_fusion_in_one_build(
+    tmp_path: Path, tiny_model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With enough judged queries the fusion is measured in the build before it is published, and it says
+    so first; with too few (3 once chose "dense only") the build keeps the default and says why. Either way
+    one build is published, so the previous corpus's builds are not pushed out by a second one."""
+    from simsearch.index.layout import builds
     from simsearch.index.manifest import Manifest
     from tests.conftest import DOCS, write_jsonl
     from training.build_index import main as build
@@ -228,10 +234,22 @@ def test_a_build_from_a_judged_corpus_measures_its_fusion(tmp_path: Path, tiny_m
     data = tmp_path / "beir"
     (data / "qrels").mkdir(parents=True)
     write_jsonl(data / "corpus.jsonl", DOCS)
-    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "coffee beans"}, {"_id": "q2", "text": "rain"}])
-    (data / "qrels" / "train.tsv").write_text("q\td\ts\nq1\td6\t1\nq2\td4\t1\n")
+    words = ["coffee beans", "rain", "cats", "dogs", "python code", "tea leaves", "football", "stock market"]
+    queries = [{"_id": f"q{i}", "text": f"{words[i % 8]} {i}"} for i in range(24)]
+    write_jsonl(data / "queries.jsonl", queries)
+    few = "q\td\ts\n" + "".join(f"q{i}\td{i % 8 + 1}\t1\n" for i in range(3))
+    (data / "qrels" / "train.tsv").write_text(few)
     args = ["--corpus", str(data), "--name", "j", "--index-dir", str(tmp_path / "ix"), "--model", tiny_model]
-    assert build([*args, "--no-progress"]) == 0
+    with caplog.at_level("WARNING"):
+        assert build([*args, "--no-progress"]) == 0
+    assert Manifest.read((tmp_path / "ix" / "j").resolve()).fusion is None  # the stated default
+    assert "judges 3 queries, too few" in caplog.text and len(builds(tmp_path / "ix", "j")) == 1
+    (data / "qrels" / "train.tsv").write_text(few + "".join(f"q{i}\td{i % 8 + 1}\t1\n" for i in range(3, 24)))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert build([*args, "--no-progress"]) == 0
     fusion = Manifest.read((tmp_path / "ix" / "j").resolve()).fusion
-    assert fusion is not None and fusion.chosen_on.startswith("beir:train (2 queries")
+    assert fusion is not None and fusion.chosen_on.startswith("beir:train (24 queries")
+    assert caplog.text.index("measuring hybrid search's fusion on the 24") < caplog.text.index("hybrid fusion:")
+    assert len(builds(tmp_path / "ix", "j")) == 2  # one build per run
     assert set(fusion.validation) >= {"dense", "rrf", "convex-0.5"}

@@ -16,10 +16,11 @@ from pathlib import Path
 from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
-from simsearch.evaluation.fusion_fit import fusion_after_build
+from simsearch.evaluation.fusion_fit import fusion_at_build
 from simsearch.index.build import build_index
 from simsearch.index.manifest import Manifest
 from simsearch.index.open import open_index
+from simsearch.search import DirectModels
 from simsearch.serving.runtime import StartupError, job_model, policy_of, registered_name, registry_for
 
 
@@ -66,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--fusion-split",
         default="train",
-        help="with a BEIR folder: choose hybrid search's fusion on this split's judgements after the build "
-        "(default: %(default)s; 'none' keeps the stated default)",
+        help="with a BEIR folder: choose hybrid search's fusion on this split's judgements (at least 20 judged "
+        "queries) in the build, before it is published (default: %(default)s; 'none' keeps the stated default)",
     )
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -114,7 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     spec = existing
     if spec is None and registered is not None:
         spec = CollectionSpec(model=registered, index=policy_of(args.factory))  # type: ignore[arg-type]
-    # 2. check every line, encode, write into a temporary folder, publish
+    # 2. hybrid search's fusion, measured on the corpus's own judgements (a BEIR folder with enough of them)
+    #    in the build itself, before it is published
+    finish = None
+    if args.fusion_split != "none":
+        finish = fusion_at_build(
+            args.corpus,
+            DirectModels(loaded.model),
+            query_prefix=loaded.entry.query_prefix,
+            split=args.fusion_split,
+            progress=not args.no_progress,
+        )
+    # 3. check every line, encode, write into a temporary folder, publish
     params = {"factory": args.factory} if args.index_type == "faiss" else {}
     try:
         path = build_index(
@@ -133,20 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             query_prefix=loaded.entry.query_prefix,
             model_name=registered,
             spec=spec,
+            finish=finish,
         )
     except (CorpusError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    # 3. hybrid search's fusion, measured on the corpus's own judgements when it has them
-    if args.fusion_split != "none":
-        # the job's model is the collection's: as `default` when it is a folder the registry does not name
-        fit_settings = (
-            settings
-            if registered is not None
-            else settings.model_copy(update={"models": {**settings.models, "default": loaded.entry}})
-        )
-        chosen = fusion_after_build(fit_settings, args.corpus, args.fusion_split, progress=not args.no_progress)
-        if chosen is not None:
-            print(f"hybrid fusion: {chosen.method} alpha={chosen.alpha} ({chosen.chosen_on})")
     # 4. report
     index = open_index(path)
     m = index.manifest

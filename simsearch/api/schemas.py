@@ -108,6 +108,7 @@ class SimilarityRequest(Strict):
         "bi",
         min_length=1,
         max_length=64,
+        examples=["bi", "cross"],
         description="Which model scores: `bi` (the default bi-encoder: cosine), `cross` (the default cross-encoder: "
         "its raw score), or a model's name in the registry (GET /models).",
     )

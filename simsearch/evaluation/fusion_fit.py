@@ -9,6 +9,8 @@ combination with the largest α). A collection without judgments keeps :data:`DE
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,13 @@ from tqdm.auto import tqdm
 
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.evaluation.metrics import evaluate_run
-from simsearch.index.manifest import FusionInfo
+from simsearch.index.manifest import FusionInfo, Manifest
 from simsearch.search import Fusion, Models, SearchView, run_sync
 from simsearch.search.fusion import DEFAULT_FUSION, fuse
 from simsearch.search.pipeline import FUSION_DEPTH
 from simsearch.search.retrievers import RETRIEVERS, QueryInputs
 
+log = logging.getLogger(__name__)
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
@@ -106,7 +109,6 @@ def default_fusion_info() -> FusionInfo:
 
 def choose_and_publish(index_path: Path, info: FusionInfo) -> Path:
     """A new build of the index whose manifest records ``info`` (atomically, like every build)."""
-    from simsearch.index.manifest import Manifest
     from simsearch.index.publish import publish_derived
 
     def update(m: Manifest) -> Manifest:
@@ -115,25 +117,76 @@ def choose_and_publish(index_path: Path, info: FusionInfo) -> Path:
     return publish_derived(index_path, lambda _folder: [], update)
 
 
-def fusion_after_build(settings: Any, corpus: Path, split: str = "train", progress: bool = False) -> FusionInfo | None:
-    """Right after a build from a BEIR folder with judgements for ``split``: measure the fusion and publish
-    it (the demo's first start does this); ``None`` when the corpus has no such judgements."""
+MIN_JUDGED_QUERIES = 20  # fewer judged queries cannot tell the candidates apart (3 once chose "dense only")
+
+
+def judged_queries(corpus: Path, split: str) -> tuple[Path, int] | None:
+    """The BEIR folder of ``corpus`` and how many queries ``split`` judges, or ``None`` without judgments."""
     folder = corpus if corpus.is_dir() else corpus.parent
     if not (folder / "qrels" / f"{split}.tsv").is_file() or not (folder / "queries.jsonl").is_file():
         return None
-    from simsearch.serving.runtime import load_runtime
+    queries, qrels = load_queries(folder), load_qrels(folder, split)
+    return folder, sum(1 for q in qrels if q in queries)
 
-    runtime = load_runtime(settings, writable=False)
-    try:
-        info = fit_fusion(
-            runtime.view,
-            runtime.direct_models(),
+
+def fusion_at_build(
+    corpus: Path, models: Models, *, query_prefix: str, split: str = "train", progress: bool = False
+) -> Callable[[Path, Manifest], Manifest] | None:
+    """What a build from a BEIR folder does before it publishes: measure hybrid search's fusion on the
+    folder's judgments for ``split`` and record it in the same build (one build, not two). ``None`` without
+    judgments; with fewer than :data:`MIN_JUDGED_QUERIES` the build keeps the stated default and says so."""
+    found = judged_queries(corpus, split)
+    if found is None:
+        return None
+    folder, count = found
+    if count < MIN_JUDGED_QUERIES:
+        log.warning(
+            "%s/qrels/%s.tsv judges %d queries, too few to choose hybrid's fusion (at least %d): the build keeps "
+            "the stated default (convex alpha %.1f)",
             folder,
-            split=split,
-            query_prefix=runtime.bi.entry.query_prefix,
-            progress=progress,
+            split,
+            count,
+            MIN_JUDGED_QUERIES,
+            DEFAULT_FUSION.alpha,
         )
-    finally:
-        runtime.close()
-    choose_and_publish(settings.index_path, info)
-    return info
+        return None
+
+    def finish(tmp: Path, manifest: Manifest) -> Manifest:
+        log.warning(
+            "measuring hybrid search's fusion on the %d judged queries of %s/qrels/%s.tsv before publishing "
+            "(--fusion-split none skips this)",
+            count,
+            folder,
+            split,
+        )
+        view, close = staged_view(tmp, manifest)
+        try:
+            info = fit_fusion(view, models, folder, split=split, query_prefix=query_prefix, progress=progress)
+        finally:
+            close()
+        log.warning("hybrid fusion: %s alpha=%s (%s)", info.method, info.alpha, info.chosen_on)
+        return manifest.model_copy(update={"fusion": info})
+
+    return finish
+
+
+def staged_view(folder: Path, manifest: Manifest) -> tuple[SearchView, Callable[[], None]]:
+    """A search view of a build folder that is not published yet (its files written, its manifest too)."""
+    from simsearch.collection.delta import DeltaState
+    from simsearch.collection.view import BaseSegment, CollectionView
+    from simsearch.index.open import open_index
+    from simsearch.lexical import LexicalIndex
+
+    index = open_index(folder, verify=False)
+    lexical = LexicalIndex(folder / "lexical") if manifest.lexical is not None else None
+    state = DeltaState.empty(manifest.sequence, manifest.count, manifest.model.dimension)
+    view = CollectionView(manifest.name, BaseSegment(index), state, lexical.searcher() if lexical else None)
+
+    def close() -> None:
+        if lexical is not None:
+            lexical.close()
+            for lock in (folder / "lexical").glob(".tantivy-*.lock"):  # a reader's; a build holds none
+                lock.unlink()
+        index.close()
+
+    return view, close

@@ -52,6 +52,7 @@ def build_index(
     query_prefix: str = "",
     model_name: str | None = None,
     spec: CollectionSpec | None = None,
+    finish: Callable[[Path, Manifest], Manifest] | None = None,
 ) -> Path:
     """Validate, encode and write ``root/<name>``; return the published path (the symlink).
 
@@ -91,6 +92,7 @@ def build_index(
         progress=progress,
         desc=f"encoding {name}",
         spec=spec,
+        finish=finish,
     )
 
 
@@ -162,6 +164,7 @@ def write_build(
     progress: bool,
     desc: str,
     spec: CollectionSpec | None = None,
+    finish: Callable[[Path, Manifest], Manifest] | None = None,
 ) -> Path:
     """What every build from a corpus does, wherever its vectors come from: under the build lock, in a
     staging folder, the documents (checked with ``scan_corpus`` beforehand: ``count`` of them) and their
@@ -191,7 +194,7 @@ def write_build(
             )
             del embeddings
             seconds = encode_seconds()
-            Manifest(
+            manifest = Manifest(
                 name=name,
                 build_id=layout.build_id_of(final),
                 built_at=datetime.now(UTC),
@@ -206,7 +209,10 @@ def write_build(
                 spec=spec,
                 # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
                 sequence=log_sequence(root, name),
-            ).write(tmp)
+            )
+            manifest.write(tmp)
+            if finish is not None:  # measured on the build itself, before anyone can see it
+                finish(tmp, manifest).write(tmp)
         link = publish(root, name, final)
         prune_builds(root, name, keep=keep_builds)
     return link

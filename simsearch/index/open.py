@@ -11,6 +11,7 @@ from simsearch.index import IndexLoadError, layout
 from simsearch.index.cur_arrays import CurArrays, load_cur
 from simsearch.index.docstore import DocStore
 from simsearch.index.manifest import Manifest, ManifestError
+from simsearch.index.publish import Lease
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import file_sha256
 
@@ -22,6 +23,7 @@ class LoadedIndex:
     ann: AnnIndex
     store: DocStore
     cur: CurArrays | None = None
+    lease: Lease | None = None  # while open, pruning never deletes this build
 
     @property
     def name(self) -> str:
@@ -29,6 +31,8 @@ class LoadedIndex:
 
     def close(self) -> None:
         self.store.close()
+        if self.lease is not None:
+            self.lease.release()
 
 
 def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
@@ -69,7 +73,7 @@ def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         if cur.ann.count() != manifest.count:
             store.close()
             raise IndexLoadError(f"index {path}: CUR arrays cover {cur.ann.count()} of {manifest.count} documents")
-    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store, cur=cur)
+    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store, cur=cur, lease=Lease(real))
 
 
 def check_model(index: LoadedIndex, encoder: BiEncoder) -> None:

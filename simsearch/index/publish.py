@@ -90,14 +90,44 @@ def rollback(root: Path, name: str) -> Path:
         return older[-1]
 
 
+class Lease:
+    """A build marked as read by this process while the lease is held (a shared ``flock`` on its manifest,
+    released by :meth:`release` or by the kernel when the process ends, even by ``kill -9``): pruning
+    leaves it alone."""
+
+    def __init__(self, build: Path) -> None:
+        self._handle = (Path(build) / layout.MANIFEST_FILE).open("rb")
+        fcntl.flock(self._handle, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        self._handle.close()
+
+
+def _used_by_a_process(build: Path) -> bool:
+    try:
+        with (build / layout.MANIFEST_FILE).open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken at once: nobody holds a lease
+    except BlockingIOError:
+        return True
+    except OSError:  # no manifest: a broken folder nobody can open
+        return False
+    return False
+
+
 def prune_builds(root: Path, name: str, *, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` builds of ``name`` (never the published one)."""
+    """Delete all but the newest ``keep`` builds of ``name``, never one that is needed: the published one,
+    the one a rollback from it returns to (the newest older build), and any build a process has open (a
+    service still serving it until it reloads: see :class:`Lease`)."""
     current = (Path(root) / name).resolve()
+    builds = layout.builds(root, name)
+    older = [b for b in builds if b.name < current.name]
+    needed = {current, *(older[-1:])}
     removed = []
-    for old in layout.builds(root, name)[::-1][max(keep, 1) :]:
-        if old.resolve() != current:
-            shutil.rmtree(old, ignore_errors=True)
-            removed.append(old)
+    for old in builds[::-1][max(keep, 1) :]:
+        if old.resolve() in needed or _used_by_a_process(old):
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
     return removed
 
 

@@ -212,8 +212,11 @@ class Engine:
         """Remove a collection: gone for new requests at once, its files deleted after the last request on it."""
         async with self._create_lock:
             engine = self.get(name)
-            if name == self.settings.index_name:
-                log.warning("removing the default collection %s: the routes without a collection get 404", name)
+            if name == self.settings.index_name:  # the routes of the first API would all become 404s
+                raise SpecConflictError(
+                    f"collection {name!r} is the default collection (SIMSEARCH_INDEX_NAME): it cannot be deleted "
+                    "while it is the default"
+                )
             del self.collections[name]
             try:
                 finish = await asyncio.to_thread(self.store.remove, name)
