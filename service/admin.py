@@ -18,7 +18,7 @@ import urllib.request
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="simsearch-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m service.admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("command", choices=["reload"])
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('SIMSEARCH_PORT', '8000')}")
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     key = os.environ.get("SIMSEARCH_ADMIN_KEY", "")
     if not key:
         print("error: set SIMSEARCH_ADMIN_KEY (the server's admin key)", file=sys.stderr)
-        return 2
+        return 1
     request = urllib.request.Request(
         f"{args.url.rstrip('/')}/admin/reload", method="POST", data=b"", headers={"Authorization": f"Bearer {key}"}
     )

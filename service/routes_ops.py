@@ -36,7 +36,10 @@ async def ready(request: Request) -> JSONResponse:
     if eng is None:
         reason = getattr(request.app.state, "not_ready_reason", "the models and collections are not loaded")
         return JSONResponse(ReadyResponse(ready=False, reason=reason).model_dump(), status_code=503)
-    body = ReadyResponse(ready=True, collections=states(eng))
+    access = request.app.state.access  # open to anyone: the list only when anyone may read
+    body = ReadyResponse(
+        ready=True, collections=states(eng) if access.read_open else [], collections_loaded=len(eng.collections)
+    )
     default = eng.collections.get(eng.settings.index_name or "")
     if default is not None:
         rt = default.runtime

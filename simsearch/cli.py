@@ -16,8 +16,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def setting_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A settings error's location as the variable people set: ``SIMSEARCH_WRITE_KEYS``, then any part
+    inside it (``SIMSEARCH_MODELS.e5.path``)."""
+    if not loc:
+        return "settings"
+    head, *rest = (str(p) for p in loc)
+    return ".".join([f"SIMSEARCH_{head.upper()}", *rest])
+
+
 def validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(f"{setting_name(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
 
 
 def settings_with(**overrides: Any) -> Settings:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from simsearch.api.schemas import (
     CollectionCreated,
@@ -69,15 +69,27 @@ class _Call:
     expect: type[BaseModel] | None = None
 
 
+def _checked(build: Any, *args: Any) -> Any:
+    """A request body built here, or the :class:`SimsearchError` (422) the service would have answered,
+    worded the same way (``body.<field>: <problem>``): a bad request fails before it is sent."""
+    try:
+        return build(*args)
+    except ValidationError as exc:
+        parts = [
+            f"body.{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        raise SimsearchError(422, "; ".join(parts), exc.errors(include_url=False)) from None
+
+
 def _path(collection: str | None, rest: str) -> str:
     """``/collections/{name}<rest>``, or ``<rest>`` for the default collection (``None``)."""
     return rest if collection is None else f"/collections/{quote(collection, safe='')}{rest}"
 
 
 def _documents(documents: Iterable[DocumentIn | Mapping[str, Any]]) -> UpsertRequest:
-    return UpsertRequest(
-        documents=[d if isinstance(d, DocumentIn) else DocumentIn.model_validate(dict(d)) for d in documents]
-    )
+    rows = [d.model_dump(exclude_unset=True) if isinstance(d, DocumentIn) else dict(d) for d in documents]
+    return UpsertRequest.model_validate({"documents": rows})
 
 
 def _spec(spec: CollectionSpec | Mapping[str, Any] | None, fields: dict[str, Any]) -> CollectionSpec:
@@ -204,7 +216,7 @@ class Client:
     ) -> CollectionCreated:
         """Create an empty collection (``spec`` or fields such as ``model=``, ``cross=``); the same
         specification again returns ``created=False``, another raises :class:`SimsearchError` (409)."""
-        return self._do(_Operations.create_collection(name, _spec(spec, fields)))
+        return self._do(_Operations.create_collection(name, _checked(_spec, spec, fields)))
 
     def list_collections(self) -> list[CollectionState]:
         return self._do(_Operations.list_collections()).collections
@@ -217,10 +229,10 @@ class Client:
 
     def upsert(self, collection: str | None, documents: Iterable[DocumentIn | Mapping[str, Any]]) -> WriteResponse:
         """Insert or replace documents (``{"id", "text", "title", "metadata"}``) as one batch."""
-        return self._do(_Operations.upsert(collection, _documents(documents)))
+        return self._do(_Operations.upsert(collection, _checked(_documents, documents)))
 
     def delete(self, collection: str | None, ids: Sequence[str]) -> WriteResponse:
-        return self._do(_Operations.delete(collection, ids))
+        return self._do(_checked(_Operations.delete, collection, ids))
 
     def get(self, collection: str | None, doc_id: str) -> DocumentOut:
         """One document (a 404 :class:`SimsearchError` when there is none)."""
@@ -228,7 +240,7 @@ class Client:
 
     def search(self, collection: str | None, query: str, **params: Any) -> SearchResponse:
         """``params``: ``k``, ``mode``, ``filter``, ``k_r``, ``candidates``, ``fusion``, ``rerank_weight``."""
-        return self._do(_Operations.search(collection, _search(query, params)))
+        return self._do(_Operations.search(collection, _checked(_search, query, params)))
 
     def similarity(
         self,
@@ -238,7 +250,7 @@ class Client:
         targets: Sequence[str] | None = None,
         model: str = "bi",
     ) -> SimilarityResponse:
-        return self._do(_Operations.similarity(_similarity(pairs, source, targets, model)))
+        return self._do(_Operations.similarity(_checked(_similarity, pairs, source, targets, model)))
 
     def compact(self, collection: str | None) -> CompactResponse:
         return self._do(_Operations.compact(collection))
@@ -283,7 +295,7 @@ class AsyncClient:
     async def create_collection(
         self, name: str, spec: CollectionSpec | Mapping[str, Any] | None = None, **fields: Any
     ) -> CollectionCreated:
-        return await self._do(_Operations.create_collection(name, _spec(spec, fields)))
+        return await self._do(_Operations.create_collection(name, _checked(_spec, spec, fields)))
 
     async def list_collections(self) -> list[CollectionState]:
         return (await self._do(_Operations.list_collections())).collections
@@ -297,16 +309,16 @@ class AsyncClient:
     async def upsert(
         self, collection: str | None, documents: Iterable[DocumentIn | Mapping[str, Any]]
     ) -> WriteResponse:
-        return await self._do(_Operations.upsert(collection, _documents(documents)))
+        return await self._do(_Operations.upsert(collection, _checked(_documents, documents)))
 
     async def delete(self, collection: str | None, ids: Sequence[str]) -> WriteResponse:
-        return await self._do(_Operations.delete(collection, ids))
+        return await self._do(_checked(_Operations.delete, collection, ids))
 
     async def get(self, collection: str | None, doc_id: str) -> DocumentOut:
         return await self._do(_Operations.get(collection, doc_id))
 
     async def search(self, collection: str | None, query: str, **params: Any) -> SearchResponse:
-        return await self._do(_Operations.search(collection, _search(query, params)))
+        return await self._do(_Operations.search(collection, _checked(_search, query, params)))
 
     async def similarity(
         self,
@@ -316,7 +328,7 @@ class AsyncClient:
         targets: Sequence[str] | None = None,
         model: str = "bi",
     ) -> SimilarityResponse:
-        call = _Operations.similarity(_similarity(pairs, source, targets, model))
+        call = _Operations.similarity(_checked(_similarity, pairs, source, targets, model))
         return await self._do(call)
 
     async def compact(self, collection: str | None) -> CompactResponse:

@@ -394,3 +394,18 @@ def test_every_mode_with_realistic_ids(backend: str, tmp_path: Path, request: py
     for d in docs:
         assert c.view().get(d.id) == d
     c.close()
+
+
+def test_empty_metadata_comes_back_as_written(collection) -> None:
+    """``metadata: {}`` reads back as ``{}`` and no metadata as ``None``, before and after compaction
+    (both used to come back as ``None``)."""
+    c, ref, tmp = collection
+    docs = [Document(id="empty-meta", text="x", metadata={}), Document(id="no-meta", text="y", metadata=None)]
+    upsert(c, ref, docs)
+    view = c.view()
+    assert view.get("empty-meta").metadata == {} and view.get("no-meta").metadata is None
+    if c.backend == "embedded":
+        compact(c)
+        again = EmbeddedCollection.open(tmp / "ix" / "col")
+        assert again.view().get("empty-meta").metadata == {} and again.view().get("no-meta").metadata is None
+        again.close()

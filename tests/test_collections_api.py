@@ -269,3 +269,20 @@ def test_every_route_declares_who_may_call_it(server) -> None:
         if not names & {"allow_read", "allow_write", "allow_admin", "caller"}:
             open_routes.add(route.path)
     assert open_routes == {"/health", "/ready", "/", "/docs", "/collections/{rest:path}"}
+
+
+def test_the_client_raises_one_error_type_worded_as_the_service(server) -> None:
+    """A request the schemas refuse fails before it is sent, as the same SimsearchError (422) and in the
+    same words as the service's answer to it."""
+    http, _ = server
+    c = client(http)
+    for call, expected in (
+        (lambda: c.search("tiny", "x", k=500), "body.k: Input should be less than or equal to 100"),
+        (lambda: c.upsert("tiny", [{"id": " ", "text": "x"}]), "body.documents.0.id: must be a non-empty id"),
+        (lambda: c.create_collection("x", index="nope"), "body.index: Input should be"),
+    ):
+        with pytest.raises(SimsearchError) as local:
+            call()
+        assert local.value.status == 422 and local.value.message.startswith(expected), local.value.message
+    served = http.post("/search", json={"query": "x", "k": 500}).json()["message"]
+    assert served == "body.k: Input should be less than or equal to 100"

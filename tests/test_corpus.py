@@ -86,3 +86,14 @@ def test_empty_corpus_and_missing_file(tmp_path: Path) -> None:
         scan_corpus(tmp_path / "corpus.jsonl")
     with pytest.raises(FileNotFoundError):
         scan_corpus(tmp_path / "absent.jsonl")
+
+
+def test_a_line_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:
+    """As the write API refuses a misspelt field, so does a corpus line (it was dropped silently)."""
+    from simsearch.data.corpus import CorpusError, scan_corpus
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "a", "text": "x", "metadata": {}}\n{"_id": "b", "text": "y", "tags": ["t"]}\n')
+    with pytest.raises(CorpusError) as info:
+        scan_corpus(path, "beir")
+    assert "line 2" in str(info.value) and "unknown field 'tags'" in str(info.value)

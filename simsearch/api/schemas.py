@@ -155,7 +155,10 @@ class ReadyResponse(BaseModel):
     build_documents: int | None = Field(None, description="Documents in the default collection's build.")
     model: str | None = None
     cross_model: str | None = None
-    collections: list[CollectionState] = Field(default_factory=list, description="Every collection loaded.")
+    collections: list[CollectionState] = Field(
+        default_factory=list, description="Every collection, when reads need no key (else see GET /collections)."
+    )
+    collections_loaded: int | None = Field(None, description="How many collections are loaded.")
 
 
 class LiveCounts(BaseModel):

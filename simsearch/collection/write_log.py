@@ -114,7 +114,7 @@ class WriteLog:
                 assert doc is not None and vec is not None
                 if vec.shape != (self.dimension,):
                     raise ValueError(f"vector of shape {vec.shape}; the collection holds {self.dimension}-d vectors")
-                meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata else None
+                meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata is not None else None
                 rows.append((i, op.op, op.id, doc.title, doc.text, meta, np.asarray(vec, "<f4").tobytes()))
             else:
                 rows.append((i, op.op, op.id, None, None, None, None))
@@ -143,7 +143,9 @@ class WriteLog:
         batches: dict[int, list[WriteOp]] = {}
         for s, op, doc_id, title, text, meta, vector in rows:
             if op == "upsert":
-                doc = Document(id=doc_id, text=text, title=title or "", metadata=json.loads(meta) if meta else None)
+                doc = Document(
+                    id=doc_id, text=text, title=title or "", metadata=json.loads(meta) if meta is not None else None
+                )
                 vec = np.frombuffer(vector, dtype="<f4").astype(np.float32)
                 batches.setdefault(s, []).append(WriteOp("upsert", doc_id, doc, vec))
             else:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 CorpusFormat = Literal["auto", "beir", "text"]
 MAX_REPORTED_ERRORS = 20
+FIELDS = {"_id", "text", "title", "metadata"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ def _parse_beir(raw: str) -> Document:
     doc_id = str(doc_id).strip()
     if not doc_id:
         raise ValueError('empty "_id"')
+    unknown = sorted(set(obj) - FIELDS)
+    if unknown:  # as the write API refuses them: a misspelt field is an error, not data silently dropped
+        raise ValueError(
+            f"document {doc_id!r}: unknown field {', '.join(map(repr, unknown))} (a line holds "
+            '"_id", "text", "title" and "metadata"; put anything else in "metadata")'
+        )
     text, title, metadata = obj.get("text"), obj.get("title", ""), obj.get("metadata")
     if not isinstance(text, str):
         raise ValueError(f'document {doc_id!r}: "text" must be a string, got {type(text).__name__}')
@@ -80,7 +87,7 @@ def _parse_beir(raw: str) -> Document:
         raise ValueError(f"document {doc_id!r}: empty text")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f'document {doc_id!r}: "metadata" must be an object, got {type(metadata).__name__}')
-    return Document(id=doc_id, text=text, title=title, metadata=metadata or None)
+    return Document(id=doc_id, text=text, title=title, metadata=metadata)
 
 
 def _parse_text(raw: str, line_no: int) -> Document:

@@ -37,7 +37,7 @@ class DocStoreWriter:
     def add(self, docs: Iterable[Document]) -> None:
         rows = []
         for doc in docs:
-            meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata else None
+            meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata is not None else None
             rows.append((self._count, doc.id, doc.title, doc.text, meta))
             self._count += 1
         self._conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
@@ -80,7 +80,8 @@ class DocStore:
                 sorted(set(wanted)),
             ).fetchall()
         by_pos = {
-            pos: Document(id=i, title=t, text=x, metadata=json.loads(m) if m else None) for pos, i, t, x, m in rows
+            pos: Document(id=i, title=t, text=x, metadata=json.loads(m) if m is not None else None)
+            for pos, i, t, x, m in rows
         }
         missing = [p for p in wanted if p not in by_pos]
         if missing:
@@ -110,7 +111,7 @@ class DocStore:
         """Every document's metadata in position order (for the filter columns)."""
         with self._lock:
             rows = self._conn.execute("SELECT metadata FROM documents ORDER BY pos").fetchall()
-        return [json.loads(m) if m else None for (m,) in rows]
+        return [json.loads(m) if m is not None else None for (m,) in rows]
 
     def ids(self) -> list[str]:
         """All document ids in index order."""

@@ -86,7 +86,7 @@ class SearchPipeline:
         """Why ``mode`` cannot run here, or ``None`` when it can."""
         plan = PLANS[mode]
         if plan.needs_cross and not models.has_cross:
-            return NO_CROSS_ENCODER
+            return getattr(models, "no_cross", NO_CROSS_ENCODER)
         try:
             if "cur" in plan.retrievers:
                 view.cur_anchors()
@@ -99,7 +99,7 @@ class SearchPipeline:
     async def search(self, view: SearchView, models: Models, query: str, params: SearchParams) -> SearchResult:
         plan = plan_for(params)
         if plan.needs_cross and not models.has_cross:
-            raise ModeUnavailableError(NO_CROSS_ENCODER)
+            raise ModeUnavailableError(getattr(models, "no_cross", NO_CROSS_ENCODER))
         if not plan.rescore:  # the hot path: one model call, and retrieval and documents in one trip after it
             q = QueryInputs(text=query, filter=params.filter, cross_text=query)
 

@@ -94,7 +94,8 @@ class Engine:
         return open_runtime(self.settings, self.registry, self.store, name, self.threads)
 
     def _engine_for(self, rt: Runtime) -> CollectionEngine:
-        engine = CollectionEngine(rt, self.pool.models_for(rt.bi, rt.cross_model), lambda: self._open(rt.name))
+        models = self.pool.models_for(rt.bi, rt.cross_model, rt.name)
+        engine = CollectionEngine(rt, models, lambda: self._open(rt.name))
         if self.on_reload is not None:
             hook = self.on_reload
             engine.on_reload = lambda outcome: hook(rt.name, outcome)

@@ -24,10 +24,17 @@ class BatchedModels:
     """The pipeline's model calls (simsearch.search.models.Models) through the micro-batchers; blocking
     work in the thread pool."""
 
-    def __init__(self, bi: MicroBatcher[str], cross: MicroBatcher[tuple[str, str]] | None, timeout: float) -> None:
+    def __init__(
+        self,
+        bi: MicroBatcher[str],
+        cross: MicroBatcher[tuple[str, str]] | None,
+        timeout: float,
+        no_cross: str = NO_CROSS_ENCODER,
+    ) -> None:
         self.bi = bi
         self.cross = cross
         self.timeout = timeout
+        self.no_cross = no_cross  # why there is no cross-encoder, for the modes that need one
 
     @property
     def has_cross(self) -> bool:
@@ -38,7 +45,7 @@ class BatchedModels:
 
     async def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         if self.cross is None:
-            raise ModeUnavailableError(NO_CROSS_ENCODER)
+            raise ModeUnavailableError(self.no_cross)
         return await self.cross.submit(pairs, self.timeout)
 
     async def blocking(self, fn: Callable[[], T]) -> T:
@@ -96,9 +103,16 @@ class ModelPool:
         self.batchers[loaded.name] = batcher
         return batcher
 
-    def models_for(self, bi: LoadedModel, cross: LoadedModel | None) -> BatchedModels:
+    def models_for(self, bi: LoadedModel, cross: LoadedModel | None, collection: str = "") -> BatchedModels:
+        no_cross = (
+            f"collection {collection!r} names no cross-encoder: create a collection with `cross` set to one of "
+            f"the registry's cross-encoders ({', '.join(self.registry.names('cross')) or 'none configured'})"
+        )
         return BatchedModels(
-            self.batcher(bi), self.batcher(cross) if cross is not None else None, self.settings.request_timeout_s
+            self.batcher(bi),
+            self.batcher(cross) if cross is not None else None,
+            self.settings.request_timeout_s,
+            no_cross if collection and self.registry.names("cross") else NO_CROSS_ENCODER,
         )
 
     async def load(self, name: str, kind: str = "bi") -> LoadedModel:

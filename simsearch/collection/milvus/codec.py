@@ -10,6 +10,8 @@ from typing import Any
 
 from simsearch.data.corpus import Document
 
+EMPTY_MARK = "-"  # a key of meta_kinds no field can have (theirs are hex): the metadata was {} rather than none
+
 
 def pk(doc_id: str) -> str:
     return doc_id.encode("utf-8").hex()
@@ -30,7 +32,8 @@ def document_of(key: str, entity: dict[str, Any]) -> Document:
         id=doc_id_of(key),
         text=content[len(title) + 1 :] if title else content,
         title=title,
-        metadata=entity["metadata"] or None,
+        # milvus-lite has no nullable fields: no metadata is stored as {}, and an empty object is marked
+        metadata={} if (entity.get("meta_kinds") or {}).get(EMPTY_MARK) else (entity["metadata"] or None),
     )
 
 

@@ -15,7 +15,7 @@ from simsearch.api.spec import CollectionSpec
 from simsearch.collection.base import CompactionError, Score
 from simsearch.collection.delta import WriteResult
 from simsearch.collection.embedded import ReadOnlyError
-from simsearch.collection.milvus.codec import content_of, doc_id_of, pk
+from simsearch.collection.milvus.codec import EMPTY_MARK, content_of, doc_id_of, pk
 from simsearch.collection.milvus.companion import MetaStore, _from_npy
 from simsearch.collection.milvus.expressions import Expr, filter_columns
 from simsearch.collection.milvus.schema import (
@@ -171,6 +171,8 @@ class MilvusCollection:
             if size > JSON_BYTES // 2:  # the filter columns hold the strings again, hex-encoded
                 raise ValueError(f"document {doc.id!r}: metadata of {size} bytes; at most {JSON_BYTES // 2} here")
             values, kinds = filter_columns(doc.metadata)
+            if doc.metadata == {}:
+                kinds[EMPTY_MARK] = "e"
             row = {
                 "id": pk(doc.id),
                 "title": doc.title,

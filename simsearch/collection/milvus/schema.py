@@ -23,7 +23,7 @@ ID_BYTES = 4096  # a document id of up to 4 KB of UTF-8 (the API allows 512 char
 TEXT_BYTES = 65_535  # Milvus's VARCHAR limit: longer documents are refused, not cut
 JSON_BYTES = 65_536
 TOP_K_MAX = 16_384  # Milvus's limit on one search's results
-DOC_FIELDS = ["title", "content", "metadata"]
+DOC_FIELDS = ["title", "content", "metadata", "meta_kinds"]
 # the embedded lexical index's analyser (simsearch.lexical), spelled in Milvus's terms
 ANALYZER: dict[str, Any] = {
     "tokenizer": "standard",
