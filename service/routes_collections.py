@@ -80,6 +80,7 @@ def describe(col: CollectionEngine) -> CollectionInfo:
         manifest=manifest,
         live=live(col),
         models=models,
+        warnings=col.warnings(),
     )
 
 

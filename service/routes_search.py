@@ -18,10 +18,17 @@ from fastapi import APIRouter, Depends, Request
 from service.access import READ, READ_ANY
 from service.deps import check_lengths, collection_of, engine
 from service.errors import reject
-from simsearch.api.schemas import SearchHit, SearchRequest, SearchResponse, SimilarityRequest, SimilarityResponse
+from simsearch.api.schemas import (
+    PassageOut,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SimilarityRequest,
+    SimilarityResponse,
+)
 from simsearch.collection.filters import FilterError, parse_filter
 from simsearch.models.registry import UnknownModelError
-from simsearch.search import Fusion, ModeUnavailableError, SearchParams
+from simsearch.search import Fusion, Hit, ModeUnavailableError, SearchParams
 from simsearch.serving.engine import Engine
 
 router = APIRouter()
@@ -74,7 +81,7 @@ async def run_search(body: SearchRequest, request: Request, eng: Engine, name: s
     metrics.search_seconds.labels(col.name).observe(elapsed)
     truncated = await col.query_truncated(body.query)  # after the search was admitted: a 429 costs no tokenising
     return SearchResponse(
-        hits=[SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata) for h in result.hits],
+        hits=[hit_out(h) for h in result.hits],
         took_ms=round(1000 * elapsed, 3),
         collection=outcome.runtime.name,
         index=outcome.runtime.name,
@@ -82,6 +89,12 @@ async def run_search(body: SearchRequest, request: Request, eng: Engine, name: s
         mode=body.mode,
         cross_encoder_calls=result.cross_encoder_calls,
     )
+
+
+def hit_out(h: Hit) -> SearchHit:
+    p = h.passage
+    passage = PassageOut(index=p.index, start=p.start, end=p.end, text=h.text[p.start : p.end]) if p else None
+    return SearchHit(id=h.id, score=h.score, title=h.title, text=h.text, metadata=h.metadata, passage=passage)
 
 
 SEARCH_DOC = """The `k` best documents for the query: by bi-encoder cosine (`dense`), BM25 (`lexical`), both

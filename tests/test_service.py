@@ -84,7 +84,9 @@ def test_search_returns_k_hits_best_first(client: TestClient, tiny_encoder: BiEn
     expected = [DOCS[i]["_id"] for i in np.argsort(-sims, kind="stable")[:3]]
     assert [h["id"] for h in body["hits"]] == expected
     assert [h["score"] for h in body["hits"]] == pytest.approx(sorted(sims, reverse=True)[:3], rel=1e-5)
-    assert set(body["hits"][0]) == {"id", "score", "title", "text", "metadata"}
+    assert set(body["hits"][0]) == {"id", "score", "title", "text", "metadata", "passage"}
+    first = body["hits"][0]  # a document of one passage: the passage is its whole text
+    assert first["passage"] == {"index": 0, "start": 0, "end": len(first["text"]), "text": first["text"]}
 
 
 def test_search_default_k_is_capped_by_corpus(client: TestClient) -> None:

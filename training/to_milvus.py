@@ -177,7 +177,6 @@ def copy_to_milvus(
         rerank=m.rerank,
         cur=m.cur,
         spec=m.spec,
-        collection=m.name,
         source={"from": "embedded", "index": m.name, "build_id": m.build_id, "sequence": source.sequence},
     )
     target = create_collection(client, info, cur_data(source), uri=uri, replace=replace, sequence=source.sequence)

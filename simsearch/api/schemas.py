@@ -75,6 +75,16 @@ class SearchRequest(Strict):
     )
 
 
+class PassageOut(BaseModel):
+    """The passage a hit is scored by: its index among the document's passages, its character offsets in
+    the document's `text` and its text (the whole text when the document is one passage)."""
+
+    index: int
+    start: int
+    end: int
+    text: str
+
+
 class SearchHit(BaseModel):
     id: str
     score: float = Field(
@@ -84,6 +94,7 @@ class SearchHit(BaseModel):
     title: str
     text: str
     metadata: dict[str, Any] | None = None
+    passage: PassageOut | None = Field(None, description="The passage the document is scored by.")
 
 
 class SearchResponse(BaseModel):

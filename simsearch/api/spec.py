@@ -44,6 +44,16 @@ class FusionSpec(BaseModel):
     rrf_k: int = Field(60, ge=1, le=1000, description="The k of reciprocal rank fusion.")
 
 
+class PassageSpec(BaseModel):
+    """Long documents split into passages of at most ``tokens`` tokens of the model's tokenizer (the title
+    and the model's special tokens come on top), ``overlap`` tokens shared by neighbours; a document is
+    scored by its best passage."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    tokens: int = Field(ge=16, le=8192, description="Most tokens of a passage's text.")
+    overlap: int = Field(0, ge=0, description="Tokens a passage shares with the one before (less than `tokens`).")
+
+
 class CollectionSpec(BaseModel):
     """What a collection is made of. Every field has a default; a collection keeps the values it was
     created with (a ``PUT`` with other values is a 409 naming the field)."""
@@ -60,6 +70,11 @@ class CollectionSpec(BaseModel):
     )
     fusion: FusionSpec | Literal["auto"] = Field(
         "auto", description="hybrid's fusion: auto (measured for the collection, else the stated default) or fixed."
+    )
+    passages: PassageSpec | Literal["none"] = Field(
+        "none",
+        description="none: one vector per document (a text longer than the model's window is cut, and the "
+        "collection says how many are); or split long documents into passages scored by their best one.",
     )
 
     def differences(self, other: CollectionSpec) -> list[str]:

@@ -58,8 +58,11 @@ class Collection(Protocol):
     @property
     def sequence(self) -> int: ...
 
-    def upsert(self, docs: Sequence[Document], vectors: np.ndarray) -> WriteResult:
-        """Insert or replace ``docs`` (one vector each) as one all-or-nothing batch, durable on return."""
+    def upsert(
+        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None = None
+    ) -> WriteResult:
+        """Insert or replace ``docs`` as one all-or-nothing batch, durable on return: one vector each, or with
+        ``spans`` the vectors of each document's passages in order."""
         ...
 
     def delete(self, ids: Sequence[str]) -> WriteResult: ...

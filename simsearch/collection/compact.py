@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from simsearch.collection.base import CompactionError, Score
 from simsearch.collection.embedded import EmbeddedCollection, ReadOnlyError
 from simsearch.index import layout
-from simsearch.index.build import finish_build
+from simsearch.index.build import finish_build, passage_info_of
 from simsearch.index.cur_arrays import FILES as CUR_FILES
 from simsearch.index.cur_arrays import save_cur_arrays
 from simsearch.index.docstore import DocStoreWriter
@@ -71,22 +71,39 @@ def compact(
             raise CompactionError(f"{root / name} no longer points at build {m.build_id}: reload, then compact")
         survivors = np.setdiff1d(np.arange(base.count), state.dead_base)
         count = len(survivors) + len(new_docs)  # 0 when every document was deleted: an empty build
+        # each surviving document's vector rows (passages), in document order, and where each row belongs now
+        base_rows, base_docs = _surviving_rows(base.passage_doc, survivors, base.count)
+        delta_rows = state.live_rows
+        moved_delta = np.searchsorted(state.live_delta_keys, state.row_doc[delta_rows]) + len(survivors)
+        rows = len(base_rows) + len(delta_rows)
         with staged(root, name) as (tmp, final):
             vectors = np.lib.format.open_memmap(
-                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, m.model.dimension)
+                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(rows, m.model.dimension)
             )
             stored = base.embeddings()
+            for start in range(0, len(base_rows), 8192):
+                part = base_rows[start : start + 8192]
+                vectors[start : start + len(part)] = stored[part]
+            if len(delta_rows):
+                vectors[len(base_rows) :] = state.vectors[delta_rows]
             writer = DocStoreWriter(tmp / layout.DOCS_FILE)
             for start in range(0, len(survivors), 2048):
-                part = survivors[start : start + 2048]
-                vectors[start : start + len(part)] = stored[part]
-                writer.add(index.store.get(part.tolist()))
+                writer.add(index.store.get(survivors[start : start + 2048].tolist()))
             if new_docs:
-                vectors[len(survivors) :] = state.vectors[state.live_delta_keys - base.count]
                 writer.add(new_docs)
             if writer.close() != count:
                 raise RuntimeError("compaction wrote a different number of documents than it read")
             vectors.flush()
+            split = rows > count  # some document has more than one passage: record every row's document and span
+            spans = np.zeros((0, 3), dtype=np.int64)
+            if split:
+                spans = np.concatenate(
+                    [
+                        _base_spans(index.passages, base_rows, base_docs, index.store, survivors),
+                        np.column_stack([moved_delta, state.row_span[delta_rows]]).astype(np.int64).reshape(-1, 3),
+                    ]
+                )
+                np.save(tmp / layout.PASSAGES_FILE, spans, allow_pickle=False)
             # the type asked for carries over (auto follows the new size); search parameters are tuned again
             params = {"factory": m.index.requested or m.index.params.get("factory", "auto")}
             kept = index.path / layout.TUNING_QUERIES_FILE  # the queries the build was tuned on, if any
@@ -100,6 +117,8 @@ def compact(
                 tuning_queries=np.load(kept, allow_pickle=False) if kept.is_file() else None,
             )
             del vectors
+            if split:
+                files[layout.PASSAGES_FILE] = file_sha256(tmp / layout.PASSAGES_FILE)
             cur = None
             if m.cur is not None:
                 written, cur = _compact_cur(tmp, index.path, m.cur, survivors, new_docs, cross_score, progress)
@@ -110,6 +129,12 @@ def compact(
                     "built_at": datetime.now(UTC),
                     "build_seconds": round(time.perf_counter() - started, 3),
                     "count": count,
+                    "passages": passage_info_of(
+                        m.spec,
+                        rows,
+                        int((np.bincount(spans[:, 0], minlength=count) > 1).sum()) if split else 0,
+                        (m.passages.over_window if m.passages else 0),
+                    ),
                     "index": info,
                     "lexical": lexical,
                     "cur": cur,
@@ -129,6 +154,30 @@ def compact(
         if collection.log is not None:  # batches that every kept build already holds
             collection.log.prune(min(Manifest.read(b).sequence for b in layout.builds(root, name)))
     return link
+
+
+def _surviving_rows(passage_doc: np.ndarray | None, survivors: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The base's vector rows of the surviving documents (in order) and each row's new document position."""
+    if passage_doc is None:
+        return survivors, np.arange(len(survivors), dtype=np.int64)
+    new_position = np.full(count, -1, dtype=np.int64)
+    new_position[survivors] = np.arange(len(survivors))
+    rows = np.flatnonzero(new_position[passage_doc] >= 0)
+    return rows, new_position[passage_doc[rows]]
+
+
+def _base_spans(
+    passages: np.ndarray | None, rows: np.ndarray, docs: np.ndarray, store: Any, survivors: np.ndarray
+) -> np.ndarray:
+    """``(new document position, start, end)`` of the surviving base rows (whole texts when not split)."""
+    if passages is not None:
+        return np.column_stack([docs, passages[rows, 1], passages[rows, 2]]).astype(np.int64)
+    ends = [
+        len(d.text)
+        for start in range(0, len(survivors), 2048)
+        for d in store.get(survivors[start : start + 2048].tolist())
+    ]
+    return np.column_stack([docs, np.zeros(len(docs), np.int64), np.asarray(ends, np.int64)]).reshape(-1, 3)
 
 
 def _compact_cur(

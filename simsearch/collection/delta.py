@@ -1,10 +1,11 @@
 """The writes since the base build, in memory: an immutable state per applied batch.
 
-Keys: the base build's documents keep their vector positions ``0 .. N-1``; each upserted document gets
-the next key ``N, N+1, ...``. A replaced or deleted document's key becomes *dead* (a tombstone) and never
-comes back. A state never changes once made: applying a batch makes a new one that shares the
-append-only document list and vector buffer (rows the old state can see are never written again), so a
-search that took a state sees a batch entirely or not at all, without locks.
+Keys: the base build's documents keep their positions ``0 .. N-1``; each upserted document gets the next
+key ``N, N+1, ...``, and its vectors (one per passage) the next rows of the delta's buffer. A replaced or
+deleted document's key becomes *dead* (a tombstone) and never comes back. A state never changes once
+made: applying a batch makes a new one that shares the append-only document list and vector buffer (rows
+the old state can see are never written again), so a search that took a state sees a batch entirely or
+not at all, without locks.
 """
 
 from __future__ import annotations
@@ -32,28 +33,53 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class DeltaState:
+    """The delta after some batches. Documents get keys ``base_count, base_count + 1, ...`` in write order;
+    their vectors (one per passage) are rows of a shared buffer, each row's document key in
+    ``row_doc`` and its character span in ``row_span``."""
+
     sequence: int
     base_count: int
     dimension: int
-    docs: list[Document]  # shared and append-only: this state reads the first `n`
+    docs: list[Document]  # shared and append-only: this state reads the first `ndocs`
     buffer: np.ndarray  # shared vector rows, (capacity, dimension): this state reads the first `n`
-    n: int = 0
-    dead: frozenset[int] = frozenset()  # keys (base positions or delta keys) replaced or deleted
+    row_doc: np.ndarray  # shared, (capacity,): the document key of each row
+    row_span: np.ndarray  # shared, (capacity, 2): each row's passage span in its document's text
+    n: int = 0  # rows (passages)
+    ndocs: int = 0
+    dead: frozenset[int] = frozenset()  # document keys (base positions or delta keys) replaced or deleted
     live_ids: Mapping[str, int] = field(default_factory=dict)  # id -> key of ids whose version is in the delta
 
     @classmethod
     def empty(cls, sequence: int, base_count: int, dimension: int) -> DeltaState:
-        return cls(sequence, base_count, dimension, [], np.zeros((64, dimension), dtype=np.float32))
+        return cls(
+            sequence,
+            base_count,
+            dimension,
+            [],
+            np.zeros((64, dimension), dtype=np.float32),
+            np.zeros(64, dtype=np.int64),
+            np.zeros((64, 2), dtype=np.int64),
+        )
 
     @property
     def vectors(self) -> np.ndarray:
+        """Every row's vector (passages of live and dead delta documents)."""
         return self.buffer[: self.n]
 
     @cached_property
     def live_delta_keys(self) -> np.ndarray:
         """Keys of the delta documents that are still current, ascending."""
-        keys = np.arange(self.base_count, self.base_count + self.n, dtype=np.int64)
+        keys = np.arange(self.base_count, self.base_count + self.ndocs, dtype=np.int64)
         return keys[[int(k) not in self.dead for k in keys]] if self.dead else keys
+
+    @cached_property
+    def live_rows(self) -> np.ndarray:
+        """Rows (passages) of the live delta documents."""
+        rows = np.arange(self.n, dtype=np.int64)
+        if not self.dead:
+            return rows
+        live = np.isin(self.row_doc[: self.n], self.live_delta_keys)
+        return rows[live]
 
     @cached_property
     def dead_base(self) -> np.ndarray:
@@ -62,6 +88,10 @@ class DeltaState:
 
     def doc(self, key: int) -> Document:
         return self.docs[key - self.base_count]
+
+    def rows_of(self, key: int) -> np.ndarray:
+        """The rows (passages, in order) of delta document ``key``."""
+        return np.flatnonzero(self.row_doc[: self.n] == key)
 
     def apply(
         self, batch: Batch, base_positions: Callable[[Sequence[str]], dict[str, int]]
@@ -76,7 +106,7 @@ class DeltaState:
         result = WriteResult(batch.seq)
         added: list[tuple[int, Document]] = []
         killed: list[int] = []
-        buffer, n = self.buffer, self.n
+        buffer, row_doc, row_span, n, ndocs = self.buffer, self.row_doc, self.row_span, self.n, self.ndocs
 
         def current(doc_id: str) -> int | None:
             if doc_id in live_ids:
@@ -93,19 +123,39 @@ class DeltaState:
             if op.op == "delete":
                 (result.deleted if old is not None else result.not_found).append(op.id)
                 continue
-            assert op.document is not None and op.vector is not None
+            assert op.document is not None and op.vectors is not None
             (result.replaced if old is not None else result.inserted).append(op.id)
-            if n == len(buffer):  # grow into a new buffer: states holding the old one keep reading it
+            rows = len(op.vectors)
+            while n + rows > len(buffer):  # grow into new buffers: states holding the old ones keep reading them
                 grown = np.zeros((2 * len(buffer), self.dimension), dtype=np.float32)
                 grown[:n] = buffer[:n]
-                buffer = grown
-            buffer[n] = op.vector
-            if len(self.docs) != n:
+                grown_doc = np.zeros(2 * len(buffer), dtype=np.int64)
+                grown_doc[:n] = row_doc[:n]
+                grown_span = np.zeros((2 * len(buffer), 2), dtype=np.int64)
+                grown_span[:n] = row_span[:n]
+                buffer, row_doc, row_span = grown, grown_doc, grown_span
+            if len(self.docs) != ndocs:
                 raise RuntimeError("a delta state was applied to twice: only the newest state may take a batch")
+            key = self.base_count + ndocs
+            buffer[n : n + rows] = op.vectors
+            row_doc[n : n + rows] = key
+            row_span[n : n + rows] = op.spans if op.spans is not None else [(0, len(op.document.text))]
             self.docs.append(op.document)
-            key = self.base_count + n
             live_ids[op.id] = key
             added.append((key, op.document))
-            n += 1
-        state = DeltaState(batch.seq, self.base_count, self.dimension, self.docs, buffer, n, frozenset(dead), live_ids)
+            n += rows
+            ndocs += 1
+        state = DeltaState(
+            batch.seq,
+            self.base_count,
+            self.dimension,
+            self.docs,
+            buffer,
+            row_doc,
+            row_span,
+            n,
+            ndocs,
+            frozenset(dead),
+            live_ids,
+        )
         return state, result, added, killed

@@ -32,12 +32,28 @@ from simsearch.index.manifest import CurInfo, FusionInfo, Manifest, ModelInfo, R
 from simsearch.index.open import LoadedIndex, open_index
 from simsearch.lexical import LexicalIndex
 from simsearch.models.files import display_name
+from simsearch.text.passages import Span
 
 log = logging.getLogger(__name__)
 
 
 class ReadOnlyError(RuntimeError):
     """Writes to a collection opened read-only."""
+
+
+def upsert_ops(docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[Span]] | None) -> list[WriteOp]:
+    """One write per document, holding all its passages' vectors (checked to add up before anything is written)."""
+    counts = [len(s) for s in spans] if spans is not None else [1] * len(docs)
+    if spans is not None and len(spans) != len(docs):
+        raise ValueError(f"{len(docs)} documents and {len(spans)} lists of passages")
+    if sum(counts) != len(vectors):
+        raise ValueError(f"{len(docs)} documents of {sum(counts)} passages and {len(vectors)} vectors")
+    ops, row = [], 0
+    for i, (doc, count) in enumerate(zip(docs, counts, strict=True)):
+        own = [tuple(s) for s in spans[i]] if spans is not None else None
+        ops.append(WriteOp("upsert", doc.id, doc, np.asarray(vectors[row : row + count]), own))  # type: ignore[arg-type]
+        row += count
+    return ops
 
 
 class EmbeddedCollection:
@@ -103,11 +119,13 @@ class EmbeddedCollection:
         return len(self._state.live_delta_keys) + len(self._state.dead_base)
 
     # -- writing -------------------------------------------------------------------------------------
-    def upsert(self, docs: Sequence[Document], vectors: np.ndarray) -> WriteResult:
-        """Insert or replace ``docs`` (one vector each, from the collection's model) as one batch."""
-        if len(docs) != len(vectors):
-            raise ValueError(f"{len(docs)} documents and {len(vectors)} vectors")
-        return self._write([WriteOp("upsert", d.id, d, v) for d, v in zip(docs, vectors, strict=True)])
+    def upsert(
+        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[Span]] | None = None
+    ) -> WriteResult:
+        """Insert or replace ``docs`` as one batch: one vector each from the collection's model, or with
+        ``spans`` the vectors of each document's passages, in order (a document and all its passages are
+        written, replaced and deleted together)."""
+        return self._write(upsert_ops(docs, vectors, spans))
 
     def delete(self, ids: Sequence[str]) -> WriteResult:
         return self._write([WriteOp("delete", i) for i in ids])

@@ -24,7 +24,8 @@ from simsearch.index import layout
 from simsearch.index.open import LoadedIndex
 from simsearch.lexical import LexicalSearcher
 from simsearch.search.fusion import DEFAULT_FUSION, Fusion
-from simsearch.search.types import ModeUnavailableError, Ranked
+from simsearch.search.types import ModeUnavailableError, PassageHit, Ranked
+from simsearch.text.passages import passage_input
 
 EXACT_SCAN_MAX = 20_000  # allowed documents scanned exactly; above this the ANN index with a selector
 MAX_EFFORT = 32.0
@@ -37,6 +38,22 @@ def top(keys: np.ndarray, scores: np.ndarray, k: int) -> Ranked:
         return []
     order = np.lexsort((keys, -scores))[:k]
     return [(int(keys[i]), float(scores[i])) for i in order]
+
+
+def top_documents(doc_keys: np.ndarray, scores: np.ndarray, k: int) -> Ranked:
+    """The ``k`` best documents of passage scores, each scored by its best passage (MaxP), best first."""
+    if len(doc_keys) == 0 or k < 1:
+        return []
+    order = np.lexsort((doc_keys, -scores))
+    seen, out = set(), []
+    for i in order:
+        key = int(doc_keys[i])
+        if key not in seen:
+            seen.add(key)
+            out.append((key, float(scores[i])))
+            if len(out) == k:
+                break
+    return out
 
 
 def merge(*lists: Ranked, k: int) -> Ranked:
@@ -52,6 +69,11 @@ class BaseSegment:
     def __init__(self, index: LoadedIndex) -> None:
         self.index = index
         self.count = index.manifest.count
+        # each vector's document position (None: one vector per document, its position); passages are stored
+        # in document order, so a document's rows are one contiguous run
+        self.passage_doc: np.ndarray | None = (
+            np.ascontiguousarray(index.passages[:, 0]) if index.passages is not None else None
+        )
         self._lock = threading.Lock()
         self._columns: MetadataColumns | None = None
         self._embeddings: np.ndarray | None = None
@@ -65,6 +87,20 @@ class BaseSegment:
         if self._embeddings is None:
             self._embeddings = np.load(self.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
         return self._embeddings
+
+    def rows_of(self, key: int) -> tuple[int, int]:
+        """The run of vector rows ``[first, end)`` of base document ``key``."""
+        if self.passage_doc is None:
+            return key, key + 1
+        return (
+            int(np.searchsorted(self.passage_doc, key, "left")),
+            int(np.searchsorted(self.passage_doc, key, "right")),
+        )
+
+    def span(self, row: int, text: str) -> tuple[int, int]:
+        if self.index.passages is None:
+            return 0, len(text)
+        return int(self.index.passages[row, 1]), int(self.index.passages[row, 2])
 
     def filter_mask(self, flt: Filter) -> np.ndarray:
         """Which base documents pass ``flt`` (read-only; cached per filter)."""
@@ -138,27 +174,74 @@ class CollectionView:
 
     # -- retrieval -----------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
+        """The ``k`` best documents, each scored by its best passage."""
         return merge(self._dense_base(vector, k, flt), self.dense_delta(vector, k, flt), k=k)
 
     def _dense_base(self, vector: np.ndarray, k: int, flt: Filter | None) -> Ranked:
         mask = self._base_allowed(flt)
-        ann = self.base.index.ann
-        if mask is None:
-            return _ranked_row(*ann.search(vector[None, :], k))
-        allowed = int(mask.sum())
-        if allowed == 0:
+        ann, pdoc = self.base.index.ann, self.base.passage_doc
+        if mask is not None and not mask.any():
             return []
-        if allowed <= EXACT_SCAN_MAX and flt is not None:  # few pass the filter: scan them exactly
-            rows = np.flatnonzero(mask)
-            return top(rows, np.asarray(self.base.embeddings()[rows] @ vector, dtype=np.float32), k)
-        effort = min(MAX_EFFORT, self.base.count / allowed)
-        return _ranked_row(*ann.search(vector[None, :], k, allowed=mask, effort=effort))
+        rows_mask = mask if mask is None or pdoc is None else mask[pdoc]
+        if mask is not None and flt is not None and int(mask.sum()) <= EXACT_SCAN_MAX:  # few pass: scan exactly
+            assert rows_mask is not None
+            rows = np.flatnonzero(rows_mask)
+            scores = np.asarray(self.base.embeddings()[rows] @ vector, dtype=np.float32)
+            return top(rows, scores, k) if pdoc is None else top_documents(pdoc[rows], scores, k)
+        effort = 1.0 if mask is None else min(MAX_EFFORT, self.base.count / int(mask.sum()))
+        if pdoc is None:
+            return _ranked_row(*ann.search(vector[None, :], k, allowed=rows_mask, effort=effort))
+        # passages: deep enough that k distinct documents come out, however many passages one document owns
+        total = len(pdoc) if rows_mask is None else int(rows_mask.sum())
+        depth = min(total, max(4 * k, k + 32))
+        while True:
+            scores, positions = ann.search(vector[None, :], depth, allowed=rows_mask, effort=effort)
+            found = positions[0] >= 0
+            ranked = top_documents(pdoc[positions[0][found]], scores[0][found], k)
+            if len(ranked) >= k or depth >= total or int(found.sum()) < depth:
+                return ranked
+            depth = min(total, 4 * depth)
 
     def dense_delta(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
         keys = self._delta_keys(flt)
         if not len(keys):
             return []
-        return top(keys, self.state.vectors[keys - self.base.count] @ vector, k)
+        state = self.state
+        rows = state.live_rows if flt is None else np.flatnonzero(np.isin(state.row_doc[: state.n], keys))
+        return top_documents(state.row_doc[rows], state.vectors[rows] @ vector, k)
+
+    # -- passages ------------------------------------------------------------------------------------------
+    @property
+    def has_passages(self) -> bool:
+        """Some document is split into passages (its best one is what a hit shows and re-ranking reads)."""
+        return self.base.passage_doc is not None or self.state.n > self.state.ndocs
+
+    def best_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[PassageHit]:
+        """Each document's best passage for the query: by the query vector when there is one, else by the
+        query's terms (the lexical analyser's) it holds."""
+        docs = self.documents(keys)
+        terms = set(self.lexical_searcher.terms(text)) if vector is None and self.lexical_searcher else set()
+        out = []
+        for key, doc in zip(keys, docs, strict=True):
+            if key < self.base.count:
+                first, end = self.base.rows_of(key)
+                spans = [self.base.span(r, doc.text) for r in range(first, end)]
+                vectors = self.base.embeddings()[first:end] if vector is not None and end - first > 1 else None
+            else:
+                rows = self.state.rows_of(key)
+                spans = [(int(s), int(e)) for s, e in self.state.row_span[rows]]
+                vectors = self.state.buffer[rows] if vector is not None and len(rows) > 1 else None
+            out.append(PassageHit.of(spans, choose(spans, doc.text, vectors, vector, terms, self.lexical_searcher)))
+        return out
+
+    def candidate_texts(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[str]:
+        """What a cross-encoder reads for each document: its best passage, after the title."""
+        if not self.has_passages:
+            return self.texts(keys)
+        docs = self.documents(keys)
+        return [
+            passage_input(d, p.start, p.end) for d, p in zip(docs, self.best_passages(keys, vector, text), strict=True)
+        ]
 
     def lexical(self, text: str, k: int, flt: Filter | None = None) -> Ranked:
         if self.lexical_searcher is None:
@@ -219,6 +302,26 @@ class CollectionView:
         if pos is None or pos in self.state.dead:
             return None
         return self.base.index.store.get([pos])[0]
+
+
+def choose(
+    spans: list[tuple[int, int]],
+    text: str,
+    vectors: np.ndarray | None,
+    vector: np.ndarray | None,
+    terms: set[str],
+    searcher: LexicalSearcher | None,
+) -> int:
+    """The index of the best of ``spans``: the highest inner product with ``vector``, else the most of the
+    query's ``terms``, else the first."""
+    if len(spans) == 1:
+        return 0
+    if vectors is not None and vector is not None:
+        return int(np.argmax(vectors @ vector))
+    if terms and searcher is not None:
+        counts = [len(terms & set(searcher.terms(text[s:e]))) for s, e in spans]
+        return int(np.argmax(counts))
+    return 0
 
 
 def _ranked_row(scores: np.ndarray, positions: np.ndarray) -> Ranked:

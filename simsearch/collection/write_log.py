@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS writes (
     title    TEXT,
     text     TEXT,
     metadata TEXT,                        -- JSON object or NULL
-    vector   BLOB,                        -- float32, dimension rows of the collection's model
+    vector   BLOB,                        -- float32, one row of the model's dimension per passage
+    spans    TEXT,                        -- JSON [[start, end], ...] of the passages; NULL: one, the whole text
     PRIMARY KEY (seq, ord)
 );
 """
@@ -43,7 +44,8 @@ class WriteOp:
     op: Literal["upsert", "delete"]
     id: str
     document: Document | None = None
-    vector: np.ndarray | None = None
+    vectors: np.ndarray | None = None  # (passages, dimension)
+    spans: list[tuple[int, int]] | None = None  # the passages' spans; None: one vector over the whole text
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class WriteLog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(writes)")}
+        if "spans" not in columns:  # a log written before passages: its rows are single vectors
+            self._conn.execute("ALTER TABLE writes ADD COLUMN spans TEXT")
         info = dict(self._conn.execute("SELECT key, value FROM info WHERE key != 'last_seq'").fetchall())
         expected = {"dimension": str(dimension), "model_sha256": model_sha256}
         if not info:
@@ -109,21 +114,29 @@ class WriteLog:
             raise PermissionError(f"write log {self.path} is open read-only")
         rows: list[tuple[Any, ...]] = []
         for i, op in enumerate(ops):
-            doc, vec = op.document, op.vector
+            doc, vec = op.document, op.vectors
             if op.op == "upsert":
                 assert doc is not None and vec is not None
-                if vec.shape != (self.dimension,):
+                if vec.ndim != 2 or vec.shape[1] != self.dimension or not len(vec):
                     raise ValueError(f"vector of shape {vec.shape}; the collection holds {self.dimension}-d vectors")
+                if op.spans is not None and len(op.spans) != len(vec):
+                    raise ValueError(f"document {op.id!r}: {len(vec)} vectors for {len(op.spans)} passages")
                 meta = json.dumps(doc.metadata, ensure_ascii=False) if doc.metadata is not None else None
-                rows.append((i, op.op, op.id, doc.title, doc.text, meta, np.asarray(vec, "<f4").tobytes()))
+                spans = json.dumps([list(s) for s in op.spans]) if op.spans is not None else None
+                blob = np.asarray(vec, "<f4").tobytes()
+                rows.append((i, op.op, op.id, doc.title, doc.text, meta, blob, spans))
             else:
-                rows.append((i, op.op, op.id, None, None, None, None))
+                rows.append((i, op.op, op.id, None, None, None, None, None))
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 others = self._read(after)
                 seq = self._last() + 1
-                self._conn.executemany("INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(seq, *r) for r in rows])
+                self._conn.executemany(
+                    "INSERT INTO writes (seq, ord, op, id, title, text, metadata, vector, spans) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(seq, *r) for r in rows],
+                )
                 self._conn.execute("INSERT OR REPLACE INTO info VALUES ('last_seq', ?)", (str(seq),))
                 self._conn.execute("COMMIT")  # synchronous=FULL: on disk when this returns
             except BaseException:
@@ -138,16 +151,18 @@ class WriteLog:
 
     def _read(self, seq: int) -> list[Batch]:
         rows = self._conn.execute(
-            "SELECT seq, op, id, title, text, metadata, vector FROM writes WHERE seq > ? ORDER BY seq, ord", (seq,)
+            "SELECT seq, op, id, title, text, metadata, vector, spans FROM writes WHERE seq > ? ORDER BY seq, ord",
+            (seq,),
         ).fetchall()
         batches: dict[int, list[WriteOp]] = {}
-        for s, op, doc_id, title, text, meta, vector in rows:
+        for s, op, doc_id, title, text, meta, vector, spans in rows:
             if op == "upsert":
                 doc = Document(
                     id=doc_id, text=text, title=title or "", metadata=json.loads(meta) if meta is not None else None
                 )
-                vec = np.frombuffer(vector, dtype="<f4").astype(np.float32)
-                batches.setdefault(s, []).append(WriteOp("upsert", doc_id, doc, vec))
+                vec = np.frombuffer(vector, dtype="<f4").astype(np.float32).reshape(-1, self.dimension)
+                parts = [tuple(p) for p in json.loads(spans)] if spans is not None else None
+                batches.setdefault(s, []).append(WriteOp("upsert", doc_id, doc, vec, parts))
             else:
                 batches.setdefault(s, []).append(WriteOp("delete", doc_id))
         return [Batch(s, ops) for s, ops in batches.items()]

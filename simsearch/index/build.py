@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -21,11 +22,12 @@ from simsearch.api.spec import CollectionSpec
 from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index import layout
 from simsearch.index.docstore import DocStore, DocStoreWriter
-from simsearch.index.manifest import IndexInfo, LexicalInfo, Manifest, ModelInfo, SourceInfo
+from simsearch.index.manifest import IndexInfo, LexicalInfo, Manifest, ModelInfo, PassageInfo, SourceInfo
 from simsearch.index.publish import build_lock, prune_builds, publish, staged
 from simsearch.lexical import build_lexical
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import file_sha256
+from simsearch.text.passages import PassageSplitter, Span, spans_array
 
 
 def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -66,12 +68,16 @@ def build_index(
     backend(kind)  # an unknown index type fails now, not after the encoding
     model = model_info(encoder, document_prefix, model_name)
     encoding = [0.0]  # seconds spent in the encoder
+    splitter = splitter_for(encoder, spec)
 
-    def encode(_start: int, chunk: list[Document]) -> np.ndarray:
+    def encode(_start: int, chunk: list[Document]) -> Encoded:
         t0 = time.perf_counter()
-        vectors = encoder.encode([d.content() for d in chunk], prefix=document_prefix)
+        passages = splitter.split(chunk, document_prefix)
+        vectors = encoder.encode(passages.inputs)
+        cut = getattr(encoder, "truncated", None)  # stand-in encoders (tests) have no window to report
+        over = sum(cut(passages.inputs)) if cut is not None else 0
         encoding[0] += time.perf_counter() - t0
-        return vectors
+        return Encoded(vectors, passages.spans, over)
 
     return write_build(
         corpus_file,
@@ -93,6 +99,62 @@ def build_index(
         desc=f"encoding {name}",
         spec=spec,
         finish=finish,
+    )
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A chunk of documents as vectors: one per passage (``spans[i]``: document ``i``'s passages) and how
+    many model inputs were longer than the model's window (cut)."""
+
+    vectors: np.ndarray
+    spans: list[list[Span]] | None = None  # None: one vector per document, over its whole text
+    over_window: int = 0
+
+
+def splitter_for(encoder: BiEncoder, spec: CollectionSpec | None) -> PassageSplitter:
+    """The collection's passage splitter (no splitting without a specification, or with ``none``)."""
+    passages = spec.passages if spec is not None else "none"
+    if passages == "none":
+        return PassageSplitter(None, None)
+    assert not isinstance(passages, str)
+    return PassageSplitter(encoder.model.tokenizer, passages.tokens, passages.overlap)
+
+
+class EmbeddingsWriter:
+    """``embeddings.npy`` written chunk by chunk when the number of rows is known only at the end (documents
+    split into passages): rows are appended to a raw file, then copied under the ``.npy`` header."""
+
+    def __init__(self, folder: Path, dimension: int) -> None:
+        self.folder, self.dimension, self.rows = folder, dimension, 0
+        self._raw_path = folder / (layout.EMBEDDINGS_FILE + ".raw")
+        self._raw = self._raw_path.open("wb")
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._raw.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.rows += len(vectors)
+
+    def close(self) -> np.ndarray:
+        self._raw.close()
+        raw = np.memmap(self._raw_path, dtype="<f4", mode="r", shape=(self.rows, self.dimension)) if self.rows else None
+        out = np.lib.format.open_memmap(
+            self.folder / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(self.rows, self.dimension)
+        )
+        for start in range(0, self.rows, 65_536):
+            assert raw is not None
+            out[start : start + 65_536] = raw[start : start + 65_536]
+        out.flush()
+        del raw
+        self._raw_path.unlink()
+        return out
+
+
+def passage_info_of(spec: CollectionSpec | None, passages: int, split: int, over_window: int) -> PassageInfo:
+    chosen = spec.passages if spec is not None else "none"
+    if isinstance(chosen, str):
+        return PassageInfo(tokens=None, passages=passages, split=split, over_window=over_window)
+    return PassageInfo(
+        tokens=chosen.tokens, overlap=chosen.overlap, passages=passages, split=split, over_window=over_window
     )
 
 
@@ -138,6 +200,7 @@ def create_empty(root: Path, name: str, model: ModelInfo, spec: CollectionSpec, 
                 files=files,
                 lexical=lexical_info,
                 spec=spec,
+                passages=passage_info_of(spec, 0, 0, 0),
                 sequence=log_sequence(root, name),
             ).write(tmp)
         return publish(root, name, final)
@@ -150,7 +213,7 @@ def write_build(
     model: ModelInfo,
     root: Path,
     name: str,
-    vectors_for: Callable[[int, list[Document]], np.ndarray],
+    vectors_for: Callable[[int, list[Document]], np.ndarray | Encoded],
     *,
     encode_seconds: Callable[[], float],
     other_seconds: float = 0.0,
@@ -175,23 +238,38 @@ def write_build(
     with build_lock(root, name):
         with staged(root, name) as (tmp, final):
             started = time.perf_counter()
-            embeddings = np.lib.format.open_memmap(
-                tmp / layout.EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, model.dimension)
-            )
             writer = DocStoreWriter(tmp / layout.DOCS_FILE)
+            vectors = EmbeddingsWriter(tmp, model.dimension)
+            spans: list[np.ndarray] = []
+            over_window = split = 0
             done = 0
             with tqdm(total=count, unit="doc", desc=desc, disable=not progress) as bar:
                 for chunk in _chunks(iter_documents(corpus_file, fmt), chunk_size):
-                    embeddings[done : done + len(chunk)] = vectors_for(done, chunk)
+                    got = vectors_for(done, chunk)
+                    encoded = got if isinstance(got, Encoded) else Encoded(got)
+                    if encoded.spans is not None:
+                        spans.append(spans_array(range(done, done + len(chunk)), encoded.spans))
+                        split += sum(len(s) > 1 for s in encoded.spans)
+                    vectors.add(encoded.vectors)
+                    over_window += encoded.over_window
                     writer.add(chunk)
                     done += len(chunk)
                     bar.update(len(chunk))
             if done != count or writer.close() != count:
                 raise RuntimeError(f"corpus {corpus_file} changed while it was being indexed")
-            embeddings.flush()
+            embeddings = vectors.close()
+            passages = None
+            if split:  # some document has more than one passage: record each vector's document and span
+                passages = np.concatenate(spans)
+                if len(passages) != len(embeddings):
+                    raise RuntimeError(f"{len(embeddings)} vectors for {len(passages)} passages")
+                np.save(tmp / layout.PASSAGES_FILE, passages, allow_pickle=False)
+            passage_info = passage_info_of(spec, len(embeddings), split, over_window)
             info, lexical_info, files = finish_build(
                 tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=tuning_queries
             )
+            if passages is not None:
+                files[layout.PASSAGES_FILE] = file_sha256(tmp / layout.PASSAGES_FILE)
             del embeddings
             seconds = encode_seconds()
             manifest = Manifest(
@@ -207,6 +285,7 @@ def write_build(
                 files=files,
                 lexical=lexical_info,
                 spec=spec,
+                passages=passage_info,
                 # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
                 sequence=log_sequence(root, name),
             )

@@ -7,6 +7,7 @@
         <ann file>       the vector index (its name is the ANN backend's: index.faiss, vectors.npy)
         docs.sqlite      the documents, keyed by vector position
         embeddings.npy   the encoder's output: re-tune, compact or scan exactly without re-encoding
+        passages.npy     with documents split into passages: each vector's document and character span
         lexical/         the BM25 index of the documents, keyed by position (simsearch.lexical)
         cur/             CUR arrays, when fitted (simsearch.index.cur_arrays)
       scifact.writes.sqlite                              the collection's write-ahead log (simsearch.collection)
@@ -27,6 +28,7 @@ MANIFEST_FILE = "manifest.json"
 DOCS_FILE = "docs.sqlite"
 EMBEDDINGS_FILE = "embeddings.npy"
 TUNING_QUERIES_FILE = "tuning_queries.npy"  # optional: query vectors the ANN search parameter is tuned on
+PASSAGES_FILE = "passages.npy"  # with split documents: row i of the vectors is (document position, start, end)
 CUR_DIR = "cur"
 LEXICAL_DIR = "lexical"
 

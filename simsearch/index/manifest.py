@@ -108,6 +108,19 @@ class RerankInfo(BaseModel):
     validation: dict[str, Any] = Field(default_factory=dict, description="nDCG@10 of every weight measured.")
 
 
+class PassageInfo(BaseModel):
+    """How the documents became vectors: one each, or split into passages (simsearch.text.passages)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tokens: int | None = Field(description="Most tokens of a passage's text; null: one vector per document.")
+    overlap: int = 0
+    passages: int = Field(description="Vectors in the index (passages; documents when not split).")
+    split: int = Field(0, description="Documents of more than one passage.")
+    over_window: int = Field(
+        0, description="Documents (or passages) whose model input is longer than the model's window: cut."
+    )
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
@@ -126,6 +139,7 @@ class Manifest(BaseModel):
     fusion: FusionInfo | None = None
     rerank: RerankInfo | None = None
     spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
+    passages: PassageInfo | None = Field(None, description="One vector per document, or per passage.")
     sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
     compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from simsearch.ann import AnnIndex, backend
 from simsearch.index import IndexLoadError, layout
 from simsearch.index.cur_arrays import CurArrays, load_cur
@@ -24,6 +26,12 @@ class LoadedIndex:
     store: DocStore
     cur: CurArrays | None = None
     lease: Lease | None = None  # while open, pruning never deletes this build
+    passages: np.ndarray | None = None  # (n vectors, 3): each vector's document position, start, end; None: 1:1
+
+    @property
+    def vectors(self) -> int:
+        """Rows of the vector index: passages, or documents when none was split."""
+        return len(self.passages) if self.passages is not None else self.manifest.count
 
     @property
     def name(self) -> str:
@@ -58,10 +66,15 @@ def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         store = DocStore(real / layout.DOCS_FILE)
     except (ValueError, OSError) as exc:
         raise IndexLoadError(f"index {path}: {exc}") from None
-    if not ann.count() == len(store) == manifest.count:
+    passages = None
+    if layout.PASSAGES_FILE in manifest.files:
+        passages = np.load(real / layout.PASSAGES_FILE, mmap_mode="r", allow_pickle=False)
+    vectors = len(passages) if passages is not None else manifest.count
+    if not (ann.count() == vectors and len(store) == manifest.count):
         store.close()
         raise IndexLoadError(
-            f"index {path}: {ann.count()} vectors and {len(store)} documents, the manifest says {manifest.count}"
+            f"index {path}: {ann.count()} vectors and {len(store)} documents, the manifest says {manifest.count} "
+            f"documents in {vectors} vectors"
         )
     cur = None
     if manifest.cur is not None:
@@ -73,7 +86,9 @@ def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         if cur.ann.count() != manifest.count:
             store.close()
             raise IndexLoadError(f"index {path}: CUR arrays cover {cur.ann.count()} of {manifest.count} documents")
-    return LoadedIndex(path=real, manifest=manifest, ann=ann, store=store, cur=cur, lease=Lease(real))
+    return LoadedIndex(
+        path=real, manifest=manifest, ann=ann, store=store, cur=cur, lease=Lease(real), passages=passages
+    )
 
 
 def check_model(index: LoadedIndex, encoder: BiEncoder) -> None:

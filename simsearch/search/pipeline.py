@@ -105,7 +105,8 @@ class SearchPipeline:
 
             def retrieve_and_read() -> SearchResult:
                 ranking = self._retrieve(view, plan, q, params, params.k)[: params.k]
-                return SearchResult(to_hits(view.documents([p for p, _ in ranking]), ranking))
+                keys = [p for p, _ in ranking]
+                return SearchResult(to_hits(view.documents(keys), ranking, view.best_passages(keys, q.vector, query)))
 
             if not any(RETRIEVERS[r].needs_vector for r in plan.retrievers):
                 return await models.blocking(retrieve_and_read)
@@ -124,7 +125,7 @@ class SearchPipeline:
                 known = [(key, float(s)) for key, s, y in zip(q.anchor_keys, q.anchor_scores, ok, strict=True) if y]
             seen = {key for key, _ in known}
             first = [(p, s) for p, s in self._retrieve(view, plan, q, params, params.k_r) if p not in seen]
-            return known, first, view.texts([p for p, _ in first])
+            return known, first, view.candidate_texts([p for p, _ in first], q.vector, query)
 
         known, first, texts = await models.blocking(candidates)
         keys = [p for p, _ in first]
@@ -135,7 +136,10 @@ class SearchPipeline:
         if params.mode == "rerank" and weight < 1.0:  # the cross-encoder's score blended with the first stage's
             exact = interpolate([s for _, s in first], exact, weight)
         ranking = by_cross_encoder([p for p, _ in known] + keys, [s for _, s in known] + exact, params.k)
-        hits = await models.blocking(lambda: to_hits(view.documents([p for p, _ in ranking]), ranking))
+        final = [p for p, _ in ranking]
+        hits = await models.blocking(
+            lambda: to_hits(view.documents(final), ranking, view.best_passages(final, q.vector, query))
+        )
         return SearchResult(hits, cross_encoder_calls=len(q.anchor_keys) + len(keys))
 
     async def _inputs(
@@ -145,7 +149,8 @@ class SearchPipeline:
         q = QueryInputs(text=query, filter=params.filter, cross_text=query)
         wanted = [RETRIEVERS[r] for r in plan.retrievers]
         cur = any(r.needs_anchor_scores for r in wanted)
-        if any(r.needs_vector for r in wanted) or (cur and view.cur_missing()):
+        # with passages the vector also picks the passage the cross-encoder reads and the hits show
+        if any(r.needs_vector for r in wanted) or (cur and view.cur_missing()) or view.has_passages:
             q.vector = (await models.encode([self.query_prefix + query]))[0]
         if plan.needs_cross and self.cross_query is not None:
             clip = self.cross_query

@@ -42,12 +42,27 @@ class SearchParams:
 
 
 @dataclass(frozen=True)
+class PassageHit:
+    """The passage of a document a hit is scored by: its index among the document's passages and its
+    character offsets in the document's text."""
+
+    index: int
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, spans: list[tuple[int, int]], best: int) -> PassageHit:
+        return cls(best, spans[best][0], spans[best][1])
+
+
+@dataclass(frozen=True)
 class Hit:
     id: str
     score: float
     title: str
     text: str
     metadata: dict[str, Any] | None
+    passage: PassageHit | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from simsearch.ann import AnnIndex
 from simsearch.data.corpus import Document
 from simsearch.search.fusion import Fusion
-from simsearch.search.types import Hit, ModeUnavailableError, Ranked
+from simsearch.search.types import Hit, ModeUnavailableError, PassageHit, Ranked
 
 if TYPE_CHECKING:
     from simsearch.collection.filters import Filter
@@ -66,6 +66,19 @@ class SearchView(Protocol):
         """What the models read for these keys (title and text)."""
         ...
 
+    @property
+    def has_passages(self) -> bool:
+        """Some document is split into passages."""
+        ...
+
+    def best_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[PassageHit]:
+        """Each document's passage that best matches the query (the whole text when it is not split)."""
+        ...
+
+    def candidate_texts(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[str]:
+        """What the cross-encoder reads of each document for this query: its best passage, after the title."""
+        ...
+
     def documents(self, keys: Sequence[int]) -> Sequence[Document | None]:
         """The documents of ``keys``, in order; ``None`` for one deleted after the search found it (a store
         that reads live, such as Milvus): it is left out of the hits."""
@@ -80,12 +93,20 @@ def ranked(scores: np.ndarray, positions: np.ndarray) -> list[Ranked]:
     ]
 
 
-def to_hits(docs: Sequence[Document | None], ranking: Ranked) -> list[Hit]:
+def to_hits(
+    docs: Sequence[Document | None], ranking: Ranked, passages: Sequence[PassageHit] | None = None
+) -> list[Hit]:
+    shown = passages if passages is not None else [None] * len(ranking)
     return [
-        Hit(id=d.id, score=s, title=d.title, text=d.text, metadata=d.metadata)
-        for d, (_, s) in zip(docs, ranking, strict=True)
+        Hit(id=d.id, score=s, title=d.title, text=d.text, metadata=d.metadata, passage=p)
+        for d, (_, s), p in zip(docs, ranking, shown, strict=True)
         if d is not None
     ]
+
+
+def whole_texts(docs: Sequence[Document | None]) -> list[PassageHit]:
+    """One passage per document: its whole text (a view that does not split documents)."""
+    return [PassageHit(0, 0, len(d.text) if d is not None else 0) for d in docs]
 
 
 class DocumentSource(Protocol):
@@ -159,6 +180,14 @@ class IndexView:
 
     def texts(self, keys: Sequence[int]) -> list[str]:
         return [d.content() for d in self.store.get(list(keys))]
+
+    has_passages = False
+
+    def best_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[PassageHit]:
+        return whole_texts(self.documents(keys))
+
+    def candidate_texts(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[str]:
+        return self.texts(keys)
 
     def documents(self, keys: Sequence[int]) -> list[Document]:
         return self.store.get(list(keys))

@@ -57,6 +57,8 @@ class CollectionEngine:
         self.compacting = False
         self.last_compaction: dict[str, Any] | None = None
         self.counts = Counts()
+        self.written = 0  # model inputs (documents or passages) written through this service since it opened...
+        self.cut = 0  # ...and how many of their model inputs were longer than the model's window (cut)
         self.on_reload: Callable[[str], None] | None = None  # called with "ok" after every swap (metrics)
 
     @contextlib.contextmanager
@@ -94,10 +96,16 @@ class CollectionEngine:
         """Encode and write one all-or-nothing batch; durable and visible to searches when this returns."""
         with self.hold() as rt:
             prefix = rt.bi.entry.document_prefix
-            vectors = await self.models.encode([prefix + d.content() for d in docs])
+            splitter = rt.splitter
+            passages = await asyncio.to_thread(splitter.split, docs, prefix)  # tokenises: off the event loop
+            vectors = await self.models.encode(passages.inputs)
+            cut = sum(await asyncio.to_thread(rt.encoder.truncated, passages.inputs))
+        spans = passages.spans if splitter.passage_tokens is not None else None
         async with self._write_lock:
             with self.hold() as rt:  # the runtime current now: a compaction may have swapped it
-                result = await asyncio.to_thread(rt.collection.upsert, docs, vectors)
+                result = await asyncio.to_thread(rt.collection.upsert, docs, vectors, spans)
+                self.written += len(passages.inputs)
+                self.cut += cut
                 await asyncio.to_thread(self._count, rt)
         return result
 
@@ -192,6 +200,29 @@ class CollectionEngine:
                 self.on_reload("ok")
             log.info("reloaded collection %s: build %s -> %s", new.name, old.build_id, new.build_id)
             return new
+
+    def warnings(self) -> list[str]:
+        """What makes this collection's results worse, with the measured share: texts cut at the model's
+        window (its build's count and the writes since this service opened it)."""
+        rt = self.runtime
+        info = rt.collection.describe().get("passages") or {}
+        built = int(info.get("over_window") or 0)
+        base = int(info.get("passages") or self.counts.base)
+        out = []
+        cut, seen = built + self.cut, base + self.written
+        if cut and seen:
+            window = rt.encoder.max_seq_length
+            unit = "documents" if info.get("tokens") is None else "passages (their titles are long)"
+            advice = (
+                " and are cut there: create the collection with `passages` to search all of their text"
+                if info.get("tokens") is None
+                else ""
+            )
+            out.append(
+                f"{cut} of {seen} {unit} ({100 * cut / seen:.1f} %) are longer than model {rt.bi.name!r}'s window "
+                f"of {window} tokens{advice}"
+            )
+        return out
 
     def retire(self, on_closed: Callable[[], None] | None = None) -> None:
         """The collection is gone from the service: close it once its last request is done."""

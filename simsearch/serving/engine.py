@@ -25,7 +25,8 @@ from simsearch.api.spec import COLLECTION_NAME, CollectionSpec
 from simsearch.collection.manager import CollectionExistsError, CollectionNotFoundError, Store
 from simsearch.index import IndexLoadError
 from simsearch.index.build import model_info
-from simsearch.models.registry import CROSS, DEFAULT, ModelRegistry, UnknownModelError
+from simsearch.models.loading import SPECIAL_TOKENS_MARGIN
+from simsearch.models.registry import CROSS, DEFAULT, LoadedModel, ModelRegistry, UnknownModelError
 from simsearch.models.similarity import distinct_texts, paired_cosines
 from simsearch.serving.collection import CollectionEngine
 from simsearch.serving.pool import BatchObserver, ModelPool
@@ -33,6 +34,7 @@ from simsearch.serving.runtime import Runtime, StartupError, Threads, open_runti
 from simsearch.settings import Settings
 
 log = logging.getLogger(__name__)
+SPECIAL_TOKENS = SPECIAL_TOKENS_MARGIN // 2  # [CLS] and [SEP] around one text
 DISCOVER_EVERY = 5  # refresh rounds between looks for collections other processes made or removed
 
 
@@ -50,6 +52,23 @@ class SpecConflictError(RuntimeError):
     def __init__(self, message: str, fields: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.fields = list(fields)
+
+
+def check_passages(spec: CollectionSpec, bi: LoadedModel) -> None:
+    """Passages must fit the model's window with its special tokens and its document prefix, and overlap
+    less than a passage (refused naming the field, before anything is created)."""
+    if isinstance(spec.passages, str):
+        return
+    window = int(bi.model.max_seq_length)
+    room = window - SPECIAL_TOKENS - len(bi.model.model.tokenizer.tokenize(bi.entry.document_prefix))
+    if spec.passages.tokens > room:
+        raise SpecError(
+            "passages.tokens",
+            f"{spec.passages.tokens} tokens do not fit model {spec.model!r}: its window is {window} tokens, "
+            f"{room} once its special tokens and document prefix are in",
+        )
+    if spec.passages.overlap >= spec.passages.tokens:
+        raise SpecError("passages.overlap", f"{spec.passages.overlap} tokens of overlap: it must be less than tokens")
 
 
 class Engine:
@@ -175,6 +194,10 @@ class Engine:
                     self.registry.entry(value, kind)  # type: ignore[arg-type]
                 except UnknownModelError as exc:
                     raise SpecError(field, str(exc)) from None
+        if self.store.backend == "milvus" and spec.passages != "none":
+            raise SpecError(
+                "passages", "the milvus store keeps one vector per document: passages need the embedded store"
+            )
         if self.store.backend == "milvus" and spec.index == "hnsw" and "://" not in self.settings.milvus_uri:
             raise SpecError("index", "milvus-lite builds flat and ivf indexes only: use one of those")
         async with self._create_lock:
@@ -196,6 +219,7 @@ class Engine:
             bi = await self.pool.load(spec.model, "bi")
             if spec.cross is not None:
                 await self.pool.load(spec.cross, "cross")
+            check_passages(spec, bi)
             info = model_info(bi.model, bi.entry.document_prefix, bi.name)
             try:
                 await asyncio.to_thread(self.store.create, name, spec, info)

@@ -26,6 +26,7 @@ from simsearch.collection.manager import EmbeddedStore, MilvusStore, Store
 from simsearch.collection.open import CollectionOpenError, connect, milvus_collection_name, milvus_token, public_uri
 from simsearch.collection.write_log import LogMismatchError
 from simsearch.index import IndexLoadError
+from simsearch.index.build import splitter_for
 from simsearch.index.manifest import ModelInfo
 from simsearch.index.open import LoadedIndex
 from simsearch.models.bi_encoder import BiEncoder
@@ -44,6 +45,7 @@ from simsearch.models.registry import (
 from simsearch.search import DirectModels, SearchPipeline
 from simsearch.serving.batching import alone_lane, on_passing_thread
 from simsearch.settings import Settings
+from simsearch.text.passages import PassageSplitter
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class Runtime:
     cross_model: LoadedModel | None = None
     threads: Threads = Threads(alone=1, shared=1, streams=1)
     on_closed: Callable[[], None] | None = None
+    _splitter: PassageSplitter | None = field(default=None, repr=False)
     _users: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
@@ -96,6 +99,14 @@ class Runtime:
     @property
     def encoder(self) -> BiEncoder:
         return self.bi.model
+
+    @property
+    def splitter(self) -> PassageSplitter:
+        """How this collection turns documents into passages (one each when its specification says none)."""
+        found = self._splitter
+        if found is None:
+            found = self._splitter = splitter_for(self.encoder, self.spec)
+        return found
 
     @property
     def cross(self) -> CrossScorer | None:

@@ -189,9 +189,13 @@ class MilvusCollection:
             rows.append(row)
         return rows
 
-    def upsert(self, docs: Sequence[Document], vectors: np.ndarray) -> WriteResult:
+    def upsert(
+        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None = None
+    ) -> WriteResult:
         """Insert or replace ``docs`` (one vector each) as one Milvus request: all or nothing to readers."""
         self._check_writable()
+        if spans is not None and any(len(s) != 1 for s in spans):
+            raise ValueError("this Milvus collection holds one vector per document: it does not split passages")
         rows = self.rows(docs, vectors)
         if not rows:
             return WriteResult(self.sequence)

@@ -16,7 +16,8 @@ from simsearch.collection.milvus.expressions import FALSE_EXPR, Expr, all_of, mi
 from simsearch.collection.milvus.schema import DOC_FIELDS, TOP_K_MAX
 from simsearch.data.corpus import Document
 from simsearch.search.fusion import DEFAULT_FUSION, Fusion
-from simsearch.search.types import ModeUnavailableError, Ranked
+from simsearch.search.types import ModeUnavailableError, PassageHit, Ranked
+from simsearch.search.view import whole_texts
 
 if TYPE_CHECKING:
     from simsearch.collection.milvus.collection import MilvusCollection
@@ -171,6 +172,14 @@ class MilvusView:
             for key, doc_id in missing.items():
                 self._docs[key] = fetched.get(str(doc_id))
         return [self._docs[k] for k in keys]
+
+    has_passages = False  # one row per document
+
+    def best_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[PassageHit]:
+        return whole_texts(self.documents(keys))
+
+    def candidate_texts(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[str]:
+        return self.texts(keys)
 
     def texts(self, keys: Sequence[int]) -> list[str]:
         return [d.content() if d is not None else "" for d in self.documents(keys)]

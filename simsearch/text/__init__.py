@@ -1,0 +1,1 @@
+"""Text before it is indexed: long documents split into passages (``passages``)."""
