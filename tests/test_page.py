@@ -643,3 +643,35 @@ def test_docs_render_offline(visit: Visit, server: Server) -> None:
     page.wait_for_selector(".opblock.is-open .opblock-description-wrapper")
     assert page.locator("text=Unable to render this definition").count() == 0
     visit.shoot("docs.png", full_page=False)
+
+
+@pytest.mark.slow
+def test_a_long_documents_best_passage_is_marked_in_its_place(visit: Visit, server: Server) -> None:
+    """A collection that splits long documents: each hit shows its best passage marked inside the
+    document's text, the passage the API returned (created last: the tests above count the collections)."""
+    auth = {"authorization": f"Bearer {WRITE_KEY}"}
+    r = httpx.put(f"{server.url}/collections/long", json={"passages": {"tokens": 16, "overlap": 4}}, headers=auth)
+    assert r.status_code == 201, r.text
+    filler = "The committee met on a cold morning to discuss the budget. " * 12
+    docs = [
+        {
+            "id": "report",
+            "title": "Field report",
+            "text": filler + "A new species of frog was found near the river delta. " + filler,
+        },
+        {"id": "other", "text": filler},
+    ]
+    r = httpx.put(f"{server.url}/collections/long/documents", json={"documents": docs}, headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    visit.open("/?collection=long")
+    visit.page.wait_for_selector("body[data-collection=long][data-ready=true]")
+    visit.search("species of frog near the river delta", "lexical")
+    expected = _api_search(
+        server, "/collections/long/search", query="species of frog near the river delta", mode="lexical"
+    )
+    passage = expected["hits"][0]["passage"]
+    assert expected["hits"][0]["id"] == "report" and passage["start"] > 0
+    marked = visit.page.locator("#results .hit").first.locator(".passage")
+    assert marked.inner_text() == passage["text"] and "frog" in marked.inner_text()
+    assert "characters" in (marked.get_attribute("title") or "")
+    visit.shoot("passage.png")

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from simsearch.atomic import atomic_write_json, fsync_dir
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError, Document, iter_documents, resolve_corpus, scan_corpus
+from simsearch.index.layout import MANIFEST_FILE
 from simsearch.index.manifest import ModelInfo
 from simsearch.models.files import file_sha256
 from simsearch.serving.runtime import StartupError, job_entry
@@ -361,6 +362,16 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         fail(str(exc))
     entry = registry.entries[model]
+    existing = settings.index_path / MANIFEST_FILE
+    if existing.is_file():
+        from simsearch.index.manifest import Manifest
+
+        spec = Manifest.read(settings.index_path).spec
+        if spec is not None and spec.passages != "none":
+            fail(
+                f"collection {settings.collection!r} splits documents into passages: build it with "
+                "`python -m training.build_index` (this job encodes one vector per document)"
+            )
     cfg = EncodeConfig(
         corpus=args.corpus,
         name=settings.collection,

@@ -164,6 +164,10 @@ def copy_to_milvus(
 ) -> MilvusCollection:
     """Copy ``source`` as it is now into the Milvus collection ``name`` (see the module docstring)."""
     m = source.index.manifest
+    if source.view().has_passages:
+        raise MilvusCollectionError(
+            f"index {m.name!r} splits documents into passages; the milvus store keeps one vector per document"
+        )
     count, batches = live_batches(source, batch_size)
     # 1. an empty collection for this model, index type and CUR arrays
     index = MilvusIndexInfo(

@@ -24,9 +24,8 @@ from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.collection.write_log import LogMismatchError
 from simsearch.data.corpus import CorpusError, iter_documents, scan_corpus
 from simsearch.index import IndexLoadError
-from simsearch.index.open import check_model
 from simsearch.index.publish import BuildLockedError
-from simsearch.serving.runtime import StartupError, load_cross, load_encoder
+from simsearch.serving.runtime import StartupError, load_runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,20 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.upsert:
             scan_corpus(args.upsert)  # every bad line is reported before anything is written
-        encoder = load_encoder(settings)
-        collection = EmbeddedCollection.open(settings.index_path, verify=settings.verify_checksums)
-        check_model(collection.index, encoder)
+        # the collection with its models and its passage splitting, exactly as the service opens it
+        runtime = load_runtime(settings, writable=True)
     except (CorpusError, FileNotFoundError, StartupError, IndexLoadError, LogMismatchError) as exc:
         fail(str(exc))
+    collection = runtime.collection
     try:
-        prefix = collection.index.manifest.model.document_prefix
+        prefix = runtime.bi.entry.document_prefix
+        splitter = runtime.splitter
         # 1. upserts, in batches
         if args.upsert:
             docs = iter_documents(args.upsert)
             with tqdm(unit="doc", desc="upserting", disable=args.no_progress) as bar:
                 while batch := list(islice(docs, args.batch_size)):
-                    vectors = encoder.encode([prefix + d.content() for d in batch])
-                    r = collection.upsert(batch, vectors)
+                    passages = splitter.split(batch, prefix)
+                    vectors = runtime.encoder.encode(passages.inputs)
+                    spans = passages.spans if splitter.passage_tokens is not None else None
+                    r = collection.upsert(batch, vectors, spans)
                     bar.update(len(batch))
                     bar.set_postfix(sequence=r.sequence)
         # 2. deletes
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{collection.name}: sequence {collection.sequence}, {collection.view().count} documents")
         # 3. compaction
         if args.compact:
-            cross = load_cross(settings)
+            cross = runtime.cross
+            if not isinstance(collection, EmbeddedCollection):
+                fail(f"the {collection.backend} store merges its segments itself: nothing to compact")
             link = compact(
                 collection,
                 cross_score=cross.score if cross else None,
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CompactionError, BuildLockedError, StartupError, OSError, ValueError) as exc:
         fail(str(exc))
     finally:
-        collection.close()
+        runtime.close()
     return 0
 
 

@@ -67,12 +67,31 @@ function moveMarker(rank, compare, id) {
   return el("span", { class: "move same", title: "same rank" }, "=");
 }
 
+const CONTEXT_CHARS = 80;
+
+// a long document's best passage in its place: a little of the text before and after it, the passage marked
+function appendPassage(parent, hit, pattern) {
+  const { index, start, end } = hit.passage;
+  let from = Math.max(0, start - CONTEXT_CHARS);
+  if (from > 0) from = Math.min(start, hit.text.indexOf(" ", from) + 1 || start);
+  let to = Math.min(hit.text.length, end + CONTEXT_CHARS);
+  if (to < hit.text.length) to = Math.max(end, hit.text.lastIndexOf(" ", to));
+  if (from > 0) parent.append("…");
+  parent.append(hit.text.slice(from, start));
+  const marked = el("span", { class: "passage", title: `passage ${index + 1}: characters ${start}–${end} of ${hit.text.length}` });
+  appendHighlighted(marked, hit.text.slice(start, end), pattern);
+  parent.append(marked, hit.text.slice(end, to));
+  if (to < hit.text.length) parent.append("…");
+}
+
 function renderHit(hit, rank, pattern, marker) {
   const title = el("h3", { class: hit.title ? "hit-title" : "hit-title untitled" });
   if (hit.title) appendHighlighted(title, hit.title, pattern);
   else title.textContent = "(untitled)";
   const text = el("p", { class: "snippet" });
-  appendHighlighted(text, snippet(hit.text, pattern), pattern);
+  const p = hit.passage;
+  if (p && (p.start > 0 || p.end < hit.text.length)) appendPassage(text, hit, pattern);
+  else appendHighlighted(text, snippet(hit.text, pattern), pattern);
   const meta = hit.metadata && Object.keys(hit.metadata).length ? el("p", { class: "hit-meta" }, JSON.stringify(hit.metadata)) : null;
   return el(
     "li",
