@@ -42,14 +42,15 @@ class Principal:
     grants: tuple[Grant, ...]
     anonymous: bool
 
-    def may(self, scope: Scope, collection: str | None = None) -> bool:
+    def may(self, scope: Scope, collection: str | None = None, *, anywhere: bool = False) -> bool:
         """Whether some grant of the key holds ``scope`` (write: also admin) on ``collection`` (``None``: on
-        every collection, as the routes that are not about one collection need)."""
+        every collection, as reloading every collection needs; ``anywhere``: on at least one, as the routes
+        that read no collection's data need, such as ``/similarity``)."""
         wanted = {"write", "admin"} if scope == "write" else {scope}
         for grant in self.grants:
             if not grant.scopes & wanted:
                 continue
-            if grant.collections is None or (collection is not None and collection in grant.collections):
+            if anywhere or grant.collections is None or (collection is not None and collection in grant.collections):
                 return True
         return False
 
@@ -86,10 +87,11 @@ class Access:
         held = tuple(matched) if given else ()
         return Principal(held, anonymous=not held)
 
-    def check(self, principal: Principal, scope: Scope, collection: str | None) -> None:
-        """Raise the HTTP error that refuses ``scope`` on ``collection`` (``None``: not about one collection)."""
+    def check(self, principal: Principal, scope: Scope, collection: str | None, *, anywhere: bool = False) -> None:
+        """Raise the HTTP error that refuses ``scope`` on ``collection`` (``None``: every collection;
+        ``anywhere``: some collection)."""
         if scope == "read":
-            if (self.read_open and principal.anonymous) or principal.may("read", collection):
+            if (self.read_open and principal.anonymous) or principal.may("read", collection, anywhere=anywhere):
                 return
             if principal.anonymous:
                 raise _unauthorised("missing or invalid API key: send Authorization: Bearer <key>")
@@ -105,7 +107,7 @@ class Access:
                 )
             if principal.anonymous:
                 raise _unauthorised("missing or invalid write key: send Authorization: Bearer <write key>")
-            if principal.may("write"):  # a write key of other collections
+            if any("write" in g.scopes or "admin" in g.scopes for g in principal.grants):  # other collections'
                 raise HTTPException(403, _not_on(collection, "write"))
             raise HTTPException(403, "this key may read but not write: send a key from SIMSEARCH_WRITE_KEYS")
         if not self.admin_on:
@@ -114,12 +116,9 @@ class Access:
             return
         if principal.anonymous:
             raise _unauthorised("missing or invalid admin key: send Authorization: Bearer <SIMSEARCH_ADMIN_KEY>")
-        raise HTTPException(
-            403,
-            _not_on(collection, "admin")
-            if principal.may("admin")
-            else ("this key is not an admin key (SIMSEARCH_ADMIN_KEY)"),
-        )
+        if any("admin" in g.scopes for g in principal.grants):
+            raise HTTPException(403, _not_on(collection, "admin"))
+        raise HTTPException(403, "this key is not an admin key (SIMSEARCH_ADMIN_KEY)")
 
 
 def _not_on(collection: str | None, scope: str) -> str:
@@ -131,9 +130,12 @@ def _unauthorised(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def allow(scope: Scope, *, per_collection: bool = True) -> Callable[[Request], Awaitable[Principal]]:
+def allow(
+    scope: Scope, *, per_collection: bool = True, anywhere: bool = False
+) -> Callable[[Request], Awaitable[Principal]]:
     """A route's access dependency: the caller must hold ``scope`` on the collection the path names (the
-    default collection for the routes without one), or on every collection (``per_collection=False``)."""
+    default collection for the routes without one), on every collection (``per_collection=False``), or on
+    some collection (``anywhere``: routes that read no collection's data)."""
 
     async def dependency(request: Request) -> Principal:
         access: Access = request.app.state.access
@@ -141,7 +143,7 @@ def allow(scope: Scope, *, per_collection: bool = True) -> Callable[[Request], A
         collection = None
         if per_collection:
             collection = request.path_params.get("name") or request.app.state.settings.index_name
-        access.check(principal, scope, collection)
+        access.check(principal, scope, collection, anywhere=anywhere)
         request.state.principal = principal
         return principal
 
@@ -163,5 +165,6 @@ async def caller(request: Request) -> Principal:
 READ = Depends(allow("read"))
 WRITE = Depends(allow("write"))
 ADMIN = Depends(allow("admin"))
-READ_ANY = Depends(allow("read", per_collection=False))  # not about one collection (similarity, metrics)
+READ_ANY = Depends(allow("read", per_collection=False, anywhere=True))  # no collection's data: similarity, models
+READ_ALL = Depends(allow("read", per_collection=False))  # every collection's figures: metrics
 ADMIN_ALL = Depends(allow("admin", per_collection=False))  # every collection (reload)

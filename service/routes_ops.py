@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.access import ADMIN_ALL, READ, READ_ANY
+from service.access import ADMIN_ALL, READ, READ_ALL
 from service.deps import collection_of, engine
 from service.routes_collections import live, states
 from simsearch.api.schemas import HealthResponse, IndexInfoResponse, ReadyResponse, ReloadResponse
@@ -56,7 +56,7 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump())
 
 
-@router.get("/metrics", tags=["operations"], response_class=Response, dependencies=[READ_ANY])
+@router.get("/metrics", tags=["operations"], response_class=Response, dependencies=[READ_ALL])
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests by endpoint and status, latency, batch sizes, queue depths, and per
     collection its documents, searches, writes and search latency."""

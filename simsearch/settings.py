@@ -11,10 +11,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from simsearch.api.spec import COLLECTION_NAME
 from simsearch.models.files import default_bi_model
 from simsearch.models.registry import ModelEntry
 
-INDEX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # what builds accept (collections: simsearch.api.spec)
+INDEX_NAME_PATTERN = COLLECTION_NAME  # one rule for a collection's name, whether a job or the API makes it
 MIN_KEY_CHARS = 16
 
 
@@ -260,7 +261,7 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None  # set but empty: no default collection
         if isinstance(value, str) and not re.fullmatch(INDEX_NAME_PATTERN, value):
-            raise ValueError("must be 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit")
+            raise ValueError("a collection name is 1-64 ASCII letters, digits, '-' or '_'")
         return value
 
     @field_validator("scoped_keys", mode="before")

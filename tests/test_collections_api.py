@@ -286,3 +286,44 @@ def test_the_client_raises_one_error_type_worded_as_the_service(server) -> None:
         assert local.value.status == 422 and local.value.message.startswith(expected), local.value.message
     served = http.post("/search", json={"query": "x", "k": 500}).json()["message"]
     assert served == "body.k: Input should be less than or equal to 100"
+
+
+def test_a_fixed_fusion_in_the_specification_is_the_one_hybrid_uses(server) -> None:
+    http, _ = server
+    c = client(http)
+    c.create_collection("rrf-fixed", fusion={"method": "rrf", "rrf_k": 60})
+    c.upsert("rrf-fixed", [{"id": f"x{i}", "text": f"tea and coffee {i} " + "cats " * i} for i in range(6)])
+    hits = c.search("rrf-fixed", "tea cats", k=6, mode="hybrid").hits
+    assert all(h.score <= 2 / 61 + 1e-9 for h in hits)  # RRF scores: at most 1/61 from each list
+    own = c.search("rrf-fixed", "tea cats", k=6, mode="hybrid", fusion={"method": "convex", "alpha": 0.5}).hits
+    assert any(h.score > 2 / 61 for h in own)  # a request's own fusion still wins
+
+
+def test_a_scoped_key_is_told_why_and_may_use_what_reads_no_collection(root: Path, settings_for: Any) -> None:
+    scoped = [{"key": LIMITED_KEY, "scopes": ["read", "write"], "collections": ["mine"]}]
+    settings = settings_for(index_dir=root, write_keys=WRITE_KEY, admin_key=ADMIN_KEY, scoped_keys=scoped)
+    with TestClient(create_app(settings)) as http:
+        limited = client(http, LIMITED_KEY)
+        with pytest.raises(SimsearchError) as refused:
+            limited.create_collection("other")
+        assert refused.value.status == 403 and refused.value.message == "this key may not write collection 'other'"
+        assert limited.similarity([("a cat", "a cat")]).scores[0] == pytest.approx(1.0, abs=1e-5)
+        assert {m.name for m in limited.models().models} >= {"default", "minilm"}
+        assert http.get("/metrics", headers={"authorization": f"Bearer {LIMITED_KEY}"}).status_code == 403
+
+
+def test_one_folder_under_two_names_is_one_model_and_one_queue(server) -> None:
+    """``default`` and ``minilm`` name the same packaged folder here only when SIMSEARCH_BI_MODEL is left
+    alone; with the tiny model, register it twice: collections of either name share one copy and one batcher."""
+    http, settings = server
+    engine = http.app.state.engine  # type: ignore[attr-defined]
+    registry = engine.registry
+    from simsearch.models.registry import ModelEntry
+
+    registry.entries["twin"] = ModelEntry(path=settings.bi_model)
+    registry._locks["twin"] = __import__("threading").Lock()
+    c = client(http)
+    c.create_collection("of-twin", model="twin")
+    c.upsert("of-twin", [{"id": "t", "text": "tea"}])
+    assert registry.peek("twin").model is registry.peek("default").model
+    assert engine.pool.batchers["twin"] is engine.pool.batchers["default"]

@@ -151,6 +151,14 @@ def fusion_at_build(
         )
         return None
 
+    log.warning(
+        "after encoding, hybrid search's fusion will be measured on the %d judged queries of %s/qrels/%s.tsv "
+        "and recorded in the same build (--fusion-split none skips this)",
+        count,
+        folder,
+        split,
+    )
+
     def finish(tmp: Path, manifest: Manifest) -> Manifest:
         log.warning(
             "measuring hybrid search's fusion on the %d judged queries of %s/qrels/%s.tsv before publishing "

@@ -137,9 +137,17 @@ class ModelRegistry:
         with self._locks[name]:
             found = self._loaded.get(name)
             if found is None:
-                found = LoadedModel(name, entry, self._loader(name, entry))
+                twin = self._same_model(entry)  # two names for one folder (default and minilm): one copy
+                found = LoadedModel(name, entry, twin.model if twin is not None else self._loader(name, entry))
                 self._loaded[name] = found
         return found
+
+    def _same_model(self, entry: ModelEntry) -> LoadedModel | None:
+        def where(e: ModelEntry) -> tuple[str, str, str | None]:
+            path = Path(e.path)
+            return (str(path.resolve()) if path.exists() else e.path, e.kind, e.backend)
+
+        return next((m for m in self._loaded.values() if where(m.entry) == where(entry)), None)
 
     def loaded(self) -> list[LoadedModel]:
         return list(self._loaded.values())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simsearch.search.fusion import fuse
+from simsearch.search.fusion import Fusion, fuse
 from simsearch.search.models import NO_CROSS_ENCODER, Models
 from simsearch.search.rescore import by_cross_encoder, interpolate
 from simsearch.search.retrievers import RETRIEVERS, QueryInputs
@@ -73,8 +73,10 @@ class SearchPipeline:
         cross_query: Callable[[str], str] | None = None,
         rerank_weight: float = 1.0,
         rerank_candidates: str = "dense",
+        fusion: Fusion | None = None,
     ) -> None:
         self.query_prefix = query_prefix
+        self.fusion = fusion  # fixed by the collection's specification (None: the measured one, or the default)
         # rerank: the cross-encoder's share of the final score (1: the cross-encoder alone); measured per
         # collection and cross-encoder (training.fit_rerank) and recorded in the manifest
         self.rerank_weight = rerank_weight
@@ -161,11 +163,10 @@ class SearchPipeline:
             q.anchor_scores = await models.score([(q.cross_text, t) for t in texts])
         return q
 
-    @staticmethod
-    def _retrieve(view: SearchView, plan: Plan, q: QueryInputs, params: SearchParams, depth: int) -> Ranked:
+    def _retrieve(self, view: SearchView, plan: Plan, q: QueryInputs, params: SearchParams, depth: int) -> Ranked:
         if len(plan.retrievers) == 1:
             return RETRIEVERS[plan.retrievers[0]].retrieve(view, q, depth)
-        fusion = params.fusion or view.default_fusion()
+        fusion = params.fusion or self.fusion or view.default_fusion()
         if fusion.method == "dense":
             return RETRIEVERS["dense"].retrieve(view, q, depth)
         deep = max(depth, FUSION_DEPTH)

@@ -75,7 +75,11 @@ class ModelPool:
     def batcher(self, loaded: LoadedModel) -> MicroBatcher[Any]:
         """The one batcher of a loaded model (made on first use, on the event loop's thread)."""
         found = self.batchers.get(loaded.name)
+        if found is None:  # another name for the same loaded model shares its batcher (one queue per model)
+            same = [n for n in self.batchers if getattr(self.registry.peek(n), "model", None) is loaded.model]
+            found = self.batchers[same[0]] if same else None
         if found is not None:
+            self.batchers[loaded.name] = found
             return found
         s, lanes, model = self.settings, self.threads, loaded.model
         if loaded.entry.kind == "cross":

@@ -42,7 +42,7 @@ from simsearch.models.registry import (
     entries_from,
     setting_of,
 )
-from simsearch.search import DirectModels, SearchPipeline
+from simsearch.search import DirectModels, Fusion, SearchPipeline
 from simsearch.serving.batching import alone_lane, on_passing_thread
 from simsearch.settings import Settings
 from simsearch.text.passages import PassageSplitter
@@ -386,11 +386,13 @@ def runtime_for(
     measured = collection.rerank
     weight = measured.weight if measured and cross and measured.cross_encoder.sha256 == cross.sha256 else 1.0
     clip = cross.model.clip if cross is not None else None
+    fixed = spec.fusion if not isinstance(spec.fusion, str) else None
     pipeline = SearchPipeline(
         query_prefix=bi.entry.query_prefix,
         cross_query=clip,
         rerank_weight=weight,
         rerank_candidates=measured.candidates if measured else "dense",
+        fusion=Fusion(fixed.method, fixed.alpha, fixed.rrf_k) if fixed is not None else None,
     )
     return Runtime(settings, spec, bi, collection, pipeline, cross, threads)
 
