@@ -20,8 +20,8 @@ from service.protocol import protocol_with
 from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
-from simsearch.evaluation.fusion_fit import fusion_at_build
-from simsearch.index.build import build_index
+from simsearch.evaluation.fusion_fit import UnjudgedFit, fusion_at_build
+from simsearch.index.build import build_index, splitter_for
 from simsearch.models.registry import DEFAULT
 from simsearch.search import DirectModels
 from simsearch.serving.batching import on_passing_thread
@@ -34,6 +34,7 @@ def build_demo(settings: Settings, corpus: Path) -> None:
     logging.getLogger("simsearch").warning("index %s is missing: building it from %s", settings.index_path, corpus)
     assert settings.index_name is not None
     model = registry_for(settings).bi(DEFAULT)
+    spec = CollectionSpec(model=DEFAULT)
     build_index(
         corpus,
         model.model,
@@ -41,9 +42,19 @@ def build_demo(settings: Settings, corpus: Path) -> None:
         settings.index_name,
         document_prefix=model.entry.document_prefix,
         model_name=DEFAULT,
-        spec=CollectionSpec(model=DEFAULT),
+        spec=spec,
         # a BEIR folder with train judgements: hybrid search's fusion is measured on them (about a minute)
-        finish=fusion_at_build(corpus, DirectModels(model.model), query_prefix=model.entry.query_prefix),
+        finish=fusion_at_build(
+            corpus,
+            DirectModels(model.model),
+            query_prefix=model.entry.query_prefix,
+            unjudged=UnjudgedFit(
+                model.model.encode,
+                splitter_for(model.model, spec),
+                model.entry.query_prefix,
+                model.entry.document_prefix,
+            ),
+        ),
     )
 
 

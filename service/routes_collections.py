@@ -3,7 +3,7 @@ collection may name (``GET /models``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 
@@ -186,6 +186,26 @@ async def compact_collection(name: str, eng: Annotated[Engine, Depends(engine)])
 )
 async def compact_now(eng: Annotated[Engine, Depends(engine)]) -> CompactResponse:
     return await _compact(eng, None)
+
+
+@router.post(
+    "/collections/{name}/fusion",
+    tags=["collections"],
+    dependencies=[ADMIN],
+    responses={409: {"description": "Too few documents to measure on, or a read-only replica."}},
+)
+async def fit_collection_fusion(name: str, eng: Annotated[Engine, Depends(engine)]) -> dict[str, Any]:
+    """Choose how `hybrid` fuses for this collection without judgments: the candidates (dense only, lexical
+    only, RRF, convex α) are scored on self-supervised queries drawn from its documents; the choice and its
+    figures are recorded with the collection and used at once. About a minute on 2 cores."""
+    col = collection_of(eng, name)
+    try:
+        info = await col.fit_fusion()
+    except ReadOnlyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if info is None:
+        raise HTTPException(409, f"collection {name!r} has too few documents of several sentences to measure on")
+    return info.model_dump(mode="json")
 
 
 @router.get("/models", response_model=ModelList, tags=["collections"], dependencies=[READ_ANY])

@@ -327,3 +327,30 @@ def test_one_folder_under_two_names_is_one_model_and_one_queue(server) -> None:
     c.upsert("of-twin", [{"id": "t", "text": "tea"}])
     assert registry.peek("twin").model is registry.peek("default").model
     assert engine.pool.batchers["twin"] is engine.pool.batchers["default"]
+
+
+def test_fusion_is_chosen_on_request_without_judgments(server) -> None:
+    """POST /collections/{name}/fusion scores the candidates on self-supervised queries from the documents,
+    records the choice with its figures (GET shows how it was chosen) and serves with it; with documents too
+    short to draw queries from it is a 409 and nothing changes."""
+    http, _ = server
+    c, admin = client(http), {"authorization": f"Bearer {ADMIN_KEY}"}
+    c.create_collection("fitted")
+    c.upsert("fitted", [{"id": "one", "text": "A single sentence."}])
+    r = http.post("/collections/fitted/fusion", headers=admin)
+    assert r.status_code == 409 and "too few documents" in r.json()["message"]
+    topics = ["tea", "rain", "cats", "bridges", "frogs", "markets", "volcanoes", "rivers"]
+    docs = [
+        {
+            "id": f"d{i}",
+            "text": " ".join(f"The {topics[i % 8]} note {i} says thing {j} about {topics[i % 8]}." for j in range(5)),
+        }
+        for i in range(60)
+    ]
+    c.upsert("fitted", docs)
+    r = http.post("/collections/fitted/fusion", headers=admin)
+    assert r.status_code == 200, r.text
+    chosen = r.json()
+    assert chosen["chosen_on"].startswith("self-supervised: ") and set(chosen["validation"]) >= {"dense", "rrf"}
+    info = c.get_collection("fitted")
+    assert info.manifest["fusion"] == chosen and info.live.documents == 61  # the writes are all still there

@@ -16,8 +16,8 @@ from pathlib import Path
 from simsearch.api.spec import CollectionSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
-from simsearch.evaluation.fusion_fit import fusion_at_build
-from simsearch.index.build import build_index
+from simsearch.evaluation.fusion_fit import UnjudgedFit, fusion_at_build
+from simsearch.index.build import build_index, splitter_for
 from simsearch.index.manifest import Manifest
 from simsearch.index.open import open_index
 from simsearch.search import DirectModels
@@ -67,8 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--fusion-split",
         default="train",
-        help="with a BEIR folder: choose hybrid search's fusion on this split's judgements (at least 20 judged "
-        "queries) in the build, before it is published (default: %(default)s; 'none' keeps the stated default)",
+        help="choose hybrid search's fusion in the build, before it is published: on this split's judgements "
+        "when the corpus is a BEIR folder with at least 20 judged queries, else on self-supervised queries drawn "
+        "from the documents (default: %(default)s; 'none' keeps the stated default)",
     )
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -125,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             query_prefix=loaded.entry.query_prefix,
             split=args.fusion_split,
             progress=not args.no_progress,
+            unjudged=UnjudgedFit(
+                loaded.model.encode,
+                splitter_for(loaded.model, spec),
+                loaded.entry.query_prefix,
+                loaded.entry.document_prefix,
+            ),
         )
     # 3. check every line, encode, write into a temporary folder, publish
     params = {"factory": args.factory} if args.index_type == "faiss" else {}

@@ -5,7 +5,8 @@
 Scores dense only, reciprocal rank fusion and the convex combination at α = 0 ... 1 on the split's
 judgments (nDCG@10, through the pipeline's retrievers and fusion), keeps the best (ties: the simpler),
 and publishes a new build whose manifest records the choice and every validation figure. Without
-``--data`` it records the stated default (no judgments to measure on). Reload the service afterwards.
+``--data`` (no judgments) the same candidates are scored on self-supervised queries drawn from the
+collection's documents (simsearch.evaluation.unjudged). Reload the service afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from simsearch.cli import fail, settings_with
 from simsearch.evaluation.fusion_fit import choose_and_publish, default_fusion_info, fit_fusion
+from simsearch.evaluation.unjudged import fit_unjudged
 from simsearch.index import IndexLoadError
 from simsearch.index.manifest import FusionInfo
 from simsearch.index.publish import BuildLockedError
@@ -25,11 +27,20 @@ from simsearch.serving.runtime import StartupError, load_runtime
 
 
 def choose(index: str | None, index_dir: Path | None, data: Path | None, split: str, progress: bool) -> FusionInfo:
-    if data is None:
-        return default_fusion_info()
     settings = settings_with(index_name=index, index_dir=index_dir)
     runtime = load_runtime(settings, writable=False)
     try:
+        if data is None:  # no judgments: self-supervised queries from the collection's own documents
+            info = fit_unjudged(
+                runtime.view,
+                runtime.encoder.encode,
+                runtime.splitter,
+                query_prefix=runtime.bi.entry.query_prefix,
+                document_prefix=runtime.bi.entry.document_prefix,
+            )
+            if info is None:
+                print("too few documents to draw self-supervised queries from: the stated default", file=sys.stderr)
+            return info or default_fusion_info()
         return fit_fusion(
             runtime.view,
             runtime.direct_models(),

@@ -98,6 +98,11 @@ class Collection(Protocol):
         :class:`CompactionError` where the store merges its segments itself (Milvus)."""
         ...
 
+    def record_fusion(self, info: FusionInfo) -> None:
+        """Keep ``info`` as the collection's measured fusion (a new build for the embedded store, its
+        companion record for Milvus); a reopened collection uses it."""
+        ...
+
     def stale(self) -> bool:
         """Whether a newer build than this one's was published by another process (a replica then reopens)."""
         ...

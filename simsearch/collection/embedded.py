@@ -181,6 +181,15 @@ class EmbeddedCollection:
 
         return compact(self, cross_score=cross_score, cross_sha256=cross_sha256) is not None
 
+    def record_fusion(self, info: FusionInfo) -> None:
+        from simsearch.index.publish import publish_derived
+
+        if not self.writable:
+            raise ReadOnlyError(f"collection {self.name!r} is open read-only here: fit on the writer")
+        publish_derived(
+            self.index.path.parent / self.name, lambda _: [], lambda m: m.model_copy(update={"fusion": info})
+        )
+
     def stale(self) -> bool:
         link = self.index.path.parent / self.name
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,26 +131,35 @@ def judged_queries(corpus: Path, split: str) -> tuple[Path, int] | None:
 
 
 def fusion_at_build(
-    corpus: Path, models: Models, *, query_prefix: str, split: str = "train", progress: bool = False
+    corpus: Path,
+    models: Models,
+    *,
+    query_prefix: str,
+    split: str = "train",
+    progress: bool = False,
+    unjudged: UnjudgedFit | None = None,
 ) -> Callable[[Path, Manifest], Manifest] | None:
-    """What a build from a BEIR folder does before it publishes: measure hybrid search's fusion on the
-    folder's judgments for ``split`` and record it in the same build (one build, not two). ``None`` without
-    judgments; with fewer than :data:`MIN_JUDGED_QUERIES` the build keeps the stated default and says so."""
+    """What a build does before it publishes: measure hybrid search's fusion and record it in the same build
+    (one build, not two): on the BEIR folder's judgments for ``split`` when it has them, else on
+    self-supervised queries from the documents (``unjudged``: the collection's model and splitting; ``None``
+    keeps the stated default). With fewer than :data:`MIN_JUDGED_QUERIES` judged queries the build says so and
+    measures without them."""
     found = judged_queries(corpus, split)
     if found is None:
-        return None
+        return unjudged_at_build(unjudged) if unjudged is not None else None
     folder, count = found
     if count < MIN_JUDGED_QUERIES:
         log.warning(
-            "%s/qrels/%s.tsv judges %d queries, too few to choose hybrid's fusion (at least %d): the build keeps "
-            "the stated default (convex alpha %.1f)",
+            "%s/qrels/%s.tsv judges %d queries, too few to choose hybrid's fusion (at least %d): %s",
             folder,
             split,
             count,
             MIN_JUDGED_QUERIES,
-            DEFAULT_FUSION.alpha,
+            "it is measured on self-supervised queries instead"
+            if unjudged is not None
+            else f"the build keeps the stated default (convex alpha {DEFAULT_FUSION.alpha})",
         )
-        return None
+        return unjudged_at_build(unjudged) if unjudged is not None else None
 
     log.warning(
         "after encoding, hybrid search's fusion will be measured on the %d judged queries of %s/qrels/%s.tsv "
@@ -172,6 +182,44 @@ def fusion_at_build(
             info = fit_fusion(view, models, folder, split=split, query_prefix=query_prefix, progress=progress)
         finally:
             close()
+        log.warning("hybrid fusion: %s alpha=%s (%s)", info.method, info.alpha, info.chosen_on)
+        return manifest.model_copy(update={"fusion": info})
+
+    return finish
+
+
+@dataclass(frozen=True)
+class UnjudgedFit:
+    """What a self-supervised fit needs of the collection: its model's encode, passage splitting, prefixes."""
+
+    encode: Callable[[list[str]], Any]
+    splitter: Any
+    query_prefix: str = ""
+    document_prefix: str = ""
+
+
+def unjudged_at_build(fit: UnjudgedFit) -> Callable[[Path, Manifest], Manifest]:
+    from simsearch.evaluation.unjudged import fit_unjudged
+
+    log.warning(
+        "after encoding, hybrid search's fusion will be measured on self-supervised queries drawn from the "
+        "documents (no judgments given; --fusion-split none skips this)"
+    )
+
+    def finish(tmp: Path, manifest: Manifest) -> Manifest:
+        view, close = staged_view(tmp, manifest)
+        try:
+            info = fit_unjudged(
+                view,
+                fit.encode,
+                fit.splitter,
+                query_prefix=fit.query_prefix,
+                document_prefix=fit.document_prefix,
+            )
+        finally:
+            close()
+        if info is None:
+            return manifest
         log.warning("hybrid fusion: %s alpha=%s (%s)", info.method, info.alpha, info.chosen_on)
         return manifest.model_copy(update={"fusion": info})
 

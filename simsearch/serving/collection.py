@@ -181,6 +181,30 @@ class CollectionEngine:
         finally:
             self.compacting = False
 
+    async def fit_fusion(self, queries: int = 200, pool: int = 2000) -> Any:
+        """Choose hybrid's fusion on self-supervised queries from the documents (no judgments needed), record
+        it with the collection, and serve with it. ``None`` when there are too few documents to measure on."""
+        from simsearch.evaluation.unjudged import fit_unjudged
+
+        with self.hold() as rt:
+            info = await asyncio.to_thread(
+                fit_unjudged,
+                rt.view,
+                rt.encoder.encode,
+                rt.splitter,
+                query_prefix=rt.bi.entry.query_prefix,
+                document_prefix=rt.bi.entry.document_prefix,
+                queries=queries,
+                pool=pool,
+            )
+            if info is None:
+                return None
+            async with self._write_lock:
+                await asyncio.to_thread(rt.collection.record_fusion, info)
+        if rt.collection.backend == "embedded":
+            await self.reload()
+        return info
+
     async def reload(self) -> Runtime:
         """Open the newest build of this collection and swap it in; a broken build raises ``IndexLoadError``
         and the current one keeps serving."""

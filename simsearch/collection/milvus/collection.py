@@ -291,6 +291,11 @@ class MilvusCollection:
     def compact(self, cross_score: Score | None, cross_sha256: str | None) -> bool:
         raise CompactionError("the milvus store merges its segments itself: there is nothing to compact here")
 
+    def record_fusion(self, info: FusionInfo) -> None:
+        self._check_writable()
+        self.info = self.info.model_copy(update={"fusion": info})
+        self.meta.put({"info": self.info.model_dump_json()})
+
     def stale(self) -> bool:
         return False  # reads are live: there is no build to swap to
 

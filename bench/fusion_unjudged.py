@@ -1,0 +1,157 @@
+"""Hybrid search on collections nobody has judged: the fusion chosen from the collection itself
+(self-supervised inverse-cloze queries, simsearch.evaluation.unjudged) against dense alone, lexical alone,
+the old fixed default (convex α = 0.8) and the fusion chosen on judged queries where a benchmark has them.
+
+    python -m bench.fusion_unjudged [--sets scifact dl19 long]
+
+Each benchmark is built by the service's build (one vector per document, the default model), the choices
+are made as a collection makes them (the judged one on the train split, the unjudged one from documents
+only), and every row is the test split's nDCG@10 through the service's pipeline. Writes
+bench/results/fusion_unjudged.json (one row per benchmark: benchmark, dense, lexical, old_default,
+unjudged, judged) and fusion_unjudged.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, write_result
+from bench.passages import make_long_set
+from simsearch.cli import settings_with
+from simsearch.collection.embedded import EmbeddedCollection
+from simsearch.evaluation.fusion_fit import fit_fusion
+from simsearch.evaluation.retrieval import evaluate_beir
+from simsearch.evaluation.unjudged import fit_unjudged
+from simsearch.index.build import build_index, splitter_for
+from simsearch.index.manifest import FusionInfo
+from simsearch.search import DirectModels, Fusion, SearchParams, SearchPipeline
+from simsearch.search.fusion import DEFAULT_FUSION
+from simsearch.serving.runtime import job_model
+
+SETS = {"scifact": "scifact", "dl19": "msmarco-dl19", "long": "scifact"}
+
+
+def fusion_of(info: FusionInfo) -> Fusion:
+    return Fusion(info.method, info.alpha if info.alpha is not None else 0.5, info.rrf_k)  # type: ignore[arg-type]
+
+
+def describe(info: FusionInfo) -> str:
+    if info.method == "convex":
+        return "lexical only" if info.alpha == 0 else ("dense only" if info.alpha == 1 else f"convex α {info.alpha}")
+    return "dense only" if info.method == "dense" else info.method
+
+
+def measure(name: str, data: Path, loaded: Any, root: Path, progress: bool) -> dict[str, Any]:
+    encoder = loaded.model
+    link = build_index(data, encoder, root, name, progress=progress, model_name=loaded.name)
+    c = EmbeddedCollection.open(link, writable=False)
+    view, models = c.view(), DirectModels(encoder)
+    pipeline = SearchPipeline(query_prefix=loaded.entry.query_prefix)
+
+    def ndcg(params: SearchParams) -> float:
+        got = evaluate_beir(pipeline, view, models, data, split="test", params=params, progress=False)
+        return round(100 * got["ndcg@10"], 2)
+
+    row: dict[str, Any] = {"benchmark": name, "documents": c.index.manifest.count}
+    row["dense"] = ndcg(SearchParams(mode="dense"))
+    row["lexical"] = ndcg(SearchParams(mode="lexical"))
+    row["old_default"] = ndcg(SearchParams(mode="hybrid", fusion=DEFAULT_FUSION))
+    started = time.perf_counter()
+    unjudged = fit_unjudged(view, encoder.encode, splitter_for(encoder, None), query_prefix=loaded.entry.query_prefix)
+    row["unjudged_seconds"] = round(time.perf_counter() - started, 1)
+    row["unjudged"] = ndcg(SearchParams(mode="hybrid", fusion=fusion_of(unjudged))) if unjudged else row["old_default"]
+    row["unjudged_choice"] = describe(unjudged) if unjudged else "default (too few documents)"
+    row["unjudged_validation"] = unjudged.validation if unjudged else None
+    row["judged"] = row["judged_choice"] = None
+    if (data / "qrels" / "train.tsv").is_file():
+        judged = fit_fusion(view, models, data, split="train", query_prefix=loaded.entry.query_prefix, progress=False)
+        row["judged"] = ndcg(SearchParams(mode="hybrid", fusion=fusion_of(judged)))
+        row["judged_choice"] = describe(judged)
+    row["better_single"] = max(row["dense"], row["lexical"])
+    c.close()
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    below = {r["benchmark"]: round(r["unjudged"] - r["better_single"], 2) for r in rows}
+    judged_gap = {r["benchmark"]: round(r["unjudged"] - r["judged"], 2) for r in rows if r["judged"] is not None}
+    mean_unjudged = float(np.mean([r["unjudged"] for r in rows]))
+    mean_best = float(np.mean([r["better_single"] for r in rows]))
+    mean_old = float(np.mean([r["old_default"] for r in rows]))
+    return {
+        "unjudged_minus_better_single": below,
+        "unjudged_minus_judged": judged_gap,
+        "mean": {
+            "unjudged": round(mean_unjudged, 2),
+            "better_single": round(mean_best, 2),
+            "old_default": round(mean_old, 2),
+        },
+        "goals": {
+            "never_below_better_single_by_0.5": all(v >= -0.5 for v in below.values()),
+            "average_at_least_better_single": mean_unjudged >= mean_best,
+            "within_1_of_judged": all(abs(v) <= 1.0 for v in judged_gap.values()),
+        },
+    }
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = ["dense", "lexical", "old_default", "unjudged", "judged"]
+    fig, ax = plt.subplots(figsize=(2.6 * len(rows) + 2, 4.2))
+    x = np.arange(len(rows))
+    width = 0.16
+    for i, m in enumerate(methods):
+        values = [r[m] if r[m] is not None else 0 for r in rows]
+        bars = ax.bar(x + (i - 2) * width, values, width, label=m.replace("_", " "))
+        for b, r in zip(bars, rows, strict=True):
+            if r[m] is None:
+                b.set_alpha(0)
+    ax.set_xticks(x, [r["benchmark"] for r in rows])
+    ax.set_ylabel("nDCG@10 (test)")
+    ax.set_ylim(0, 100)
+    ax.legend(ncol=5, loc="upper center", fontsize=8)
+    ax.set_title("Hybrid fusion chosen without judgments (self-supervised) against the alternatives")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    p.add_argument("--result", default="fusion_unjudged")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    settings = settings_with()
+    loaded = job_model(settings)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets:
+            data = settings.data_dir / SETS[name]
+            if name == "long":
+                data = make_long_set(data, Path(tmp) / "long-data", loaded.model.model.tokenizer)
+            row = measure(name, data, loaded, Path(tmp) / "indexes", not args.no_progress)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "unjudged_validation"}), flush=True)
+    summary = summarise(rows)
+    print(json.dumps(summary, indent=2))
+    out = write_result(args.result, {"rows": rows, "summary": summary, "parameters": {"model": loaded.name}})
+    plot(rows, RESULTS / f"{args.result}.png")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Choosing hybrid search's fusion for a collection nobody has judged, from the collection itself.
+
+Self-supervised queries (the inverse cloze task of Lee et al., 2019): a span is drawn from a document (a
+whole sentence, or 4 to 12 of its words), and that document, with the sentence holding the span removed,
+is the query's one relevant answer. The answer never contains the query's words in the order the query has
+them, so matching it takes what matching a real query takes: the document's other words (lexical) and its
+meaning (dense).
+
+The candidates (simsearch.evaluation.fusion_fit: dense only, RRF, the convex combination at α = 0 ... 1, α = 0
+being lexical only) are scored on a pool: the answers and a random sample of the collection's other
+documents, each encoded with the collection's model and its passage splitting, and indexed for BM25 with
+the collection's analyser; the best nDCG@10 wins, ties to the simpler candidate. The pool keeps the fit
+cheap (about a minute for a few hundred queries on 2 cores) and needs nothing from the store but documents.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.data.corpus import Document
+from simsearch.evaluation.fusion_fit import candidates
+from simsearch.evaluation.metrics import evaluate_run
+from simsearch.index.manifest import FusionInfo
+from simsearch.lexical import LexicalIndex, build_lexical
+from simsearch.search.fusion import fuse
+from simsearch.text.passages import PassageSplitter
+
+log = logging.getLogger(__name__)
+
+# sentence ends of Latin and CJK scripts; a rough cut is enough to draw query spans from (a span is checked to
+# be absent from its answer afterwards), so no sentence model is loaded for it
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+MIN_WORDS = 5
+
+
+@dataclass(frozen=True)
+class ClozeQuery:
+    text: str
+    answer: Document  # the source document without the sentence that held ``text``
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
+
+
+def cloze_queries(docs: Sequence[Document], n: int, seed: int = 0) -> list[ClozeQuery]:
+    """Up to ``n`` queries, at most one per document, from documents of at least three sentences."""
+    rng = random.Random(seed)
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    out: list[ClozeQuery] = []
+    for i in order:
+        doc = docs[i]
+        parts = sentences(doc.text)
+        usable = [j for j, s in enumerate(parts) if len(s.split()) >= MIN_WORDS or (len(s) >= 12 and " " not in s)]
+        if len(parts) < 3 or not usable:
+            continue
+        j = rng.choice(usable)
+        sentence = parts[j]
+        words = sentence.split()
+        if len(words) >= MIN_WORDS and rng.random() < 0.5:  # a span of a few words, not the whole sentence
+            size = rng.randint(4, min(12, len(words)))
+            start = rng.randint(0, len(words) - size)
+            query = " ".join(words[start : start + size])
+        elif " " not in sentence and len(sentence) > 12:  # a script without spaces: a run of characters
+            size = rng.randint(6, min(24, len(sentence)))
+            start = rng.randint(0, len(sentence) - size)
+            query = sentence[start : start + size]
+        else:
+            query = sentence
+        rest = " ".join(parts[:j] + parts[j + 1 :])
+        if query in rest or not rest.strip():  # the span is said again elsewhere: no longer a cloze
+            continue
+        out.append(ClozeQuery(query, Document(id=doc.id, text=rest, title=doc.title, metadata=doc.metadata)))
+        if len(out) == n:
+            break
+    return out
+
+
+class Pool:
+    """The answers and distractors, encoded and indexed the collection's way, searched exactly."""
+
+    def __init__(
+        self,
+        docs: Sequence[Document],
+        encode: Callable[[list[str]], np.ndarray],
+        splitter: PassageSplitter,
+        document_prefix: str,
+        folder: Path,
+    ) -> None:
+        self.docs = list(docs)
+        passages = splitter.split(self.docs, document_prefix)
+        self.vectors = encode(passages.inputs)
+        counts = np.asarray(passages.counts)
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        build_lexical(folder, ((i, d.content()) for i, d in enumerate(self.docs)))
+        self._lexical = LexicalIndex(folder)
+        self.searcher = self._lexical.searcher()
+
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        best = np.maximum.reduceat(self.vectors @ vector, self.starts)  # each document by its best passage
+        order = np.argsort(-best, kind="stable")[:k]
+        return [(int(i), float(best[i])) for i in order]
+
+    def lexical(self, text: str, k: int) -> list[tuple[int, float]]:
+        return self.searcher.search(text, k)
+
+    def close(self) -> None:
+        self._lexical.close()
+
+
+def choose_fusion_unjudged(
+    docs: Sequence[Document],
+    encode: Callable[[list[str]], np.ndarray],
+    splitter: PassageSplitter,
+    *,
+    query_prefix: str = "",
+    document_prefix: str = "",
+    queries: int = 200,
+    pool: int = 2000,
+    seed: int = 0,
+    depth: int = 100,
+) -> FusionInfo | None:
+    """The best fusion on self-supervised queries from ``docs`` (the collection's documents, or a sample of
+    at least ``pool`` of them); ``None`` when the documents are too short or too few to draw queries from.
+    ``encode`` is the collection's bi-encoder (texts to unit vectors)."""
+    rng = random.Random(seed)
+    made = cloze_queries(docs, queries, seed)
+    if len(made) < 20:
+        log.warning("only %d self-supervised queries could be drawn (at least 20): fusion keeps its default", len(made))
+        return None
+    answers = {q.answer.id for q in made}
+    others = [d for d in docs if d.id not in answers]
+    sample = rng.sample(others, min(len(others), max(0, pool - len(made))))
+    members = [q.answer for q in made] + sample
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical")
+        try:
+            vectors = encode([query_prefix + q.text for q in made])
+            lists = {str(i): (index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)}
+        finally:
+            index.close()
+    qrels = {str(i): {str(i): 1} for i in range(len(made))}  # query i's answer is pool member i
+    fusions = candidates()
+    scores = {}
+    for name, fusion in fusions.items():
+        run = {q: [str(k) for k, _ in fuse(d, lex, fusion)[:depth]] for q, (d, lex) in lists.items()}
+        m = evaluate_run(run, qrels, ndcg_k=10, recall_k=100)
+        scores[name] = round(100 * m["ndcg@10"], 2)
+    # simpler first among equals: a single list (dense, then lexical: the convex combination at 0), then RRF,
+    # then the convex combinations from the most dense
+    order = ["dense", "convex-0.0", *[n for n in fusions if n not in ("dense", "convex-0.0")]]
+    best = max(order, key=lambda n: (scores[n], -order.index(n)))
+    chosen = fusions[best]
+    method = "lexical" if chosen.method == "convex" and chosen.alpha == 0.0 else chosen.method
+    return FusionInfo(
+        method=chosen.method,
+        alpha=chosen.alpha if chosen.method == "convex" else None,
+        rrf_k=chosen.rrf_k,
+        chosen_on=f"self-supervised: {len(made)} inverse-cloze queries over a pool of {len(members)} documents "
+        f"(nDCG@10){'; lexical only' if method == 'lexical' else ''}",
+        validation=scores,
+    )
+
+
+def live_documents(view: Any, limit: int, seed: int = 0) -> list[Document]:
+    """Up to ``limit`` of a collection's current documents (its build's and the writes since), sampled with
+    a seed: what the self-supervised queries and their pool are drawn from."""
+    base = getattr(view, "base", None)
+    state = getattr(view, "state", None)
+    if base is None or state is None:
+        raise ValueError("self-supervised fusion reads the embedded store's documents")
+    alive = np.setdiff1d(np.arange(base.count), state.dead_base)
+    keys = np.concatenate([alive, state.live_delta_keys]).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(keys, size=min(limit, len(keys)), replace=False)) if len(keys) else keys
+    return [d for d in view.documents(chosen.tolist()) if d is not None]
+
+
+def fit_unjudged(
+    view: Any,
+    encode: Callable[[list[str]], np.ndarray],
+    splitter: PassageSplitter,
+    *,
+    query_prefix: str = "",
+    document_prefix: str = "",
+    queries: int = 200,
+    pool: int = 2000,
+    seed: int = 0,
+) -> FusionInfo | None:
+    """:func:`choose_fusion_unjudged` over a collection's view (``None``: too few documents to draw from)."""
+    docs = live_documents(view, max(pool, queries * 4), seed)
+    return choose_fusion_unjudged(
+        docs,
+        encode,
+        splitter,
+        query_prefix=query_prefix,
+        document_prefix=document_prefix,
+        queries=queries,
+        pool=pool,
+        seed=seed,
+    )

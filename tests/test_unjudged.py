@@ -1,0 +1,88 @@
+"""Choosing the fusion without judgments: the inverse-cloze queries never leave their text in their answer;
+a corpus where words cannot match makes the choice dense only, one where the vectors are noise makes it
+lexical only; the choice repeats for a seed."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+import numpy as np
+import pytest
+
+from simsearch.data.corpus import Document
+from simsearch.evaluation.unjudged import choose_fusion_unjudged, cloze_queries, sentences
+from simsearch.text.passages import PassageSplitter
+
+DIM = 32
+FILLER = [f"w{i}" for i in range(40)]
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM)
+    return v / np.linalg.norm(v)
+
+
+def topic_encoder(texts: list[str]) -> np.ndarray:
+    """Reads only the topic markers ``t<topic><variant>``: every variant of a topic is the same meaning."""
+    out = []
+    for t in texts:
+        topics = [int(m) for m in re.findall(r"\bt(\d+)[a-z]\d\b", t)]
+        v = sum((unit(x) for x in topics), np.zeros(DIM)) if topics else unit(0)
+        out.append(v / np.linalg.norm(v))
+    return np.asarray(out, dtype=np.float32)
+
+
+def noise_encoder(texts: list[str]) -> np.ndarray:
+    return np.stack([unit(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)) for t in texts]).astype(np.float32)
+
+
+def lexical_useless(n: int = 150, prefix: str = "L") -> list[Document]:
+    """Every word names the document's topic by another variant: no word is said twice, so BM25 has nothing
+    to match, while the meaning (what the stand-in encoder reads) is the document's topic throughout."""
+    docs = []
+    for i in range(n):
+        parts = [" ".join(f"t{i}{variant}{j}" for j in range(6)) + "." for variant in "abcdef"]
+        docs.append(Document(id=f"{prefix}{i}", text=" ".join(parts)))
+    return docs
+
+
+def dense_useless(n: int = 150, prefix: str = "D") -> list[Document]:
+    """Each document repeats its own rare words in every sentence; the vectors will be noise."""
+    rng = random.Random(1)
+    docs = []
+    for i in range(n):
+        own = [f"rare{i}x{j}" for j in range(4)]
+        parts = [f"{' '.join(rng.sample(own, 3))} {' '.join(rng.sample(FILLER, 5))}." for _ in range(6)]
+        docs.append(Document(id=f"{prefix}{i}", text=" ".join(parts)))
+    return docs
+
+
+def test_a_cloze_query_never_appears_in_its_answer() -> None:
+    docs = lexical_useless() + dense_useless()
+    made = cloze_queries(docs, 200, seed=3)
+    assert len(made) == 200
+    for q in made:
+        assert q.text not in q.answer.text and q.text.strip()
+        source = next(d for d in docs if d.id == q.answer.id)
+        assert q.text in source.text and len(sentences(q.answer.text)) == len(sentences(source.text)) - 1
+    assert cloze_queries(docs, 200, seed=3) == made  # the same for a seed
+    assert cloze_queries([Document(id="x", text="One sentence only.")], 5) == []
+
+
+@pytest.mark.parametrize(
+    ("docs", "encode", "expected"),
+    [(lexical_useless(), topic_encoder, "dense"), (dense_useless(), noise_encoder, "lexical")],
+    ids=["words-cannot-match", "vectors-are-noise"],
+)
+def test_the_choice_follows_the_list_that_works(docs: list[Document], encode, expected: str) -> None:
+    info = choose_fusion_unjudged(docs, encode, PassageSplitter(None, None), queries=60, pool=150, seed=0)
+    assert info is not None
+    if expected == "dense":
+        assert info.method == "dense" or (info.method == "convex" and info.alpha == 1.0), info
+    else:
+        assert info.method == "convex" and info.alpha == 0.0, info
+    assert info.chosen_on.startswith("self-supervised: 60 inverse-cloze queries")
+    again = choose_fusion_unjudged(docs, encode, PassageSplitter(None, None), queries=60, pool=150, seed=0)
+    assert again == info  # deterministic for a seed
