@@ -71,6 +71,11 @@ class CollectionSpec(BaseModel):
     fusion: FusionSpec | Literal["auto"] = Field(
         "auto", description="hybrid's fusion: auto (measured for the collection, else the stated default) or fixed."
     )
+    analyser: Literal["english", "chinese", "standard"] = Field(
+        "english",
+        description="What BM25 makes of the text (documents and queries alike): english (stop words, stemming), "
+        "chinese (jieba words and single characters; English words as english), standard (language-neutral).",
+    )
     passages: PassageSpec | Literal["none"] = Field(
         "none",
         description="none: one vector per document (a text longer than the model's window is cut, and the "

@@ -115,6 +115,7 @@ def compact(
                 m.index.target_recall or 0.95,
                 m.lexical is not None,
                 tuning_queries=np.load(kept, allow_pickle=False) if kept.is_file() else None,
+                analyser_name=m.lexical.analyser if m.lexical is not None else "english",
             )
             del vectors
             if split:

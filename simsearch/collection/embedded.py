@@ -79,7 +79,7 @@ class EmbeddedCollection:
         lexical_folder = index.path / layout.LEXICAL_DIR
         if m.lexical is not None:
             work_root = work_dir or (index.path.parent if writable else Path(tempfile.gettempdir()))
-            self.lexical = LexicalIndex.open_writable(lexical_folder, work_root)
+            self.lexical = LexicalIndex.open_writable(lexical_folder, work_root, m.lexical.analyser)
         self._state = DeltaState.empty(m.sequence, m.count, m.model.dimension)
         self._view = CollectionView(self.name, self.base, self._state, self._lexical_searcher())
         self.refresh()

@@ -234,7 +234,11 @@ def staged_view(folder: Path, manifest: Manifest) -> tuple[SearchView, Callable[
     from simsearch.lexical import LexicalIndex
 
     index = open_index(folder, verify=False)
-    lexical = LexicalIndex(folder / "lexical") if manifest.lexical is not None else None
+    lexical = (
+        LexicalIndex(folder / "lexical", analyser_name=manifest.lexical.analyser)
+        if manifest.lexical is not None
+        else None
+    )
     state = DeltaState.empty(manifest.sequence, manifest.count, manifest.model.dimension)
     view = CollectionView(manifest.name, BaseSegment(index), state, lexical.searcher() if lexical else None)
 

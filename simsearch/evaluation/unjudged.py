@@ -96,14 +96,15 @@ class Pool:
         splitter: PassageSplitter,
         document_prefix: str,
         folder: Path,
+        analyser_name: str = "english",
     ) -> None:
         self.docs = list(docs)
         passages = splitter.split(self.docs, document_prefix)
         self.vectors = encode(passages.inputs)
         counts = np.asarray(passages.counts)
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        build_lexical(folder, ((i, d.content()) for i, d in enumerate(self.docs)))
-        self._lexical = LexicalIndex(folder)
+        build_lexical(folder, ((i, d.content()) for i, d in enumerate(self.docs)), analyser_name)
+        self._lexical = LexicalIndex(folder, analyser_name=analyser_name)
         self.searcher = self._lexical.searcher()
 
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -129,6 +130,7 @@ def choose_fusion_unjudged(
     pool: int = 2000,
     seed: int = 0,
     depth: int = 100,
+    analyser_name: str = "english",
 ) -> FusionInfo | None:
     """The best fusion on self-supervised queries from ``docs`` (the collection's documents, or a sample of
     at least ``pool`` of them); ``None`` when the documents are too short or too few to draw queries from.
@@ -143,7 +145,7 @@ def choose_fusion_unjudged(
     sample = rng.sample(others, min(len(others), max(0, pool - len(made))))
     members = [q.answer for q in made] + sample
     with tempfile.TemporaryDirectory() as tmp:
-        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical")
+        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
         try:
             vectors = encode([query_prefix + q.text for q in made])
             lists = {str(i): (index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)}
@@ -197,8 +199,11 @@ def fit_unjudged(
     pool: int = 2000,
     seed: int = 0,
 ) -> FusionInfo | None:
-    """:func:`choose_fusion_unjudged` over a collection's view (``None``: too few documents to draw from)."""
+    """:func:`choose_fusion_unjudged` over a collection's view (``None``: too few documents to draw from),
+    with the collection's analyser."""
     docs = live_documents(view, max(pool, queries * 4), seed)
+    searcher = getattr(view, "lexical_searcher", None)
+    analyser_name = searcher.analyser_name if searcher is not None else "english"
     return choose_fusion_unjudged(
         docs,
         encode,
@@ -208,4 +213,5 @@ def fit_unjudged(
         queries=queries,
         pool=pool,
         seed=seed,
+        analyser_name=analyser_name,
     )

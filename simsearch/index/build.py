@@ -22,11 +22,20 @@ from simsearch.api.spec import CollectionSpec
 from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index import layout
 from simsearch.index.docstore import DocStore, DocStoreWriter
-from simsearch.index.manifest import IndexInfo, LexicalInfo, Manifest, ModelInfo, PassageInfo, SourceInfo
+from simsearch.index.manifest import (
+    IndexInfo,
+    LexicalInfo,
+    Manifest,
+    ModelInfo,
+    PassageInfo,
+    ScriptInfo,
+    SourceInfo,
+)
 from simsearch.index.publish import build_lock, prune_builds, publish, staged
 from simsearch.lexical import build_lexical
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import file_sha256
+from simsearch.text.analysers import mostly_cjk
 from simsearch.text.passages import PassageSplitter, Span, spans_array
 
 
@@ -186,7 +195,9 @@ def create_empty(root: Path, name: str, model: ModelInfo, spec: CollectionSpec, 
             if DocStoreWriter(tmp / layout.DOCS_FILE).close() != 0:
                 raise RuntimeError("an empty build holds documents")
             params = {"factory": spec.index}
-            info, lexical_info, files = finish_build(tmp, embeddings, "faiss", params, 0.95, lexical)
+            info, lexical_info, files = finish_build(
+                tmp, embeddings, "faiss", params, 0.95, lexical, analyser_name=spec.analyser
+            )
             Manifest(
                 name=name,
                 build_id=layout.build_id_of(final),
@@ -241,7 +252,7 @@ def write_build(
             writer = DocStoreWriter(tmp / layout.DOCS_FILE)
             vectors = EmbeddingsWriter(tmp, model.dimension)
             spans: list[np.ndarray] = []
-            over_window = split = 0
+            over_window = split = cjk = 0
             done = 0
             with tqdm(total=count, unit="doc", desc=desc, disable=not progress) as bar:
                 for chunk in _chunks(iter_documents(corpus_file, fmt), chunk_size):
@@ -252,6 +263,7 @@ def write_build(
                         split += sum(len(s) > 1 for s in encoded.spans)
                     vectors.add(encoded.vectors)
                     over_window += encoded.over_window
+                    cjk += sum(mostly_cjk(d.content()) for d in chunk)
                     writer.add(chunk)
                     done += len(chunk)
                     bar.update(len(chunk))
@@ -266,7 +278,14 @@ def write_build(
                 np.save(tmp / layout.PASSAGES_FILE, passages, allow_pickle=False)
             passage_info = passage_info_of(spec, len(embeddings), split, over_window)
             info, lexical_info, files = finish_build(
-                tmp, embeddings, kind, params or {}, target_recall, lexical, tuning_queries=tuning_queries
+                tmp,
+                embeddings,
+                kind,
+                params or {},
+                target_recall,
+                lexical,
+                tuning_queries=tuning_queries,
+                analyser_name=spec.analyser if spec is not None else "english",
             )
             if passages is not None:
                 files[layout.PASSAGES_FILE] = file_sha256(tmp / layout.PASSAGES_FILE)
@@ -286,6 +305,7 @@ def write_build(
                 lexical=lexical_info,
                 spec=spec,
                 passages=passage_info,
+                scripts=ScriptInfo(documents=count, cjk=cjk),
                 # a build from a corpus replaces the collection: the log's earlier writes are not replayed on it
                 sequence=log_sequence(root, name),
             )
@@ -306,6 +326,7 @@ def finish_build(
     lexical: bool,
     *,
     tuning_queries: np.ndarray | None = None,
+    analyser_name: str = "english",
 ) -> tuple[IndexInfo, LexicalInfo | None, dict[str, str]]:
     """What every build does once its documents (``docs.sqlite``) and ``embeddings.npy`` are in ``tmp``: the
     ANN index (tuned, on ``tuning_queries`` when given: they are then kept as ``tuning_queries.npy``), the
@@ -320,7 +341,8 @@ def finish_build(
     if lexical:
         store = DocStore(tmp / layout.DOCS_FILE)
         try:
-            stats = build_lexical(tmp / layout.LEXICAL_DIR, ((p, d.content()) for p, d in store.iter_documents()))
+            documents = ((p, d.content()) for p, d in store.iter_documents())
+            stats = build_lexical(tmp / layout.LEXICAL_DIR, documents, analyser_name)
         finally:
             store.close()
         lexical_info = LexicalInfo(**stats)

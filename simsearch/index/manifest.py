@@ -79,7 +79,8 @@ class LexicalInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     engine: str
-    analyzer: str
+    analyzer: str = Field(description="What the analyser does, in words.")
+    analyser: str = Field("english", description="The analyser's name (simsearch.text.analysers).")
     documents: int
     bytes: int
     build_seconds: float
@@ -121,6 +122,15 @@ class PassageInfo(BaseModel):
     )
 
 
+class ScriptInfo(BaseModel):
+    """What the documents are written in, counted at build: a model or analyser made for other languages
+    is then said, with the share (GET /collections/{name} warnings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    documents: int
+    cjk: int = Field(0, description="Documents whose letters are mostly Chinese, Japanese or Korean characters.")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = FORMAT_VERSION
@@ -140,6 +150,7 @@ class Manifest(BaseModel):
     rerank: RerankInfo | None = None
     spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
     passages: PassageInfo | None = Field(None, description="One vector per document, or per passage.")
+    scripts: ScriptInfo | None = Field(None, description="The scripts the documents are written in.")
     sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
     compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 

@@ -2,8 +2,8 @@
 commits that readers see atomically, BM25 with collection-wide statistics (k1 = 1.2, b = 0.75).
 
 Chosen by measurement over SQLite FTS5 (bench/lexical_engines.py: the same nDCG@10 on SciFact, 68.59
-against 68.74, at a thirtieth of the query time and a sixth of the size). Documents are analysed as
-English: words split on non-alphanumerics, lower-cased, English stop words dropped, Snowball-stemmed.
+against 68.74, at a thirtieth of the query time and a sixth of the size). Documents and queries go through
+the collection's analyser (simsearch.text.analysers: english, chinese or standard).
 
 Query text is data, never syntax: it goes through the same analyser and each distinct term becomes a
 term query (any term may match; BM25 ranks), so quotes, ``*``, ``NEAR(``, ``OR`` or parentheses are words
@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-ANALYZER = "english"
+from simsearch.text.analysers import Analyser, analyser
+
 KEY, BODY = "key", "body"
 # term-set filters up to this many keys run inside tantivy; larger sets filter its results afterwards
 MAX_KEY_SET = 50_000
@@ -41,38 +42,26 @@ def _tantivy() -> Any:
     return tantivy
 
 
-def analyzer() -> Any:
-    t = _tantivy()
-    return (
-        t.TextAnalyzerBuilder(t.Tokenizer.simple())
-        .filter(t.Filter.remove_long(40))
-        .filter(t.Filter.lowercase())
-        .filter(t.Filter.stopword("english"))
-        .filter(t.Filter.stemmer("english"))
-        .build()
-    )
-
-
-def _schema() -> Any:
+def _schema(chosen: Analyser) -> Any:
     builder = _tantivy().SchemaBuilder()
     builder.add_unsigned_field(KEY, stored=True, indexed=True, fast=True)
-    builder.add_text_field(BODY, stored=False, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_text_field(BODY, stored=False, tokenizer_name=chosen.tokenizer_name, index_option="freq")
     return builder.build()
 
 
-def _open(folder: Path, create: bool) -> Any:
+def _open(folder: Path, create: bool, chosen: Analyser) -> Any:
     t = _tantivy()
     if not create and not t.Index.exists(str(folder)):
         raise FileNotFoundError(f"no lexical index in {folder}")
-    index = t.Index(_schema(), path=str(folder), reuse=not create)
-    index.register_tokenizer(ANALYZER, analyzer())
+    index = t.Index(_schema(chosen), path=str(folder), reuse=not create)
+    index.register_tokenizer(chosen.tokenizer_name, chosen.tantivy())
     return index
 
 
-def _document(key: int, text: str) -> Any:
+def _document(key: int, text: str, chosen: Analyser) -> Any:
     doc = _tantivy().Document()
     doc.add_unsigned(KEY, int(key))
-    doc.add_text(BODY, text)
+    doc.add_text(BODY, chosen.prepare(text))
     return doc
 
 
@@ -80,15 +69,24 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def build_lexical(folder: Path, docs: Iterable[tuple[int, str]]) -> dict[str, Any]:
-    """Index ``(key, text)`` pairs into a new ``folder``; return what the manifest records."""
+DESCRIPTIONS = {
+    "english": "simple tokens, lower case, English stop words, English stemmer",
+    "standard": "words of letters and digits, each CJK character alone, lower case",
+    "chinese": "Chinese words by jieba (search mode) and single characters; other words as english",
+}
+
+
+def build_lexical(folder: Path, docs: Iterable[tuple[int, str]], analyser_name: str = "english") -> dict[str, Any]:
+    """Index ``(key, text)`` pairs into a new ``folder`` with the named analyser; return what the manifest
+    records."""
     started = time.perf_counter()
+    chosen = analyser(analyser_name)
     folder.mkdir(parents=True, exist_ok=True)
-    index = _open(folder, create=True)
+    index = _open(folder, create=True, chosen=chosen)
     writer = index.writer(heap_size=HEAP_BYTES, num_threads=1)
     count = 0
     for key, text in docs:
-        writer.add_document(_document(key, text))
+        writer.add_document(_document(key, text, chosen))
         count += 1
     writer.commit()
     writer.wait_merging_threads()
@@ -96,7 +94,8 @@ def build_lexical(folder: Path, docs: Iterable[tuple[int, str]]) -> dict[str, An
         lock.unlink()
     return {
         "engine": "tantivy",
-        "analyzer": "simple tokens, lower case, English stop words, English stemmer",
+        "analyzer": DESCRIPTIONS.get(analyser_name, analyser_name),
+        "analyser": analyser_name,
         "documents": count,
         "bytes": folder_bytes(folder),
         "build_seconds": round(time.perf_counter() - started, 3),
@@ -109,8 +108,10 @@ KEY_CACHE_MAX = 1_000_000  # entries (about 100 MB at most) per searcher
 class LexicalSearcher:
     """A point-in-time view of the lexical index: BM25 top ``k`` for a query, within a key set if given."""
 
-    def __init__(self, index: Any, searcher: Any, schema: Any, analyse: Any) -> None:
+    def __init__(self, index: Any, searcher: Any, schema: Any, chosen: Analyser, analyse: Any) -> None:
         self._index, self._searcher, self._schema, self._analyse = index, searcher, schema, analyse
+        self._prepare = chosen.prepare
+        self.analyser_name = chosen.name.split(":", 1)[0]
         # tantivy-py exposes no fast-field reader, so a hit's key is read from its stored document, and
         # hybrid search reads 1,000 of them per query (most of its lexical time). A searcher's segments
         # never change, so (segment, doc) -> key is cached for the searcher's life, up to a bound.
@@ -121,7 +122,8 @@ class LexicalSearcher:
         return int(self._searcher.num_docs)
 
     def terms(self, text: str) -> list[str]:
-        return list(dict.fromkeys(self._analyse.analyze(text)))
+        """The distinct terms the analyser makes of ``text`` (what a query matches on)."""
+        return list(dict.fromkeys(self._analyse.analyze(self._prepare(text))))
 
     def search(
         self,
@@ -176,17 +178,18 @@ def _contains(sorted_keys: np.ndarray, key: int) -> bool:
 class LexicalIndex:
     """An opened lexical index: read-only over a build folder, or a private writable working copy."""
 
-    def __init__(self, folder: Path, *, working: Path | None = None) -> None:
+    def __init__(self, folder: Path, *, working: Path | None = None, analyser_name: str = "english") -> None:
         self.folder = Path(folder)
         self.working = working
-        self._schema = _schema()
-        self._analyse = analyzer()
-        self._index = _open(working or self.folder, create=False)
+        self.analyser = analyser(analyser_name)
+        self._schema = _schema(self.analyser)
+        self._analyse = self.analyser.tantivy()
+        self._index = _open(working or self.folder, create=False, chosen=self.analyser)
         self._writer: Any = None
         self._searcher = self._make_searcher()
 
     @classmethod
-    def open_writable(cls, folder: Path, work_root: Path) -> LexicalIndex:
+    def open_writable(cls, folder: Path, work_root: Path, analyser_name: str = "english") -> LexicalIndex:
         """A working copy of the build's index in a new folder under ``work_root`` (hard links where the file
         system allows, copies otherwise); writes go there, the build's files are never changed."""
         work_root.mkdir(parents=True, exist_ok=True)
@@ -198,11 +201,11 @@ class LexicalIndex:
                     os.link(path, working / path.name)
                 except OSError:
                     shutil.copy2(path, working / path.name)
-        return cls(folder, working=working)
+        return cls(folder, working=working, analyser_name=analyser_name)
 
     def _make_searcher(self) -> LexicalSearcher:
         self._index.reload()
-        return LexicalSearcher(self._index, self._index.searcher(), self._schema, self._analyse)
+        return LexicalSearcher(self._index, self._index.searcher(), self._schema, self.analyser, self._analyse)
 
     def searcher(self) -> LexicalSearcher:
         return self._searcher
@@ -219,7 +222,7 @@ class LexicalIndex:
             # Python int, which never matches this unsigned field
             self._writer.delete_documents_by_query(t.Query.term_query(self._schema, KEY, int(key)))
         for key, text in adds:
-            self._writer.add_document(_document(key, text))
+            self._writer.add_document(_document(key, text, self.analyser))
         self._writer.commit()
         self._searcher = self._make_searcher()
         return self._searcher

@@ -23,8 +23,10 @@ from simsearch.data.corpus import Document
 from simsearch.search import SearchParams, SearchResult
 from simsearch.serving.pool import BatchedModels
 from simsearch.serving.runtime import Runtime
+from simsearch.text.analysers import mostly_cjk
 
 log = logging.getLogger(__name__)
+LANGUAGE_WARNING_SHARE = 0.2  # documents mostly in a script the model or analyser is not made for
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class CollectionEngine:
         self.counts = Counts()
         self.written = 0  # model inputs (documents or passages) written through this service since it opened...
         self.cut = 0  # ...and how many of their model inputs were longer than the model's window (cut)
+        self.documents_written = 0  # documents written through this service since it opened the collection...
+        self.cjk_written = 0  # ...and how many of them are mostly Chinese, Japanese or Korean
         self.on_reload: Callable[[str], None] | None = None  # called with "ok" after every swap (metrics)
 
     @contextlib.contextmanager
@@ -106,6 +110,8 @@ class CollectionEngine:
                 result = await asyncio.to_thread(rt.collection.upsert, docs, vectors, spans)
                 self.written += len(passages.inputs)
                 self.cut += cut
+                self.documents_written += len(docs)
+                self.cjk_written += sum(mostly_cjk(d.content()) for d in docs)
                 await asyncio.to_thread(self._count, rt)
         return result
 
@@ -245,6 +251,29 @@ class CollectionEngine:
             out.append(
                 f"{cut} of {seen} {unit} ({100 * cut / seen:.1f} %) are longer than model {rt.bi.name!r}'s window "
                 f"of {window} tokens{advice}"
+            )
+        out.extend(self._language_warnings(rt))
+        return out
+
+    def _language_warnings(self, rt: Runtime) -> list[str]:
+        """A model or analyser made for other languages than the documents' (by script), with the share."""
+        scripts = rt.collection.describe().get("scripts") or {}
+        seen = int(scripts.get("documents") or 0) + self.documents_written
+        cjk = int(scripts.get("cjk") or 0) + self.cjk_written
+        if not seen or cjk / seen < LANGUAGE_WARNING_SHARE:
+            return []
+        share = f"{cjk} of {seen} documents ({100 * cjk / seen:.1f} %) are mostly Chinese, Japanese or Korean"
+        out = []
+        languages = rt.bi.entry.languages
+        if languages is not None and not {"*", "zh", "ja", "ko"} & set(languages):
+            out.append(
+                f"{share}, but model {rt.bi.name!r} is made for {', '.join(languages)}: use a multilingual model "
+                '(a registry entry with languages ["*"] or ["zh"], such as multilingual-e5-small)'
+            )
+        if rt.spec.analyser == "english":
+            out.append(
+                f"{share}, but the collection's analyser is english (Chinese text becomes whole clauses, so words "
+                "inside them never match): create it with analyser chinese or standard"
             )
         return out
 

@@ -13,6 +13,29 @@ from simsearch.data.corpus import Document
 EMPTY_MARK = "-"  # a key of meta_kinds no field can have (theirs are hex): the metadata was {} rather than none
 
 
+def lexical_text(text: str, analyser_name: str, *, query: bool = False) -> str:
+    """What BM25 reads on Milvus for a collection of an analyser other than english: the very terms the
+    embedded store's analyser makes (simsearch.text.analysers, in order, repeats kept), separated by spaces
+    for Milvus's whitespace tokenizer; so both stores score BM25 on the same terms."""
+    from simsearch.text.analysers import analyser
+
+    chosen = analyser(analyser_name)
+    terms = _pipeline(analyser_name).analyze(chosen.prepare(text))
+    # a query's terms count once each, as the embedded store's term queries count them
+    return " ".join(dict.fromkeys(terms) if query else terms)
+
+
+_PIPELINES: dict[str, Any] = {}
+
+
+def _pipeline(name: str) -> Any:
+    from simsearch.text.analysers import analyser
+
+    if name not in _PIPELINES:
+        _PIPELINES[name] = analyser(name).tantivy()
+    return _PIPELINES[name]
+
+
 def pk(doc_id: str) -> str:
     return doc_id.encode("utf-8").hex()
 

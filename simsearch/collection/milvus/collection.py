@@ -15,7 +15,7 @@ from simsearch.api.spec import CollectionSpec
 from simsearch.collection.base import CompactionError, Score
 from simsearch.collection.delta import WriteResult
 from simsearch.collection.embedded import ReadOnlyError
-from simsearch.collection.milvus.codec import EMPTY_MARK, content_of, doc_id_of, pk
+from simsearch.collection.milvus.codec import EMPTY_MARK, content_of, doc_id_of, lexical_text, pk
 from simsearch.collection.milvus.companion import MetaStore, _from_npy
 from simsearch.collection.milvus.expressions import Expr, filter_columns
 from simsearch.collection.milvus.schema import (
@@ -70,6 +70,8 @@ class MilvusCollection:
         self.schema_model = json.loads(described.get("description") or "{}").get("model", {})
         fields = {f["name"]: f for f in described["fields"]}
         self.dimension = int(fields["vector"]["params"]["dim"])
+        self.lexical_field = "lexical" if "lexical" in fields else "content"
+        self.analyser_name = self.info.spec.analyser if self.info.spec is not None else "english"
         self.has_cur = "cur" in fields
         self.cur_dimension = int(fields["cur"]["params"]["dim"]) if self.has_cur else 0
         self.cur: CurData | None = self._read_cur() if self.has_cur else None
@@ -182,6 +184,13 @@ class MilvusCollection:
                 "meta_kinds": kinds,
                 "vector": vec.tolist(),
             }
+            if self.lexical_field != "content":
+                terms = lexical_text(content, self.analyser_name)
+                if len(terms.encode("utf-8")) > TEXT_BYTES:
+                    raise ValueError(
+                        f"document {doc.id!r}: its analysed terms are longer than Milvus's {TEXT_BYTES} bytes"
+                    )
+                row[self.lexical_field] = terms
             if self.has_cur:  # no column yet: zeros, never searched (has_cur is false)
                 column = np.zeros(self.cur_dimension, np.float32) if cur is None else np.asarray(cur[i], np.float32)
                 row["cur"] = column.tolist()

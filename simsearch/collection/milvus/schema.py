@@ -34,7 +34,15 @@ ANALYZER: dict[str, Any] = {
         {"type": "stemmer", "language": "english"},
     ],
 }
+# analysers other than english: the field holds the analysed terms already (codec.lexical_text), separated
+# by spaces: Milvus only splits them again
+TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "whitespace"}
 IndexType = Literal["FLAT", "IVF_FLAT", "AUTOINDEX"]  # what milvus-lite builds (it refuses HNSW)
+
+
+def lexical_field(info: MilvusInfo) -> str:
+    """The field BM25 reads: ``content`` with the english analyser, else ``lexical`` (the prepared text)."""
+    return "content" if info.spec is None or info.spec.analyser == "english" else "lexical"
 
 
 class MilvusCollectionError(RuntimeError):
@@ -114,13 +122,22 @@ def create_collection(
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=2 * ID_BYTES)
     schema.add_field("title", DataType.VARCHAR, max_length=TEXT_BYTES)
-    schema.add_field("content", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=ANALYZER)
+    analysed = lexical_field(info)
+    if analysed == "content":  # the english analyser: BM25 reads the text as it is
+        schema.add_field(
+            "content", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=ANALYZER
+        )
+    else:  # another analyser: BM25 reads the text as simsearch.text.analysers prepared it, as the embedded store
+        schema.add_field("content", DataType.VARCHAR, max_length=TEXT_BYTES)
+        schema.add_field(
+            analysed, DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=TERMS_ANALYZER
+        )
     schema.add_field("metadata", DataType.JSON)  # milvus-lite refuses nullable fields: {} for none
     schema.add_field("meta_values", DataType.JSON)
     schema.add_field("meta_kinds", DataType.JSON)
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=info.model.dimension)
-    schema.add_function(Function("bm25", FunctionType.BM25, input_field_names=["content"], output_field_names="sparse"))
+    schema.add_function(Function("bm25", FunctionType.BM25, input_field_names=[analysed], output_field_names="sparse"))
     index = client.prepare_index_params()
     params = {"nlist": info.index.nlist} if info.index.type == "IVF_FLAT" else {}
     index.add_index("vector", index_type=info.index.type, metric_type="IP", params=params)

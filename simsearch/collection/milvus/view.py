@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simsearch.collection.filters import Filter
-from simsearch.collection.milvus.codec import KeyTable, doc_id_of, document_of, pk
+from simsearch.collection.milvus.codec import KeyTable, doc_id_of, document_of, lexical_text, pk
 from simsearch.collection.milvus.expressions import FALSE_EXPR, Expr, all_of, milvus_expression
 from simsearch.collection.milvus.schema import DOC_FIELDS, TOP_K_MAX
 from simsearch.data.corpus import Document
@@ -92,6 +92,10 @@ class MilvusView:
     def lexical(self, text: str, k: int, flt: Filter | None = None) -> Ranked:
         if not text.strip():  # nothing to match (Milvus answers an empty query with nothing, too)
             return []
+        if self.c.lexical_field != "content":  # the query prepared as the documents were
+            text = lexical_text(text, self.c.analyser_name, query=True)
+            if not text:
+                return []
         return self._search("sparse", text, k, milvus_expression(flt), {"metric_type": "BM25"})
 
     def cur_anchors(self) -> tuple[list[int], list[str]]:
