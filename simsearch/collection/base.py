@@ -67,6 +67,10 @@ class Collection(Protocol):
 
     def delete(self, ids: Sequence[str]) -> WriteResult: ...
 
+    def pending(self) -> bool:
+        """Whether :meth:`refresh` may find something (a cheap look; ``True`` when the store cannot tell)."""
+        ...
+
     def refresh(self) -> int:
         """Catch up with writes other processes made; return the batches applied."""
         ...

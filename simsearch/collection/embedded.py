@@ -141,6 +141,11 @@ class EmbeddedCollection:
                 self._apply(batch)
             return self._apply(Batch(seq, ops))
 
+    def pending(self) -> bool:
+        """Whether another process may have appended to the log since the last look (cheap: see
+        :meth:`WriteLog.changed_by_others`)."""
+        return self.log is not None and self.log.changed_by_others()
+
     def refresh(self) -> int:
         """Apply the batches other processes appended to the log since this one last looked; return how many."""
         if self.log is None:

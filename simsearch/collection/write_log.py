@@ -98,6 +98,15 @@ class WriteLog:
                 f"({info.get('dimension')}-d), not by the configured {model_sha256[:12]} ({dimension}-d)"
             )
 
+    def changed_by_others(self) -> bool:
+        """Whether another connection committed to the log since the last call (SQLite's ``data_version``:
+        no table is read, so the background loop can ask every collection every second)."""
+        with self._lock:
+            (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        changed = version != getattr(self, "_seen_version", None)
+        self._seen_version = version
+        return changed
+
     def last_seq(self) -> int:
         """The newest batch's sequence number (kept when batches are pruned: numbers are never reused)."""
         with self._lock:

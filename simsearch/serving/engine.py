@@ -71,6 +71,16 @@ def check_passages(spec: CollectionSpec, bi: LoadedModel) -> None:
         raise SpecError("passages.overlap", f"{spec.passages.overlap} tokens of overlap: it must be less than tokens")
 
 
+def _busy(collections: list[tuple[str, CollectionEngine]]) -> set[str]:
+    """The collections other processes may have written to (or, for a replica, published a build of)."""
+    out = set()
+    for name, engine in collections:
+        rt = engine.runtime
+        if rt.collection.pending() or (not rt.settings.writable and rt.collection.stale()):
+            out.add(name)
+    return out
+
+
 class Engine:
     def __init__(
         self,
@@ -335,7 +345,15 @@ class Engine:
         while True:
             await asyncio.sleep(self.settings.refresh_s)
             rounds += 1
-            for name, engine in list(self.collections.items()):
+            collections = list(self.collections.items())
+            try:  # one trip to the thread pool for the cheap look at every collection
+                busy = await asyncio.to_thread(_busy, collections)
+            except Exception:
+                log.exception("looking at the collections' logs failed; trying again")
+                continue
+            for name, engine in collections:
+                if name not in busy and not engine.wants_compaction():
+                    continue
                 try:
                     await engine.refresh()
                     if self.settings.writable and engine.wants_compaction():

@@ -253,6 +253,9 @@ class MilvusCollection:
         if not self.writable:
             raise ReadOnlyError(f"collection {self.name!r} is open read-only here: send writes to the writer")
 
+    def pending(self) -> bool:
+        return True  # the sequence lives in Milvus: only reading it tells
+
     def refresh(self) -> int:
         """Reads are live, so there is nothing to apply: return how many batches others wrote since."""
         seq = self._read_sequence()
