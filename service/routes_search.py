@@ -88,6 +88,7 @@ async def run_search(body: SearchRequest, request: Request, eng: Engine, name: s
         truncated=truncated,
         mode=body.mode,
         cross_encoder_calls=result.cross_encoder_calls,
+        terms=col.query_terms(body.query),
     )
 
 

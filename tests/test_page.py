@@ -675,3 +675,27 @@ def test_a_long_documents_best_passage_is_marked_in_its_place(visit: Visit, serv
     assert marked.inner_text() == passage["text"] and "frog" in marked.inner_text()
     assert "characters" in (marked.get_attribute("title") or "")
     visit.shoot("passage.png")
+
+
+@pytest.mark.slow
+def test_chinese_text_renders_and_its_words_are_marked(visit: Visit, server: Server) -> None:
+    """A chinese collection: the page finds 英雄联盟 inside Chinese sentences and marks the analyser's words
+    (jieba's, not spaces), and CJK text renders (the screenshot is looked at)."""
+    auth = {"authorization": f"Bearer {WRITE_KEY}"}
+    r = httpx.put(f"{server.url}/collections/zh", json={"analyser": "chinese"}, headers=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    docs = [
+        {"id": "q1", "title": "游戏", "text": "英雄联盟怎么玩，新手入门攻略有哪些？"},
+        {"id": "q2", "text": "请问英雄联盟的高清图在哪里下载"},
+        {"id": "q3", "text": "明天北京会下雨吗"},
+    ]
+    r = httpx.put(f"{server.url}/collections/zh/documents", json={"documents": docs}, headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    visit.open("/?collection=zh")
+    visit.page.wait_for_selector("body[data-collection=zh][data-ready=true]")
+    visit.search("英雄联盟高清图", "lexical")
+    assert set(_ids(visit.page)[:2]) == {"q1", "q2"}
+    marks = visit.page.eval_on_selector_all("#results .hit mark", "ms => ms.map(m => m.textContent)")
+    assert {"英雄", "联盟"} <= set(marks) or "英雄联盟" in marks
+    assert "高清" in marks or "高清图" in marks
+    visit.shoot("chinese.png")

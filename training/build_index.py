@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from simsearch.api.spec import CollectionSpec
+from simsearch.api.spec import CollectionSpec, PassageSpec
 from simsearch.cli import fail, settings_with
 from simsearch.data.corpus import CorpusError
 from simsearch.evaluation.fusion_fit import UnjudgedFit, fusion_at_build
@@ -62,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--document-prefix",
         help="with --model a folder: what goes before every document (a registered model has its own)",
     )
+    p.add_argument(
+        "--analyser",
+        choices=["english", "chinese", "standard"],
+        help="a new collection's lexical analyser (default: english; an existing collection keeps its own)",
+    )
+    p.add_argument("--passage-tokens", type=int, help="a new collection's passages: split documents longer than this")
+    p.add_argument("--overlap-tokens", type=int, default=0, help="with --passage-tokens: tokens of overlap")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the index already exists")
     p.add_argument(
@@ -114,8 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         else loaded.name
     )
     spec = existing
-    if spec is None and registered is not None:
-        spec = CollectionSpec(model=registered, index=policy_of(args.factory))  # type: ignore[arg-type]
+    asked: dict[str, Any] = {}
+    if args.analyser:
+        asked["analyser"] = args.analyser
+    if args.passage_tokens:
+        asked["passages"] = PassageSpec(tokens=args.passage_tokens, overlap=args.overlap_tokens)
+    if spec is not None and any(getattr(spec, k) != v for k, v in asked.items()):
+        fail(f"collection {name!r} exists with {spec.model_dump(mode='json')}: its specification is fixed")
+    if spec is None and (registered is not None or asked):
+        if registered is None:
+            fail("--analyser and --passage-tokens record a specification: give --model a registered model's name")
+        spec = CollectionSpec(model=registered, index=policy_of(args.factory), **asked)  # type: ignore[arg-type]
     # 2. hybrid search's fusion, measured on the corpus's own judgements (a BEIR folder with enough of them)
     #    in the build itself, before it is published
     finish = None

@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { collectionPath, fillPicker, pickedCollection, rememberCollection, renderCollection, renderNoCollection } from "./collection.js";
 import { $, el, formError, setStatus, showError } from "./dom.js";
 import { setupKey } from "./key.js";
-import { queryTerms, renderColumn, summary, termPattern } from "./results.js";
+import { CJK, queryTerms, renderColumn, summary, termPattern } from "./results.js";
 import { setupSimilarity } from "./similarity.js";
 
 const MODES = [
@@ -238,7 +238,10 @@ async function runSearch() {
   results.setAttribute("aria-busy", "false");
   if (outcomes.some((o) => o.error?.name === "AbortError")) return;
 
-  const pattern = termPattern(queryTerms(form.query));
+  // the query's words, and for Chinese, Japanese or Korean text the collection analyser's terms (its words are
+  // not separated by spaces, so the page cannot find them by itself)
+  const analysed = outcomes.flatMap((o) => o.result?.terms || []).filter((t) => CJK.test(t));
+  const pattern = termPattern([...queryTerms(form.query).filter((w) => !CJK.test(w)), ...analysed]);
   if (modes.length === 1) {
     const [outcome] = outcomes;
     if (outcome.error) {

@@ -9,10 +9,20 @@ export function queryTerms(query) {
   return [...new Set(words.filter((w) => w.length > 1))];
 }
 
+export const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/u;
+
+// words match whole (never "cat" inside "concatenate"); terms in Chinese, Japanese or Korean script match
+// where they stand, since no space separates the words of those texts (the terms come from the collection's
+// analyser: jieba's words for a chinese collection)
 export function termPattern(terms) {
   if (!terms.length) return null;
-  const alternatives = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
-  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alternatives})(?![\\p{L}\\p{N}])`, "giu");
+  const escape = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const words = terms.filter((t) => !CJK.test(t)).map(escape);
+  const cjk = terms.filter((t) => CJK.test(t)).sort((a, b) => b.length - a.length).map(escape);
+  const parts = [];
+  if (words.length) parts.push(`(?<![\\p{L}\\p{N}])(?:${words.join("|")})(?![\\p{L}\\p{N}])`);
+  if (cjk.length) parts.push(`(?:${cjk.join("|")})`);
+  return new RegExp(parts.join("|"), "giu");
 }
 
 // appends `text` to `parent` as text nodes, with each query word wrapped in a <mark>

@@ -105,6 +105,9 @@ class SearchResponse(BaseModel):
     truncated: bool = Field(description="The query was longer than the model's window and was cut to fit it.")
     mode: Mode
     cross_encoder_calls: int = Field(description="Cross-encoder calls this search spent (0 in dense mode).")
+    terms: list[str] = Field(
+        default_factory=list, description="The query's terms as the collection's analyser makes them (to highlight)."
+    )
 
 
 class SimilarityRequest(Strict):

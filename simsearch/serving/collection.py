@@ -23,7 +23,7 @@ from simsearch.data.corpus import Document
 from simsearch.search import SearchParams, SearchResult
 from simsearch.serving.pool import BatchedModels
 from simsearch.serving.runtime import Runtime
-from simsearch.text.analysers import mostly_cjk
+from simsearch.text.analysers import analyser, mostly_cjk
 
 log = logging.getLogger(__name__)
 LANGUAGE_WARNING_SHARE = 0.2  # documents mostly in a script the model or analyser is not made for
@@ -59,6 +59,7 @@ class CollectionEngine:
         self.compacting = False
         self.last_compaction: dict[str, Any] | None = None
         self.counts = Counts()
+        self._pipelines: dict[str, Any] = {}
         self.written = 0  # model inputs (documents or passages) written through this service since it opened...
         self.cut = 0  # ...and how many of their model inputs were longer than the model's window (cut)
         self.documents_written = 0  # documents written through this service since it opened the collection...
@@ -89,6 +90,15 @@ class CollectionEngine:
         if len(text.encode()) + 4 <= rt.encoder.max_seq_length:
             return False
         return bool((await asyncio.to_thread(rt.encoder.truncated, [text]))[0])
+
+    def query_terms(self, query: str) -> list[str]:
+        """The query's terms as the collection's analyser makes them (what the page highlights: words of a
+        Chinese query are found inside Chinese text, where no space separates them)."""
+        chosen = analyser(self.runtime.spec.analyser)
+        pipeline = self._pipelines.get(chosen.name)
+        if pipeline is None:
+            pipeline = self._pipelines[chosen.name] = chosen.tantivy()
+        return list(dict.fromkeys(pipeline.analyze(chosen.prepare(query))))
 
     def unavailable(self, mode: Any) -> str | None:
         """Why ``mode`` cannot run on this collection, or ``None`` (may read the index: call in a thread)."""
