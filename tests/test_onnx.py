@@ -188,3 +188,61 @@ def test_engine_streams_on_onnx_give_the_hits_of_sequential_search(models: tuple
     assert got == expected
     bi = engine.pool.batchers[runtime.bi.name]
     assert 0 < bi.batches < len(queries) and bi.alone_batches < bi.batches
+
+
+def test_the_backend_gate_passes_a_good_export_and_refuses_a_broken_one(
+    models: tuple[str, str], tmp_path: Path, built_index: Path
+) -> None:
+    """training.check_backend measures the candidate against torch on the collection's text and records it;
+    an int8 export of other weights (deliberately broken) is refused (exit 1) and recorded as failed."""
+    from simsearch.index.manifest import Manifest
+    from training.check_backend import main as check
+
+    bi = str(tmp_path / "bi")  # a private copy: its export is broken below
+    shutil.copytree(models[0], bi)
+    root = tmp_path / "indexes"
+    shutil.copytree(built_index.parent, root, symlinks=True)
+    args = ["--name", built_index.name, "--index-dir", str(root), "--queries", "8"]
+    env_bi = {"SIMSEARCH_BI_MODEL": bi}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env_bi.items():
+            mp.setenv(k, v)
+        assert check([*args, "--backend", "onnx-int8"]) == 0
+        good = Manifest.read((root / built_index.name).resolve()).backend_checks["onnx-int8"]
+        assert good.passed and good.mean_cosine >= 0.99 and good.recall_at_10 >= 0.95 and good.documents == len(DOCS)
+        # break the int8 export: another model's weights under its name (the hash of the folder is unchanged)
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from simsearch.models.onnx import export, onnx_path
+
+        other = tmp_path / "other"
+        shutil.copytree(bi, other)
+        torch.manual_seed(7)
+        model = SentenceTransformer(str(other))
+        for p in model.parameters():
+            p.data.normal_(0, 0.5)
+        export(model, str(other), "bi")
+        shutil.copy(onnx_path(str(other), "onnx-int8"), onnx_path(bi, "onnx-int8"))
+        assert check([*args, "--backend", "onnx-int8"]) == 1
+        broken = Manifest.read((root / built_index.name).resolve()).backend_checks["onnx-int8"]
+        assert not broken.passed and broken.mean_cosine < 0.9
+
+
+def test_an_index_built_on_one_backend_serves_on_another(models: tuple[str, str], tmp_path: Path) -> None:
+    """The weights' hash ignores the exports: a build encoded on torch opens on ONNX int8 (the vectors are
+    the same model's, within the gate's tolerance), and its manifest says which backend encoded it."""
+    from simsearch.index.build import build_index
+    from tests.conftest import write_jsonl
+
+    bi, _ = models
+    torch_model = BiEncoder.load(bi, backend="torch")
+    path = build_index(write_jsonl(tmp_path / "c.jsonl", DOCS), torch_model, tmp_path / "ix", "b", progress=False)
+    settings = Settings(bi_model=bi, backend="onnx-int8", index_dir=tmp_path / "ix", index_name="b")
+    rt = load_runtime(settings)
+    assert rt.encoder.backend == "onnx-int8" and rt.index.manifest.model.backend == "torch"
+    exact = f"{DOCS[0]['title']} {DOCS[0]['text']}"  # a document's own content: itself, whichever backend
+    hits = search(rt.index, rt.encoder, exact, 1).hits
+    assert hits[0].id == DOCS[0]["_id"] and hits[0].score > 0.98
+    rt.close()
+    assert path.exists()

@@ -39,6 +39,9 @@ from simsearch.text.analysers import mostly_cjk
 from simsearch.text.passages import PassageSplitter, Span, spans_array
 
 
+BUILD_BATCH_TOKENS = 8192  # tokens (padded) per batch of a build: 32 inputs of 256 tokens, 128 of 64
+
+
 def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
     while chunk := list(islice(docs, size)):
         yield chunk
@@ -82,11 +85,16 @@ def build_index(
     def encode(_start: int, chunk: list[Document]) -> Encoded:
         t0 = time.perf_counter()
         passages = splitter.split(chunk, document_prefix)
-        vectors = encoder.encode(passages.inputs)
-        cut = getattr(encoder, "truncated", None)  # stand-in encoders (tests) have no window to report
-        over = sum(cut(passages.inputs)) if cut is not None else 0
+        counts = getattr(encoder, "token_counts", None)  # stand-in encoders (tests) have no tokenizer
+        if counts is None:
+            vectors, over, tokens = encoder.encode(passages.inputs), 0, 0
+        else:
+            lengths = counts(passages.inputs)
+            # batches by tokens, longest first: less padding, and as many short texts as fit at once
+            vectors = encoder.encode(passages.inputs, max_tokens=BUILD_BATCH_TOKENS, lengths=lengths)
+            over, tokens = sum(n >= encoder.max_seq_length for n in lengths), sum(lengths)
         encoding[0] += time.perf_counter() - t0
-        return Encoded(vectors, passages.spans, over)
+        return Encoded(vectors, passages.spans, over, tokens)
 
     return write_build(
         corpus_file,
@@ -119,6 +127,7 @@ class Encoded:
     vectors: np.ndarray
     spans: list[list[Span]] | None = None  # None: one vector per document, over its whole text
     over_window: int = 0
+    tokens: int = 0  # tokens the model read
 
 
 def splitter_for(encoder: BiEncoder, spec: CollectionSpec | None) -> PassageSplitter:
@@ -177,6 +186,7 @@ def model_info(encoder: BiEncoder, document_prefix: str, name: str | None = None
         max_seq_length=encoder.max_seq_length,
         document_prefix=document_prefix,
         whitening=encoder.whitening,
+        backend=getattr(encoder, "backend", None),
     )
 
 
@@ -252,7 +262,7 @@ def write_build(
             writer = DocStoreWriter(tmp / layout.DOCS_FILE)
             vectors = EmbeddingsWriter(tmp, model.dimension)
             spans: list[np.ndarray] = []
-            over_window = split = cjk = 0
+            over_window = split = cjk = tokens = 0
             done = 0
             with tqdm(total=count, unit="doc", desc=desc, disable=not progress) as bar:
                 for chunk in _chunks(iter_documents(corpus_file, fmt), chunk_size):
@@ -263,6 +273,7 @@ def write_build(
                         split += sum(len(s) > 1 for s in encoded.spans)
                     vectors.add(encoded.vectors)
                     over_window += encoded.over_window
+                    tokens += encoded.tokens
                     cjk += sum(mostly_cjk(d.content()) for d in chunk)
                     writer.add(chunk)
                     done += len(chunk)
@@ -297,6 +308,7 @@ def write_build(
                 built_at=datetime.now(UTC),
                 build_seconds=round(time.perf_counter() - started + other_seconds, 3),
                 docs_per_s=round(count / seconds, 2) if seconds > 0 else 0.0,
+                tokens_per_s=round(tokens / seconds, 1) if seconds > 0 and tokens else None,
                 count=count,
                 model=model,
                 index=info,

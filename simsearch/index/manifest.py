@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from simsearch.api.spec import CollectionSpec
 from simsearch.atomic import atomic_write_json
 from simsearch.index.layout import MANIFEST_FILE
+from simsearch.models.backend_check import BackendCheck
 
 FORMAT_VERSION = 1
 
@@ -29,6 +30,7 @@ class ModelInfo(BaseModel):
     max_seq_length: int
     document_prefix: str = ""
     whitening: dict[str, Any] | None = None
+    backend: str | None = Field(None, description="The runtime that encoded the documents (torch, onnx, onnx-int8).")
 
 
 class IndexInfo(BaseModel):
@@ -139,6 +141,7 @@ class Manifest(BaseModel):
     built_at: datetime
     build_seconds: float
     docs_per_s: float
+    tokens_per_s: float | None = Field(None, description="Tokens the model read per second of encoding.")
     count: int
     model: ModelInfo
     index: IndexInfo
@@ -151,6 +154,9 @@ class Manifest(BaseModel):
     spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
     passages: PassageInfo | None = Field(None, description="One vector per document, or per passage.")
     scripts: ScriptInfo | None = Field(None, description="The scripts the documents are written in.")
+    backend_checks: dict[str, BackendCheck] = Field(
+        default_factory=dict, description="Faster backends checked against the reference on this collection's text."
+    )
     sequence: int = Field(0, description="The last write batch of the collection's log this build contains.")
     compacted_from: str | None = Field(None, description="The build this one was compacted from, if any.")
 

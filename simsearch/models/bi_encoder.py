@@ -78,21 +78,26 @@ class BiEncoder:
         progress: bool = False,
         batch_size: int | None = None,
         threads: int | None = None,
+        max_tokens: int | None = None,
+        lengths: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Encode texts to an ``(n, dim)`` float32 array of unit vectors. ``threads``: intra-op threads
-        for this call (see :func:`use_threads`; default: the model's)."""
+        for this call (see :func:`use_threads`; default: the model's). ``max_tokens``: batches by a token
+        budget instead of a count (bulk encoding: builds), from each text's real token count."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = [prefix + t for t in texts] if prefix else list(texts)
         size = batch_size or self.batch_size
+        if max_tokens and lengths is None:
+            lengths = self.token_counts(inputs)
         if self.onnx is not None:
-            vectors = run_batched(self.onnx, self._tokenize, inputs, size, threads)
+            vectors = run_batched(self.onnx, self._tokenize, inputs, size, threads, lengths, max_tokens)
         else:
             use_threads(self.backend, threads)
             if progress:  # a long job: the library's loop, for its progress bar
                 vectors = self.model.encode(inputs, batch_size=size, show_progress_bar=True, convert_to_numpy=True)
             else:
-                vectors = run_batched(self._forward, self._preprocess, inputs, size)
+                vectors = run_batched(self._forward, self._preprocess, inputs, size, None, lengths, max_tokens)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -124,6 +129,11 @@ class BiEncoder:
                 texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
             )
         )
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the model reads it (special tokens in, cut at the window)."""
+        ids = self.model.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length, verbose=False)
+        return [len(row) for row in ids["input_ids"]]
 
     def truncated(self, texts: Sequence[str], *, prefix: str = "") -> list[bool]:
         """Which texts are longer than the model's window and will be cut to ``max_seq_length`` tokens."""

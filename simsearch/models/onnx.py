@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,13 +156,29 @@ def run_batched(
     items: list[Any],
     batch_size: int,
     threads: int | None = None,
+    lengths: Sequence[int] | None = None,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
-    """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order."""
-    order = np.argsort([-len(str(x)) for x in items], kind="stable")
+    """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order. With
+    ``lengths`` (each item's tokens) and ``max_tokens``, a batch holds as many items as fit the token budget
+    (padded to its longest): many short texts at once, few long ones; else ``batch_size`` items."""
+    sizes = lengths if lengths is not None else [len(str(x)) for x in items]
+    order = np.argsort([-s for s in sizes], kind="stable")
     outputs: list[np.ndarray] = [np.empty(0)] * len(items)
-    for start in range(0, len(items), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in _batches(order, sizes, batch_size, max_tokens if lengths is not None else None):
         result = runner(tokenize([items[i] for i in idx]), threads)
         for j, i in enumerate(idx):
             outputs[i] = result[j]
     return np.stack(outputs)
+
+
+def _batches(order: np.ndarray, sizes: Sequence[int], batch_size: int, max_tokens: int | None) -> list[np.ndarray]:
+    if max_tokens is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    out, start = [], 0
+    while start < len(order):
+        longest = max(1, int(sizes[order[start]]))  # sorted longest first: the batch's padded length
+        count = max(1, min(len(order) - start, max_tokens // longest))
+        out.append(order[start : start + count])
+        start += count
+    return out
