@@ -38,7 +38,6 @@ from simsearch.models.files import file_sha256
 from simsearch.text.analysers import mostly_cjk
 from simsearch.text.passages import PassageSplitter, Span, spans_array
 
-
 BUILD_BATCH_TOKENS = 8192  # tokens (padded) per batch of a build: 32 inputs of 256 tokens, 128 of 64
 
 
