@@ -211,8 +211,9 @@ def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", choices=SETS, default=SETS)
-    p.add_argument("--train-limit", type=int, default=5000, help="training pairs per fine-tuning run")
+    p.add_argument("--train-limit", type=int, default=2000, help="training pairs per fine-tuning run")
     p.add_argument("--max-queries", type=int, default=500)
+    p.add_argument("--max-documents", type=int, default=5000, help="corpus size (answers plus distractors)")
     p.add_argument("--no-training", action="store_true", help="the untuned models only")
     p.add_argument("--result", default="chinese")
     args = p.parse_args(argv)
@@ -223,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.sets:
             data = Path(tmp) / set_name
-            counts = pairs_to_beir(settings.data_dir / set_name / "test.tsv", data, max_queries=args.max_queries)
+            counts = pairs_to_beir(
+                settings.data_dir / set_name / "test.tsv",
+                data,
+                max_queries=args.max_queries,
+                max_documents=args.max_documents,
+            )
             models = {"minilm": str(job_model(settings).entry.path), "e5": E5}
             if not args.no_training:
                 for loss in ("cosent", "softmax"):

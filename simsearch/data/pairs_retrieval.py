@@ -24,7 +24,9 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
     return pairs
 
 
-def pairs_to_beir(pairs_file: Path, out: Path, *, max_queries: int = 1000, seed: int = 0) -> dict[str, int]:
+def pairs_to_beir(
+    pairs_file: Path, out: Path, *, max_queries: int = 1000, max_documents: int | None = None, seed: int = 0
+) -> dict[str, int]:
     """Write ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/test.tsv`` (and, from a second half of the
     positive pairs, ``qrels/train.tsv``: judgments a fusion fit may use) under ``out``; return the counts."""
     pairs = [p for p in read_pairs(pairs_file) if p[0] and p[1] and p[0] != p[1]]
@@ -46,9 +48,9 @@ def pairs_to_beir(pairs_file: Path, out: Path, *, max_queries: int = 1000, seed:
         queries[qid] = s1
         qrels["test" if i % 2 == 0 else "train"].append((qid, doc_id(s2)))
     asked = set(queries.values())
-    for s1, s2, _ in negatives:
+    for s1, s2, _ in negatives:  # distractors, up to max_documents in all (the answers always stay)
         for sentence in (s1, s2):
-            if sentence not in asked:
+            if sentence not in asked and (max_documents is None or len(docs) < max_documents):
                 doc_id(sentence)
     out.mkdir(parents=True, exist_ok=True)
     (out / "qrels").mkdir(exist_ok=True)

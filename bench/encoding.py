@@ -1,0 +1,177 @@
+"""Encoding per core: texts and tokens per second of each backend (torch, ONNX fp32, ONNX int8) at batch 1,
+batch 16 and batched by tokens, on short and long texts; agreement with fp32; and nDCG@10 of builds
+encoded on each backend.
+
+    python -m bench.encoding [--model NAME] [--backends torch onnx onnx-int8] [--ndcg scifact dl19]
+
+Short texts: STS-B sentences; long texts: SciFact abstracts (most are longer than the model's window).
+Agreement: the mean cosine between each backend's vector and torch fp32's for the same text. nDCG@10: a
+collection built and searched by the service's own build and pipeline with the backend (dense). Writes
+bench/results/encoding.json with a `summary` (`build_tokens_per_s_ratio`: the by-token int8 build against
+fp32 ONNX at the old fixed batch of 32, same run; `max_ndcg_drop`; `search_c16_vs_naive`, from
+bench/results/serve.json when that was run with this backend) and encoding.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, write_result
+from simsearch.cli import settings_with
+from simsearch.collection.embedded import EmbeddedCollection
+from simsearch.data.corpus import iter_documents, resolve_corpus
+from simsearch.evaluation.retrieval import evaluate_beir
+from simsearch.index.build import build_index
+from simsearch.models.bi_encoder import BiEncoder
+from simsearch.search import DirectModels, SearchPipeline
+from simsearch.serving.runtime import job_entry
+
+BENCHMARKS = {"scifact": "scifact", "dl19": "msmarco-dl19"}
+TOKEN_BUDGET = 8192
+
+
+def short_texts(data: Path, n: int) -> list[str]:
+    with gzip.open(data / "stsb-en" / "stsbenchmark.tsv.gz", "rt", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    return [r[6] for r in rows if len(r) > 7][:n]
+
+
+def long_texts(data: Path, n: int) -> list[str]:
+    corpus, _ = resolve_corpus(data / "scifact")
+    return [d.content() for _, d in zip(range(n), iter_documents(corpus, "beir"), strict=False)]
+
+
+def throughput(model: BiEncoder, texts: list[str], mode: str, repeats: int = 1) -> dict[str, float]:
+    lengths = model.token_counts(texts)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        if mode == "batch-1":
+            for t in texts[: max(1, len(texts) // 8)]:  # one at a time: a slice is enough to measure
+                model.encode([t], batch_size=1)
+        elif mode == "batch-16":
+            model.encode(texts, batch_size=16)
+        elif mode == "batch-32":
+            model.encode(texts, batch_size=32)
+        else:
+            model.encode(texts, max_tokens=TOKEN_BUDGET, lengths=lengths)
+    seconds = (time.perf_counter() - started) / repeats
+    done = max(1, len(texts) // 8) if mode == "batch-1" else len(texts)
+    tokens = sum(lengths[:done])
+    return {"texts_per_s": round(done / seconds, 1), "tokens_per_s": round(tokens / seconds, 1)}
+
+
+def agreement(reference: np.ndarray, vectors: np.ndarray) -> float:
+    return round(float(np.mean(np.sum(reference * vectors, axis=1))), 5)
+
+
+def ndcg(name: str, data: Path, model: BiEncoder, entry: Any, root: Path) -> dict[str, float]:
+    link = build_index(data, model, root, name, progress=False, model_name="bench")
+    c = EmbeddedCollection.open(link, writable=False)
+    m = c.index.manifest
+    got = evaluate_beir(
+        SearchPipeline(query_prefix=entry.query_prefix), c.view(), DirectModels(model), data, progress=False
+    )
+    c.close()
+    return {
+        "ndcg@10": round(100 * got["ndcg@10"], 2),
+        "build_tokens_per_s": m.tokens_per_s or 0.0,
+        "build_seconds": m.build_seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="registry name or folder (default: the registry's default)")
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--texts", type=int, default=512)
+    p.add_argument("--ndcg", nargs="*", default=list(BENCHMARKS), choices=list(BENCHMARKS))
+    p.add_argument("--result", default="encoding")
+    args = p.parse_args(argv)
+    settings = settings_with()
+    name, registry = job_entry(settings, args.model)
+    entry = registry.entries[name]
+    sets = {"short": short_texts(settings.data_dir, args.texts), "long": long_texts(settings.data_dir, args.texts // 2)}
+    models = {b: BiEncoder.load(entry.path, backend=b) for b in args.backends}
+    reference = {k: models["torch"].encode(v) for k, v in sets.items()} if "torch" in models else None
+    rows: list[dict[str, Any]] = []
+    for backend, model in models.items():
+        for kind, texts in sets.items():
+            model.encode(texts[:16])  # warm
+            for mode in ("batch-1", "batch-16", "batch-32", "by-tokens"):
+                row = {"backend": backend, "texts": kind, "mode": mode, **throughput(model, texts, mode)}
+                if reference is not None and mode == "by-tokens":
+                    row["mean_cosine_to_fp32"] = agreement(reference[kind], model.encode(texts))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    quality: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for bench in args.ndcg:
+            data = settings.data_dir / BENCHMARKS[bench]
+            for backend in [b for b in args.backends if b != "torch"]:
+                quality.setdefault(bench, {})[backend] = ndcg(
+                    f"{bench}-{backend}", data, models[backend], entry, Path(tmp)
+                )
+                print(json.dumps({bench: quality[bench]}), flush=True)
+
+    def get(backend: str, kind: str, mode: str) -> float:
+        found = [r for r in rows if (r["backend"], r["texts"], r["mode"]) == (backend, kind, mode)]
+        return float(found[0]["tokens_per_s"]) if found else 0.0
+
+    drops = [
+        q["onnx"]["ndcg@10"] - q["onnx-int8"]["ndcg@10"] for q in quality.values() if {"onnx", "onnx-int8"} <= set(q)
+    ]
+    serve = RESULTS / "serve.json"
+    summary = {
+        "build_tokens_per_s_ratio": {
+            kind: round(get("onnx-int8", kind, "by-tokens") / max(get("onnx", kind, "batch-32"), 1e-9), 3)
+            for kind in sets
+        },
+        "max_ndcg_drop": round(max(drops), 2) if drops else None,
+        "search_c16_vs_naive": json.loads(serve.read_text()).get("summary", {}).get("c16_vs_naive")
+        if serve.is_file()
+        else None,
+        "int8_within_0.3_everywhere": bool(drops) and all(d <= 0.3 for d in drops),
+    }
+    print(json.dumps(summary, indent=2))
+    out = write_result(args.result, {"summary": summary, "rows": rows, "quality": quality, "parameters": vars(args)})
+    plot(rows, RESULTS / f"{args.result}.png")
+    print(f"wrote {out}")
+    return 0
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    modes = ["batch-1", "batch-16", "batch-32", "by-tokens"]
+    for ax, kind in zip(axes, ("short", "long"), strict=True):
+        backends = sorted({r["backend"] for r in rows})
+        x = np.arange(len(modes))
+        for i, b in enumerate(backends):
+            values = [
+                next((r["tokens_per_s"] for r in rows if (r["backend"], r["texts"], r["mode"]) == (b, kind, m)), 0)
+                for m in modes
+            ]
+            ax.bar(x + (i - 1) * 0.27, values, 0.27, label=b)
+        ax.set_xticks(x, modes)
+        ax.set_title(f"{kind} texts: tokens encoded per second")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
