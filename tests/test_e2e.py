@@ -57,4 +57,8 @@ def test_server_with_invalid_setting_names_it(tiny_model: str, tmp_path: Path) -
     proc = subprocess.run(
         [sys.executable, "-m", "service"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 2 and "SIMSEARCH_MAX_PAIRS: Input should be a valid integer" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "SIMSEARCH_MAX_PAIRS: Input should be a valid integer" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
