@@ -274,3 +274,4 @@ def test_evaluate_job_measures_every_mode(cur_index: Path, tiny_model: str, tiny
     for mode, r in reports.items():
         assert r["mode"] == mode and r["queries"] == 2 and r["ms_per_query"] > 0 and 0 <= r["ndcg@10"] <= 1
     assert reports["dense"]["recall@100"] == 1.0 and len(DOCS) == 8  # every document is in the dense top 100
+    assert reports["dense"]["collection_fusion"]["chosen_on"] == "default"  # says how hybrid's fusion was chosen

@@ -71,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runtime.close()
     # 3. the report
+    fusion = runtime.collection.fusion
     report = {
         "index": runtime.index.name,
         "build_id": runtime.index.manifest.build_id,
+        # how hybrid's fusion was chosen (judged queries, self-supervised queries, or the stated default)
+        "collection_fusion": fusion.model_dump(mode="json") if fusion is not None else {"chosen_on": "default"},
         "model": runtime.encoder.path,
         "cross_model": runtime.cross.path if runtime.cross else None,
         **metrics,
