@@ -345,3 +345,61 @@ def test_augment_pairs_isotonic_labels_follow_the_gold_scores_of_the_teachers_co
     assert by_cosine == sorted(by_cosine)  # the teacher's order is kept
     linear = [5.0 * min(max(c, 0.0), 1.0) for c in cosines]
     assert max(abs(s - v) for s, v in zip(labels, linear, strict=True)) > 0.1
+
+
+ZH_ANIMALS = ["猫", "狗", "马", "牛", "羊", "猪", "鸭", "鸡"]
+ZH_VEHICLES = ["汽车", "公交", "火车", "卡车", "飞机", "轮船", "电车", "单车"]
+
+
+def test_a_model_trained_on_chinese_pairs_is_registered_and_served(
+    tiny_model: str, tmp_path: Path, built_index: Path
+) -> None:
+    """The train -> serve loop: CoSENT on Chinese pairs (training.train_bi), the output registered by name
+    (SIMSEARCH_MODELS), a Chinese collection created with it and the chinese analyser, filled and searched
+    over HTTP; the collection records the trained weights' hash, and dense search finds the same group."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from simsearch.client import Client
+    from simsearch.models.files import model_hash
+    from simsearch.settings import Settings
+    from training.train_bi import run
+
+    rng = random.Random(1)
+    data = tmp_path / "zh-pairs"
+    data.mkdir()
+    rows = []
+    for _ in range(360):
+        g1 = rng.choice([ZH_ANIMALS, ZH_VEHICLES])
+        same = rng.random() < 0.5
+        g2 = g1 if same else (ZH_VEHICLES if g1 is ZH_ANIMALS else ZH_ANIMALS)
+        w1 = rng.choice(g1)
+        rows.append(f"一只{w1}\t一只{rng.choice([w for w in g2 if w != w1])}\t{int(same)}")
+    for name, part in (("train", rows[:240]), ("valid", rows[240:300]), ("test", rows[300:])):
+        (data / f"{name}.tsv").write_text("\n".join(part) + "\n")
+    result = run(toy_config("bi", "cosent", tiny_model, data, tmp_path))
+    root = tmp_path / "indexes"
+    shutil.copytree(built_index.parent, root, symlinks=True)
+    settings = Settings(
+        bi_model=tiny_model,
+        index_dir=root,
+        index_name=built_index.name,
+        anonymous_writes=True,
+        models={"zh-cosent": {"path": str(result.path), "languages": ["zh"]}},
+    )
+    with TestClient(create_app(settings)) as http:
+        c = Client(http=http)
+        c.create_collection("zh", model="zh-cosent", analyser="chinese")
+        docs = [{"id": w, "text": f"这是一只{w}"} for w in ZH_ANIMALS + ZH_VEHICLES]
+        c.upsert("zh", docs)
+        info = c.get_collection("zh")
+        assert info.models["bi"]["sha256"] == model_hash(str(result.path)) and info.warnings == []
+        right = 0
+        for group in (ZH_ANIMALS, ZH_VEHICLES):
+            for w in group[:4]:
+                top = [h.id for h in c.search("zh", f"一只{w}", k=4).hits if h.id != w][:3]
+                right += sum(t in group for t in top)
+        assert right >= 0.8 * 24, right  # trained: most neighbours are of the same group
+        assert c.search("zh", "汽车", mode="lexical", k=1).hits[0].id == "汽车"
