@@ -86,3 +86,35 @@ def test_the_choice_follows_the_list_that_works(docs: list[Document], encode, ex
     assert info.chosen_on.startswith("self-supervised: 60 inverse-cloze queries")
     again = choose_fusion_unjudged(docs, encode, PassageSplitter(None, None), queries=60, pool=150, seed=0)
     assert again == info  # deterministic for a seed
+
+
+class Oracle:
+    """A cross-encoder that knows each cloze answer: scores 1 for a document sharing the query's topic."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        self.topics = topics
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        def topic(text: str) -> set[int]:
+            return {int(m) for m in re.findall(r"\bt(\d+)[a-z]\d\b", text)}
+
+        return np.asarray([float(bool(topic(q) & topic(d))) for q, d in pairs], dtype=np.float32)
+
+
+def test_the_rerank_weight_follows_what_the_cross_encoder_is_worth() -> None:
+    """Without judgments: a cross-encoder that finds the answer gets the full weight; one that is noise
+    gets none (the first stage's order is kept)."""
+    from simsearch.evaluation.unjudged import choose_rerank_weight_unjudged
+
+    docs = lexical_useless()
+    splitter = PassageSplitter(None, None)
+    noisy_first = noise_encoder  # a first stage that cannot find the answers: only a good re-ranker helps
+    good = choose_rerank_weight_unjudged(docs, noisy_first, Oracle({}), splitter, queries=40, pool=150, k_r=150)
+    assert good is not None and good["validation"]["1.0"] == 100.0 and good["validation"]["0.0"] < 10, good
+    assert good["weight"] >= 0.5 and good["validation"][f"{good['weight']:.1f}"] == 100.0  # the least that wins
+
+    def noise(pairs: list[tuple[str, str]]) -> np.ndarray:
+        return np.random.default_rng(len(pairs)).normal(size=len(pairs)).astype(np.float32)
+
+    bad = choose_rerank_weight_unjudged(docs, topic_encoder, noise, splitter, queries=40, pool=150, k_r=20)
+    assert bad is not None and bad["weight"] == 0.0, bad

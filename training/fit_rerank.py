@@ -6,7 +6,9 @@
 Scores the first stage's top ``k_r`` of every judged query of the split with the cross-encoder (``k_r``
 calls per query: a progress bar), tries the weights 0, 0.1, ..., 1 (``w · CE + (1 − w) · first stage``),
 keeps the best nDCG@10 and publishes a new build whose manifest records it for this cross-encoder.
-``w = 0`` is a possible outcome: the cross-encoder then does not change the first stage's order.
+``w = 0`` is a possible outcome: the cross-encoder then does not change the first stage's order. Without
+``--data`` the queries are drawn from the collection's documents (simsearch.evaluation.unjudged): a
+cross-encoder trained on another corpus is measured on this one before it is trusted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from simsearch.cli import fail, settings_with
 from simsearch.evaluation.rerank_fit import fit_rerank_weight
+from simsearch.evaluation.unjudged import choose_rerank_weight_unjudged, live_documents
 from simsearch.index import IndexLoadError
 from simsearch.index.manifest import CrossEncoderInfo, Manifest, RerankInfo
 from simsearch.index.publish import BuildLockedError, publish_derived
@@ -32,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", help="index name (default: SIMSEARCH_INDEX_NAME)")
     p.add_argument("--index-dir", type=Path)
     p.add_argument("--cross", help="the cross-encoder (default: SIMSEARCH_CROSS_MODEL)")
-    p.add_argument("--data", type=Path, required=True, help="BEIR folder with queries.jsonl and qrels/<split>.tsv")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="BEIR folder with queries.jsonl and qrels/<split>.tsv; without: self-supervised queries drawn from the "
+        "collection's documents (no judgments needed)",
+    )
     p.add_argument("--split", default="train")
     p.add_argument("--candidates", choices=["dense", "lexical", "hybrid"], default="dense")
     p.add_argument("--k-r", type=int, default=100)
@@ -45,16 +53,32 @@ def main(argv: list[str] | None = None) -> int:
         rt = load_runtime(settings, writable=False)
         try:
             assert rt.cross is not None
-            found = fit_rerank_weight(
-                rt.pipeline,
-                rt.view,
-                rt.direct_models(),
-                args.data,
-                split=args.split,
-                candidates=args.candidates,
-                k_r=args.k_r,
-                progress=not args.no_progress,
-            )
+            if args.data is None:
+                found = choose_rerank_weight_unjudged(
+                    live_documents(rt.view, 2000),
+                    rt.encoder.encode,
+                    rt.cross.score,
+                    rt.splitter,
+                    candidates=args.candidates,
+                    k_r=args.k_r,
+                    query_prefix=rt.bi.entry.query_prefix,
+                    document_prefix=rt.bi.entry.document_prefix,
+                    analyser_name=rt.spec.analyser,
+                )
+                if found is None:
+                    fail("too few documents of several sentences to draw self-supervised queries from")
+            else:
+                found = fit_rerank_weight(
+                    rt.pipeline,
+                    rt.view,
+                    rt.direct_models(),
+                    args.data,
+                    split=args.split,
+                    candidates=args.candidates,
+                    k_r=args.k_r,
+                    progress=not args.no_progress,
+                )
+                found["chosen_on"] = f"{args.data.name}:{args.split} ({found['queries']} queries, nDCG@10)"
             info = RerankInfo(
                 weight=found["weight"],
                 cross_encoder=CrossEncoderInfo(
@@ -62,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 candidates=args.candidates,
                 k_r=args.k_r,
-                chosen_on=f"{args.data.name}:{args.split} ({found['queries']} queries, nDCG@10)",
+                chosen_on=found["chosen_on"],
                 validation=found["validation"],
             )
         finally:

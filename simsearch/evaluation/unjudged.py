@@ -215,3 +215,64 @@ def fit_unjudged(
         seed=seed,
         analyser_name=analyser_name,
     )
+
+
+def choose_rerank_weight_unjudged(
+    docs: Sequence[Document],
+    encode: Callable[[list[str]], np.ndarray],
+    score: Callable[[list[tuple[str, str]]], np.ndarray],
+    splitter: PassageSplitter,
+    *,
+    candidates: str = "dense",
+    k_r: int = 100,
+    query_prefix: str = "",
+    document_prefix: str = "",
+    queries: int = 100,
+    pool: int = 2000,
+    seed: int = 0,
+    analyser_name: str = "english",
+) -> dict[str, Any] | None:
+    """How much ``rerank`` should trust the cross-encoder (``score``) on this collection, without judgments:
+    the first stage's top ``k_r`` of self-supervised queries over the pool are scored by the cross-encoder and
+    blended at each weight (simsearch.evaluation.rerank_fit); the best nDCG@10 wins (ties: the smaller weight,
+    the safer when the cross-encoder was trained elsewhere). ``None`` with too few documents."""
+    from simsearch.evaluation.rerank_fit import WEIGHTS
+    from simsearch.search.fusion import DEFAULT_FUSION
+    from simsearch.search.rescore import interpolate
+
+    rng = random.Random(seed)
+    made = cloze_queries(docs, queries, seed)
+    if len(made) < 20:
+        return None
+    answers = {q.answer.id for q in made}
+    others = [d for d in docs if d.id not in answers]
+    members = [q.answer for q in made] + rng.sample(others, min(len(others), max(0, pool - len(made))))
+    scored: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
+        try:
+            vectors = encode([query_prefix + q.text for q in made])
+            for i, q in enumerate(made):
+                dense, lexical = index.dense(vectors[i], k_r), index.lexical(q.text, k_r)
+                first = {"dense": dense, "lexical": lexical}.get(candidates) or fuse(dense, lexical, DEFAULT_FUSION)
+                first = first[:k_r]
+                cross = score([(q.text, members[k].content()) for k, _ in first])
+                scored[str(i)] = ([k for k, _ in first], [s for _, s in first], [float(x) for x in cross])
+        finally:
+            index.close()
+    qrels = {str(i): {str(i): 1} for i in range(len(made))}
+    validation = {}
+    for w in WEIGHTS:
+        run = {}
+        for qid, (keys, first_scores, cross_scores) in scored.items():
+            blended = interpolate(first_scores, cross_scores, w)
+            run[qid] = [str(keys[i]) for i in sorted(range(len(keys)), key=lambda i: -blended[i])]
+        validation[f"{w:.1f}"] = round(100 * evaluate_run(run, qrels)["ndcg@10"], 2)
+    best = max(WEIGHTS, key=lambda w: (validation[f"{w:.1f}"], -w))
+    return {
+        "weight": best,
+        "validation": validation,
+        "queries": len(made),
+        "chosen_on": f"self-supervised: {len(made)} inverse-cloze queries over a pool of {len(members)} documents "
+        "(nDCG@10)",
+    }
