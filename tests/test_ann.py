@@ -158,3 +158,18 @@ def test_build_tuned_on_given_queries_reaches_the_target_on_queries_unlike_the_d
     assert recall(on_docs, held_out) < 0.95  # tuned on documents: the target is missed on these queries
     assert recall(on_queries, held_out) >= 0.9  # tuned on queries of this kind: met on other such queries
     assert m_queries["tuned"]["nprobe"] > m_docs["tuned"]["nprobe"]
+
+
+def test_recall_of_a_passage_index_counts_documents() -> None:
+    """With passages, recall@10 is over documents: the ANN's passages collapsed to their documents against
+    the exact ones, each query's own document left out; the tuning reaches the target on that measure."""
+    from simsearch.ann.tuning import build_tuned
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(600, 32)).astype(np.float32)
+    groups = np.repeat(np.arange(600), 5)  # five passages a document, each near its document's centre
+    vectors = centres[groups] + 0.6 * rng.normal(size=(3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index, measured = build_tuned(vectors, "HNSW32", target_recall=0.95, queries=200, groups=groups)
+    assert measured["recall_measured_on"] == "held-apart passages, counted by document"
+    assert measured["target_reached"] and measured["recall_at_10"] >= 0.95 and index.count() == 3000

@@ -86,6 +86,33 @@ def exact_neighbours(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
     return np.array([[p for p in row if p != q][:10] for q, row in zip(sample, found, strict=True)])
 
 
+def top_documents(rows: np.ndarray, groups: np.ndarray, k: int = 10, skip: int = -1) -> list[int]:
+    """The first ``k`` distinct documents (``groups[row]``) of ranked vector rows, ``skip`` left out."""
+    out: list[int] = []
+    for row in rows:
+        if row < 0:
+            continue
+        doc = int(groups[row])
+        if doc != skip and doc not in out:
+            out.append(doc)
+            if len(out) == k:
+                break
+    return out
+
+
+def document_recall(
+    index: FaissIndex, vectors: np.ndarray, groups: np.ndarray, sample: np.ndarray, truth: list[list[int]], depth: int
+) -> float:
+    """Recall@10 over documents: the ANN's passages collapsed to their documents, against the exact ones
+    (each sampled passage's own document left out, as a held-apart query)."""
+    _, found = index.search(vectors[sample], depth)
+    hits = sum(
+        len(set(top_documents(row, groups, skip=int(groups[q]))) & set(t))
+        for q, row, t in zip(sample, found, truth, strict=True)
+    )
+    return hits / max(1, sum(len(t) for t in truth))
+
+
 def build_tuned(
     vectors: np.ndarray,
     factory: str = "auto",
@@ -93,6 +120,7 @@ def build_tuned(
     target_recall: float = 0.95,
     queries: int = 1000,
     seed: int = 0,
+    groups: np.ndarray | None = None,
     exact_limit: int = EXACT_LIMIT,
     query_vectors: np.ndarray | None = None,
 ) -> tuple[FaissIndex, dict[str, Any]]:
@@ -118,6 +146,16 @@ def build_tuned(
 
         def measure() -> float:
             return recall_on_queries(index, qv, truth)
+    elif groups is not None:  # passages: recall counts documents (a document's passages are one answer)
+        sample = np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False)
+        per_doc = max(1, int(np.ceil(n / max(1, len(np.unique(groups))))))
+        depth = min(n, 10 * per_doc + 20)
+        exact = exact_top(vectors, vectors[sample], depth)
+        doc_truth = [top_documents(row, groups, skip=int(groups[q])) for q, row in zip(sample, exact, strict=True)]
+        truth = np.asarray([len(t) for t in doc_truth])
+
+        def measure() -> float:
+            return document_recall(index, vectors, groups, sample, doc_truth, depth)
     else:
         sample = np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False)
         truth = exact_neighbours(vectors, sample)
@@ -149,7 +187,9 @@ def build_tuned(
         "target_recall": target_recall,
         "target_reached": recall >= target_recall,
         "recall_queries": len(truth),
-        "recall_measured_on": "given queries" if given else "held-apart corpus vectors",
+        "recall_measured_on": "given queries"
+        if given
+        else ("held-apart passages, counted by document" if groups is not None else "held-apart corpus vectors"),
     }
 
 

@@ -116,6 +116,7 @@ def compact(
                 m.lexical is not None,
                 tuning_queries=np.load(kept, allow_pickle=False) if kept.is_file() else None,
                 analyser_name=m.lexical.analyser if m.lexical is not None else "english",
+                groups=spans[:, 0] if split else None,
             )
             del vectors
             if split:

@@ -296,6 +296,7 @@ def write_build(
                 lexical,
                 tuning_queries=tuning_queries,
                 analyser_name=spec.analyser if spec is not None else "english",
+                groups=passages[:, 0] if passages is not None else None,
             )
             if passages is not None:
                 files[layout.PASSAGES_FILE] = file_sha256(tmp / layout.PASSAGES_FILE)
@@ -338,11 +339,12 @@ def finish_build(
     *,
     tuning_queries: np.ndarray | None = None,
     analyser_name: str = "english",
+    groups: np.ndarray | None = None,
 ) -> tuple[IndexInfo, LexicalInfo | None, dict[str, str]]:
     """What every build does once its documents (``docs.sqlite``) and ``embeddings.npy`` are in ``tmp``: the
     ANN index (tuned, on ``tuning_queries`` when given: they are then kept as ``tuning_queries.npy``), the
     lexical index, and the checksums of every file for the manifest."""
-    ann, info = index_vectors(vectors, kind, params, target_recall, tuning_queries)
+    ann, info = index_vectors(vectors, kind, params, target_recall, tuning_queries, groups)
     written = [ann.save(tmp), tmp / layout.DOCS_FILE, tmp / layout.EMBEDDINGS_FILE]
     if tuning_queries is not None and len(tuning_queries):
         path = tmp / layout.TUNING_QUERIES_FILE
@@ -384,12 +386,17 @@ def index_vectors(
     params: dict[str, Any],
     target_recall: float,
     tuning_queries: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[AnnIndex, IndexInfo]:
     """An ANN index over ``vectors`` and its manifest entry. FAISS picks its type by size and tunes its
     search parameter to ``target_recall`` (simsearch.ann.tuning); other backends are exact or untuned."""
     if kind == "faiss":
         tuned, measured = build_tuned(
-            vectors, params.get("factory", "auto"), target_recall=target_recall, query_vectors=tuning_queries
+            vectors,
+            params.get("factory", "auto"),
+            target_recall=target_recall,
+            query_vectors=tuning_queries,
+            groups=groups,
         )
         return tuned, IndexInfo(
             type=kind,
