@@ -204,10 +204,6 @@ class Engine:
                     self.registry.entry(value, kind)  # type: ignore[arg-type]
                 except UnknownModelError as exc:
                     raise SpecError(field, str(exc)) from None
-        if self.store.backend == "milvus" and spec.passages != "none":
-            raise SpecError(
-                "passages", "the milvus store keeps one vector per document: passages need the embedded store"
-            )
         if self.store.backend == "milvus" and spec.index == "hnsw" and "://" not in self.settings.milvus_uri:
             raise SpecError("index", "milvus-lite builds flat and ivf indexes only: use one of those")
         async with self._create_lock:

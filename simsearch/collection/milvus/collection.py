@@ -17,7 +17,7 @@ from simsearch.collection.delta import WriteResult
 from simsearch.collection.embedded import ReadOnlyError
 from simsearch.collection.milvus.codec import EMPTY_MARK, content_of, doc_id_of, lexical_text, pk
 from simsearch.collection.milvus.companion import MetaStore, _from_npy
-from simsearch.collection.milvus.expressions import Expr, filter_columns
+from simsearch.collection.milvus.expressions import Expr, all_of, any_of, filter_columns
 from simsearch.collection.milvus.schema import (
     FORMAT_VERSION,
     ID_BYTES,
@@ -71,6 +71,7 @@ class MilvusCollection:
         fields = {f["name"]: f for f in described["fields"]}
         self.dimension = int(fields["vector"]["params"]["dim"])
         self.lexical_field = "lexical" if "lexical" in fields else "content"
+        self.passages = "doc" in fields  # a row per passage (simsearch.text.passages), the document's id in `doc`
         self.analyser_name = self.info.spec.analyser if self.info.spec is not None else "english"
         self.has_cur = "cur" in fields
         self.cur_dimension = int(fields["cur"]["params"]["dim"]) if self.has_cur else 0
@@ -125,6 +126,8 @@ class MilvusCollection:
     def count(self, expr: Expr = True) -> int:
         if expr is False:
             return 0
+        if self.passages:  # documents: each counted by its first passage
+            expr = all_of([expr, "ord == 0"])
         rows = self.client.query(
             self.milvus_name,
             filter="" if expr is True else str(expr),
@@ -139,20 +142,32 @@ class MilvusCollection:
         wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), 1000):
             keys = [pk(i) for i in wanted[start : start + 1000]]
+            expr = f"doc in {json.dumps(keys)} and ord == 0" if self.passages else f"id in {json.dumps(keys)}"
+            field = "doc" if self.passages else "id"
             rows = self.client.query(
-                self.milvus_name,
-                filter=f"id in {json.dumps(keys)}",
-                output_fields=["id"],
-                consistency_level=self.consistency,
+                self.milvus_name, filter=expr, output_fields=[field], consistency_level=self.consistency
             )
-            found.update(doc_id_of(r["id"]) for r in rows)
+            found.update(doc_id_of(r[field]) for r in rows)
         return found
 
     # -- writing -------------------------------------------------------------------------------------
-    def rows(self, docs: Sequence[Document], vectors: np.ndarray, cur: np.ndarray | None = None) -> list[dict]:
+    def rows(
+        self,
+        docs: Sequence[Document],
+        vectors: np.ndarray,
+        cur: np.ndarray | None = None,
+        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+    ) -> list[dict]:
         """Milvus rows for ``docs``; every size and value is checked first, so a refused batch writes nothing.
-        ``cur``: their columns of E (a bulk load from a build); without them they have none yet."""
+        ``cur``: their columns of E (a bulk load from a build); without them they have none yet. In a
+        collection of passages, ``spans`` are each document's passages (their vectors in order, flattened)."""
         vectors = np.asarray(vectors, dtype=np.float32)
+        if self.passages:
+            return self._passage_rows(docs, vectors, spans)
+        return self._plain_rows(docs, vectors, cur)
+
+    def _plain_rows(self, docs: Sequence[Document], vectors: np.ndarray, cur: np.ndarray | None = None) -> list[dict]:
+        """A row per document (its vector, text, filter columns and, with CUR arrays, its column of E)."""
         if len(docs) != len(vectors):
             raise ValueError(f"{len(docs)} documents and {len(vectors)} vectors")
         rows = []
@@ -198,17 +213,50 @@ class MilvusCollection:
             rows.append(row)
         return rows
 
+    def _passage_rows(
+        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None
+    ) -> list[dict]:
+        """A row per passage: the document's text, title and BM25 terms on its first passage only (so BM25
+        counts each document once), its metadata and filter columns on every passage (filters apply per
+        document, whichever passage a search meets)."""
+        spans = spans if spans is not None else [[(0, len(d.text))] for d in docs]
+        counts = [len(s) for s in spans]
+        if len(spans) != len(docs) or sum(counts) != len(vectors):
+            raise ValueError(f"{len(docs)} documents of {sum(counts)} passages and {len(vectors)} vectors")
+        firsts = np.cumsum([0, *counts[:-1]])
+        heads = self._plain_rows(docs, vectors[firsts])  # every check, once per document
+        rows = []
+        for head, doc, doc_spans, first in zip(heads, docs, spans, firsts, strict=True):
+            for ord_, (start, end) in enumerate(doc_spans):
+                row = dict(head) if ord_ == 0 else {**head, "title": "", "content": "", "lexical": ""}
+                vec = vectors[first + ord_]
+                if not np.isfinite(vec).all():
+                    raise ValueError(f"document {doc.id!r}: a passage's vector is not finite")
+                row.update(
+                    id=f"{head['id']}:{ord_}",
+                    doc=head["id"],
+                    ord=ord_,
+                    pstart=int(start),
+                    pend=int(end),
+                    vector=vec.tolist(),
+                )
+                rows.append(row)
+        return rows
+
     def upsert(
         self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None = None
     ) -> WriteResult:
-        """Insert or replace ``docs`` (one vector each) as one Milvus request: all or nothing to readers."""
+        """Insert or replace ``docs`` as one Milvus request (a collection of passages: the passages a document
+        no longer has are deleted first, so a reader sees its old version, cut short, or its new one)."""
         self._check_writable()
-        if spans is not None and any(len(s) != 1 for s in spans):
+        if not self.passages and spans is not None and any(len(s) != 1 for s in spans):
             raise ValueError("this Milvus collection holds one vector per document: it does not split passages")
-        rows = self.rows(docs, vectors)
+        rows = self.rows(docs, vectors, spans=spans)
         if not rows:
             return WriteResult(self.sequence)
         with self._lock:
+            if self.passages:
+                self._drop_passages_beyond(docs, spans)
             seen = self.present([d.id for d in docs])
             inserted: list[str] = []
             replaced: list[str] = []
@@ -218,6 +266,15 @@ class MilvusCollection:
             last = {row["id"]: row for row in rows}  # an id twice in one request: the last version only
             self.client.upsert(self.milvus_name, list(last.values()))
             return WriteResult(self._next_sequence(), inserted=inserted, replaced=replaced)
+
+    def _drop_passages_beyond(
+        self, docs: Sequence[Document], spans: Sequence[Sequence[tuple[int, int]]] | None
+    ) -> None:
+        counts = [len(s) for s in spans] if spans is not None else [1] * len(docs)
+        last = dict(zip((d.id for d in docs), counts, strict=True))  # an id twice: its last version
+        stale = any_of([f'(doc == "{pk(i)}" and ord >= {n})' for i, n in last.items()])
+        if stale is not False:
+            self.client.delete(self.milvus_name, filter=str(stale))
 
     def load(self, docs: Sequence[Document], vectors: np.ndarray, cur: np.ndarray | None = None) -> None:
         """Write a batch of a bulk load (a copy, an encoding job): an upsert, so a batch written twice by a
@@ -239,7 +296,8 @@ class MilvusCollection:
                 (deleted if doc_id in present else not_found).append(doc_id)
                 present.discard(doc_id)
             if deleted:
-                self.client.delete(self.milvus_name, filter=f"id in {json.dumps([pk(i) for i in deleted])}")
+                field = "doc" if self.passages else "id"  # every passage of the document
+                self.client.delete(self.milvus_name, filter=f"{field} in {json.dumps([pk(i) for i in deleted])}")
             return WriteResult(self._next_sequence(), deleted=deleted, not_found=not_found)
 
     def _next_sequence(self) -> int:

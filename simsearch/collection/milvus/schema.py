@@ -40,9 +40,16 @@ TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "whitespace"}
 IndexType = Literal["FLAT", "IVF_FLAT", "AUTOINDEX"]  # what milvus-lite builds (it refuses HNSW)
 
 
+def has_passages(info: MilvusInfo) -> bool:
+    """One row per passage (with the document's id in ``doc``), rather than one per document."""
+    return info.spec is not None and info.spec.passages != "none"
+
+
 def lexical_field(info: MilvusInfo) -> str:
-    """The field BM25 reads: ``content`` with the english analyser, else ``lexical`` (the prepared text)."""
-    return "content" if info.spec is None or info.spec.analyser == "english" else "lexical"
+    """The field BM25 reads: ``content`` with the english analyser and a row per document, else ``lexical``
+    (the analysed terms: on a document's first passage only, when it has passages)."""
+    plain = info.spec is None or (info.spec.analyser == "english" and not has_passages(info))
+    return "content" if plain else "lexical"
 
 
 class MilvusCollectionError(RuntimeError):
@@ -132,6 +139,11 @@ def create_collection(
         schema.add_field(
             analysed, DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=TERMS_ANALYZER
         )
+    if has_passages(info):  # a row per passage: its document, its place in it, its span of the text
+        schema.add_field("doc", DataType.VARCHAR, max_length=2 * ID_BYTES)
+        schema.add_field("ord", DataType.INT64)
+        schema.add_field("pstart", DataType.INT64)
+        schema.add_field("pend", DataType.INT64)
     schema.add_field("metadata", DataType.JSON)  # milvus-lite refuses nullable fields: {} for none
     schema.add_field("meta_values", DataType.JSON)
     schema.add_field("meta_kinds", DataType.JSON)

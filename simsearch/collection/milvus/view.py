@@ -18,6 +18,7 @@ from simsearch.data.corpus import Document
 from simsearch.search.fusion import DEFAULT_FUSION, Fusion
 from simsearch.search.types import ModeUnavailableError, PassageHit, Ranked
 from simsearch.search.view import whole_texts
+from simsearch.text.passages import passage_input
 
 if TYPE_CHECKING:
     from simsearch.collection.milvus.collection import MilvusCollection
@@ -34,6 +35,7 @@ class MilvusView:
         self._docs: dict[int, Document | None] = {}  # documents read with a search, as scored
         self._counts: dict[str, int] = {}
         self._anchor_keys: list[int] | None = None
+        self._best: dict[int, PassageHit] = {}  # each document's best passage, as a dense search found it
         self.keys = KeyTable()  # ids <-> the pipeline's keys, for this view only
         self.sequence = collection.sequence
 
@@ -56,7 +58,11 @@ class MilvusView:
         if expr is False or k < 1:
             return []
         limit = min(k, TOP_K_MAX)
-        fields = DOC_FIELDS if limit <= FETCH_INLINE else []
+        passages = self.c.passages
+        # a collection of passages: one hit per document (its best passage, grouped by Milvus), documents read
+        # from their first passage afterwards
+        fields = ["doc", "ord", "pstart", "pend"] if passages else (DOC_FIELDS if limit <= FETCH_INLINE else [])
+        extra: dict[str, Any] = {"group_by_field": "doc"} if passages and field != "sparse" else {}
         hits = self.c.client.search(
             self.c.milvus_name,
             data=[data],
@@ -66,12 +72,19 @@ class MilvusView:
             output_fields=fields,
             search_params=params,
             consistency_level=self.c.consistency,
+            **extra,
         )[0]
         out: Ranked = []
         for hit in hits:
-            key = self.keys.key(doc_id_of(hit["id"]))
-            if fields:
-                self._docs[key] = document_of(hit["id"], hit["entity"])
+            entity = hit["entity"]
+            if passages:
+                key = self.keys.key(doc_id_of(entity["doc"]))
+                if field == "vector":
+                    self._best[key] = PassageHit(int(entity["ord"]), int(entity["pstart"]), int(entity["pend"]))
+            else:
+                key = self.keys.key(doc_id_of(hit["id"]))
+                if fields:
+                    self._docs[key] = document_of(hit["id"], entity)
             out.append((key, float(hit["distance"])))
         return out
 
@@ -154,15 +167,19 @@ class MilvusView:
     # -- documents -----------------------------------------------------------------------------------
     def _fetch(self, doc_ids: Sequence[str]) -> dict[str, Document]:
         found: dict[str, Document] = {}
+        passages = self.c.passages
         for start in range(0, len(doc_ids), 1000):
             keys = [pk(i) for i in doc_ids[start : start + 1000]]
+            expr = f"doc in {json.dumps(keys)} and ord == 0" if passages else f"id in {json.dumps(keys)}"
             rows = self.c.client.query(
                 self.c.milvus_name,
-                filter=f"id in {json.dumps(keys)}",
-                output_fields=DOC_FIELDS,
+                filter=expr,
+                output_fields=[*DOC_FIELDS, *(["doc"] if passages else [])],
                 consistency_level=self.c.consistency,
             )
-            found.update({doc_id_of(r["id"]): document_of(r["id"], r) for r in rows})
+            for r in rows:
+                key = r["doc"] if passages else r["id"]
+                found[doc_id_of(key)] = document_of(key, r)
         return found
 
     def documents(self, keys: Sequence[int]) -> list[Document | None]:
@@ -177,13 +194,57 @@ class MilvusView:
                 self._docs[key] = fetched.get(str(doc_id))
         return [self._docs[k] for k in keys]
 
-    has_passages = False  # one row per document
+    @property
+    def has_passages(self) -> bool:
+        return self.c.passages
 
     def best_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[PassageHit]:
-        return whole_texts(self.documents(keys))
+        """Each document's best passage: as the dense search found it, else by the query vector over its
+        passages' vectors, else by the query's terms (the collection's analyser), else its first."""
+        docs = self.documents(keys)
+        if not self.c.passages:
+            return whole_texts(docs)
+        missing = [k for k in keys if k not in self._best]
+        if missing:
+            self._choose_passages(missing, vector, text)
+        return [self._best.get(k, PassageHit(0, 0, len(d.text) if d else 0)) for k, d in zip(keys, docs, strict=True)]
+
+    def _choose_passages(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> None:
+        ids = {self.keys.id(k): k for k in keys}
+        wanted = json.dumps([pk(i) for i in ids if i is not None])
+        rows = self.c.client.query(
+            self.c.milvus_name,
+            filter=f"doc in {wanted}",
+            output_fields=["doc", "ord", "pstart", "pend", *(["vector"] if vector is not None else [])],
+            consistency_level=self.c.consistency,
+        )
+        docs = dict(zip(keys, self.documents(keys), strict=True))
+        terms = set(lexical_text(text, self.c.analyser_name, query=True).split()) if vector is None else set()
+        by_key: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_key.setdefault(ids[doc_id_of(r["doc"])], []).append(r)
+        for key, own in by_key.items():
+            own.sort(key=lambda r: int(r["ord"]))
+            doc = docs[key]
+            if vector is not None:
+                best = max(own, key=lambda r: float(np.dot(r["vector"], vector)))
+            elif terms and doc is not None:
+                best = max(
+                    own,
+                    key=lambda r: len(
+                        terms & set(lexical_text(doc.text[r["pstart"] : r["pend"]], self.c.analyser_name).split())
+                    ),
+                )
+            else:
+                best = own[0]
+            self._best[key] = PassageHit(int(best["ord"]), int(best["pstart"]), int(best["pend"]))
 
     def candidate_texts(self, keys: Sequence[int], vector: np.ndarray | None, text: str) -> list[str]:
-        return self.texts(keys)
+        if not self.c.passages:
+            return self.texts(keys)
+        docs = self.documents(keys)
+        chosen = self.best_passages(keys, vector, text)
+        return [passage_input(d, p.start, p.end) if d else "" for d, p in zip(docs, chosen, strict=True)]
 
     def texts(self, keys: Sequence[int]) -> list[str]:
         return [d.content() if d is not None else "" for d in self.documents(keys)]
