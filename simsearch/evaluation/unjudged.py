@@ -52,8 +52,39 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
 
 
-def cloze_queries(docs: Sequence[Document], n: int, seed: int = 0) -> list[ClozeQuery]:
-    """Up to ``n`` queries, at most one per document, from documents of at least three sentences."""
+def without_terms(text: str, terms: set[str], analyse: Callable[[str], list[str]]) -> str:
+    """``text`` without its words whose analysed form is one of ``terms`` (every form the analyser folds
+    together: "cells" goes with "cell")."""
+    if not terms:
+        return text
+    return WORD.sub(lambda m: "" if terms & set(analyse(m.group())) else m.group(), text)
+
+
+WORD = re.compile(r"\w+")
+MISMATCH = 0.0
+
+
+def analyse_with(analyser_name: str) -> Callable[[str], list[str]]:
+    """The collection analyser's terms of a text (what BM25 matches on)."""
+    from simsearch.text.analysers import analyser
+
+    chosen = analyser(analyser_name)
+    pipeline = chosen.tantivy()
+    return lambda text: list(pipeline.analyze(chosen.prepare(text)))
+
+
+def cloze_queries(
+    docs: Sequence[Document],
+    n: int,
+    seed: int = 0,
+    *,
+    mismatch: float = 0.0,
+    analyse: Callable[[str], list[str]] | None = None,
+) -> list[ClozeQuery]:
+    """Up to ``n`` queries, at most one per document, from documents of at least three sentences. With
+    ``mismatch`` (and the collection's ``analyse``), that share of the query's terms is also taken out of its
+    answer: real queries say in their own words what a document says in its words, where a span drawn from
+    the document shares its words with the rest of it (measured: without it, the choice leans to lexical)."""
     rng = random.Random(seed)
     order = list(range(len(docs)))
     rng.shuffle(order)
@@ -80,6 +111,11 @@ def cloze_queries(docs: Sequence[Document], n: int, seed: int = 0) -> list[Cloze
         rest = " ".join(parts[:j] + parts[j + 1 :])
         if query in rest or not rest.strip():  # the span is said again elsewhere: no longer a cloze
             continue
+        if mismatch > 0 and analyse is not None:
+            terms = sorted(set(analyse(query)))
+            rest = without_terms(rest, {t for t in terms if rng.random() < mismatch}, analyse)
+            if not rest.strip():
+                continue
         out.append(ClozeQuery(query, Document(id=doc.id, text=rest, title=doc.title, metadata=doc.metadata)))
         if len(out) == n:
             break
@@ -131,12 +167,13 @@ def choose_fusion_unjudged(
     seed: int = 0,
     depth: int = 100,
     analyser_name: str = "english",
+    mismatch: float = MISMATCH,
 ) -> FusionInfo | None:
     """The best fusion on self-supervised queries from ``docs`` (the collection's documents, or a sample of
     at least ``pool`` of them); ``None`` when the documents are too short or too few to draw queries from.
     ``encode`` is the collection's bi-encoder (texts to unit vectors)."""
     rng = random.Random(seed)
-    made = cloze_queries(docs, queries, seed)
+    made = cloze_queries(docs, queries, seed, mismatch=mismatch, analyse=analyse_with(analyser_name))
     if len(made) < 20:
         log.warning("only %d self-supervised queries could be drawn (at least 20): fusion keeps its default", len(made))
         return None
@@ -169,7 +206,8 @@ def choose_fusion_unjudged(
         alpha=chosen.alpha if chosen.method == "convex" else None,
         rrf_k=chosen.rrf_k,
         chosen_on=f"self-supervised: {len(made)} inverse-cloze queries over a pool of {len(members)} documents "
-        f"(nDCG@10){'; lexical only' if method == 'lexical' else ''}",
+        f"(nDCG@10; {mismatch:.0%} of each query's terms taken out of its answer)"
+        f"{'; lexical only' if method == 'lexical' else ''}",
         validation=scores,
     )
 
