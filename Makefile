@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c .ci/constraints.txt -e '.[dev,milvus,ray]'
+	# the default model's ONNX exports (fp32 and int8) now, not on a first start or request
+	HF_HUB_OFFLINE=1 $(PY) -m training.export_onnx
 	touch $@
 
 serve: install

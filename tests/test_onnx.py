@@ -246,3 +246,27 @@ def test_an_index_built_on_one_backend_serves_on_another(models: tuple[str, str]
     assert hits[0].id == DOCS[0]["_id"] and hits[0].score > 0.98
     rt.close()
     assert path.exists()
+
+
+def test_the_install_step_exports_so_that_a_read_only_start_exports_nothing(
+    tiny_model: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """training.export_onnx (what `make install` and the image build run) writes both exports and the torch
+    check; a start on a read-only folder afterwards serves ONNX without exporting or checking again."""
+    from training import export_onnx
+
+    folder = tmp_path / "bi"
+    shutil.copytree(tiny_model, folder)
+    assert export_onnx.main(["--model", str(folder)]) == 0
+    record = json.loads((folder / "onnx" / "check.json").read_text())
+    assert record["ok"] and record["kind"] == "bi"
+    stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "onnx").iterdir()}
+    (folder / "onnx").chmod(0o555)
+    try:
+        with caplog.at_level("WARNING"):
+            for backend in ("onnx", "onnx-int8"):
+                assert BiEncoder.load(str(folder), backend=backend).onnx is not None  # type: ignore[arg-type]
+        assert not [r for r in caplog.records if "export" in r.getMessage() or "torch" in r.getMessage()]
+        assert {p.name: p.stat().st_mtime_ns for p in (folder / "onnx").iterdir()} == stamps
+    finally:
+        (folder / "onnx").chmod(0o755)

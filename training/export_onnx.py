@@ -2,8 +2,9 @@
 
     python -m training.export_onnx --model models/bench/stsb-en/cross-cosent --kind cross
 
-The service does this itself on first start with ``SIMSEARCH_BACKEND=onnx`` or ``onnx-int8`` when the
-model folder is writable; run this where it is not (a read-only volume in a container).
+The install step (``make install``, the image build) runs it for the default model. The service exports
+any other model itself when it first loads it (at start, or when a collection naming it is created) if the
+folder is writable; run this where it is not (a read-only volume in a container).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 from simsearch.cli import fail, settings_with
 from simsearch.models.cross_encoder import CrossScorer
-from simsearch.models.loading import ModelLoadError, load_sentence_transformer
+from simsearch.models.loading import ModelLoadError, check_export, load_sentence_transformer
 from simsearch.models.onnx import ExportError, export
 
 
@@ -33,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_sentence_transformer(path) if args.kind == "bi" else CrossScorer.load(path).model
         files = export(model, path, args.kind)
-    except (ModelLoadError, ExportError) as exc:
+        # the fp32 export checked against torch now and recorded beside it, so that no start has to
+        check = check_export(model, args.kind, files["onnx"], None)
+    except (ModelLoadError, ExportError, OSError) as exc:
         fail(str(exc))
     for backend, file in files.items():
         print(f"{backend}: {file} ({file.stat().st_size / 1e6:.1f} MB)")
+    verdict = "agrees with torch" if check["ok"] else "DIFFERS from torch: the service keeps this model on torch"
+    print(f"check: {verdict} (largest difference {check['max_difference']:.2g}, tolerance {check['tolerance']:g})")
     return 0
 
 

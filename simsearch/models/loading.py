@@ -105,13 +105,13 @@ def load_onnx(
         if file.is_file() and (backend != "onnx" or recorded is not None):  # exported and checked: read only
             check = recorded or {"ok": True}
         elif file.is_file() and not os.access(file.parent, os.W_OK):  # a read-only folder: check, record nothing
-            check = _checked(model, kind, file, threads, record=False)
+            check = check_export(model, kind, file, threads, record=False)
         else:
             with _export_lock(file.parent):
                 if not file.is_file():
                     log.warning("exporting %s to ONNX (%s) once; later starts reuse it", path, file.parent)
                     export(model, path, kind)
-                check = _checked(model, kind, file, threads) if backend == "onnx" else {"ok": True}
+                check = check_export(model, kind, file, threads) if backend == "onnx" else {"ok": True}
     except (ExportError, OSError) as exc:
         log.warning(
             "model %s stays on torch: its ONNX export cannot be written (%s); export it where the folder is "
@@ -154,7 +154,7 @@ def _recorded(file: Path, kind: str) -> dict[str, Any] | None:
     return None
 
 
-def _checked(model: Any, kind: str, file: Path, threads: int | None, record: bool = True) -> dict[str, Any]:
+def check_export(model: Any, kind: str, file: Path, threads: int | None, record: bool = True) -> dict[str, Any]:
     """Torch against the exported fp32 file on the probes, once per export (recorded beside it)."""
     found = _recorded(file, kind)
     if found is not None:
