@@ -138,7 +138,17 @@ def dense_rows(set_name: str, data: Path, models: dict[str, str], root: Path, se
         loaded = job_model(with_models, name)
         started = time.perf_counter()
         spec = CollectionSpec(model=name, analyser="chinese")
-        link = build_index(data, loaded.model, root, f"{set_name}-{name}", spec=spec, model_name=name, progress=False)
+        link = build_index(
+            data,
+            loaded.model,
+            root,
+            f"{set_name}-{name}",
+            spec=spec,
+            model_name=name,
+            progress=False,
+            document_prefix=loaded.entry.document_prefix,
+            query_prefix=loaded.entry.query_prefix,
+        )
         build_s = time.perf_counter() - started
         c = EmbeddedCollection.open(link, writable=False)
         view, direct = c.view(), DirectModels(loaded.model)

@@ -2,9 +2,11 @@
 (self-supervised inverse-cloze queries, simsearch.evaluation.unjudged) against dense alone, lexical alone,
 the old fixed default (convex α = 0.8) and the fusion chosen on judged queries where a benchmark has them.
 
-    python -m bench.fusion_unjudged [--sets scifact dl19 long]
+    python -m bench.fusion_unjudged [--sets scifact dl19 long long-passages lcqmc]
 
-Each benchmark is built by the service's build (one vector per document, the default model), the choices
+Each benchmark is built by the service's build (the default model; one vector per document, except
+`long-passages`: the long documents in 128-token passages, and `lcqmc`: LCQMC's test pairs as a
+duplicate-question retrieval set, with multilingual-e5-small from `make e5` and the chinese analyser), the choices
 are made as a collection makes them (the judged one on the train split, the unjudged one from documents
 only), and every row is the test split's nDCG@10 through the service's pipeline. Writes
 bench/results/fusion_unjudged.json (one row per benchmark: benchmark, dense, lexical, old_default,
@@ -25,18 +27,23 @@ import numpy as np
 
 from bench.common import RESULTS, write_result
 from bench.passages import make_long_set
+from simsearch.api.spec import CollectionSpec, PassageSpec
 from simsearch.cli import settings_with
 from simsearch.collection.embedded import EmbeddedCollection
+from simsearch.data.pairs_retrieval import pairs_to_beir
 from simsearch.evaluation.fusion_fit import fit_fusion
 from simsearch.evaluation.retrieval import evaluate_beir
 from simsearch.evaluation.unjudged import fit_unjudged
 from simsearch.index.build import build_index, splitter_for
 from simsearch.index.manifest import FusionInfo
+from simsearch.models.registry import ModelEntry
 from simsearch.search import DirectModels, Fusion, SearchParams, SearchPipeline
 from simsearch.search.fusion import DEFAULT_FUSION
 from simsearch.serving.runtime import job_model
 
-SETS = {"scifact": "scifact", "dl19": "msmarco-dl19", "long": "scifact"}
+SETS = {"scifact": "scifact", "dl19": "msmarco-dl19", "long": "scifact", "long-passages": "scifact", "lcqmc": "lcqmc"}
+E5 = "models/e5-small"
+E5_ENTRY = ModelEntry(path=E5, query_prefix="query: ", document_prefix="query: ", languages=["*"])
 
 
 def fusion_of(info: FusionInfo) -> Fusion:
@@ -49,9 +56,21 @@ def describe(info: FusionInfo) -> str:
     return "dense only" if info.method == "dense" else info.method
 
 
-def measure(name: str, data: Path, loaded: Any, root: Path, progress: bool) -> dict[str, Any]:
+def measure(
+    name: str, data: Path, loaded: Any, root: Path, progress: bool, spec: CollectionSpec | None = None
+) -> dict[str, Any]:
     encoder = loaded.model
-    link = build_index(data, encoder, root, name, progress=progress, model_name=loaded.name)
+    link = build_index(
+        data,
+        encoder,
+        root,
+        name,
+        progress=progress,
+        model_name=loaded.name,
+        spec=spec,
+        document_prefix=loaded.entry.document_prefix,
+        query_prefix=loaded.entry.query_prefix,
+    )
     c = EmbeddedCollection.open(link, writable=False)
     view, models = c.view(), DirectModels(encoder)
     pipeline = SearchPipeline(query_prefix=loaded.entry.query_prefix)
@@ -60,12 +79,18 @@ def measure(name: str, data: Path, loaded: Any, root: Path, progress: bool) -> d
         got = evaluate_beir(pipeline, view, models, data, split="test", params=params, progress=False)
         return round(100 * got["ndcg@10"], 2)
 
-    row: dict[str, Any] = {"benchmark": name, "documents": c.index.manifest.count}
+    row: dict[str, Any] = {"benchmark": name, "documents": c.index.manifest.count, "model": loaded.name}
     row["dense"] = ndcg(SearchParams(mode="dense"))
     row["lexical"] = ndcg(SearchParams(mode="lexical"))
     row["old_default"] = ndcg(SearchParams(mode="hybrid", fusion=DEFAULT_FUSION))
     started = time.perf_counter()
-    unjudged = fit_unjudged(view, encoder.encode, splitter_for(encoder, None), query_prefix=loaded.entry.query_prefix)
+    unjudged = fit_unjudged(
+        view,
+        encoder.encode,
+        splitter_for(encoder, spec),
+        query_prefix=loaded.entry.query_prefix,
+        document_prefix=loaded.entry.document_prefix,
+    )
     row["unjudged_seconds"] = round(time.perf_counter() - started, 1)
     row["unjudged"] = ndcg(SearchParams(mode="hybrid", fusion=fusion_of(unjudged))) if unjudged else row["old_default"]
     row["unjudged_choice"] = describe(unjudged) if unjudged else "default (too few documents)"
@@ -139,15 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            data = settings.data_dir / SETS[name]
-            if name == "long":
+            data, spec, model = settings.data_dir / SETS[name], None, loaded
+            if name.startswith("long"):
                 data = make_long_set(data, Path(tmp) / "long-data", loaded.model.model.tokenizer)
-            row = measure(name, data, loaded, Path(tmp) / "indexes", not args.no_progress)
+                spec = CollectionSpec(passages=PassageSpec(tokens=128, overlap=0)) if name == "long-passages" else None
+            elif name == "lcqmc":
+                if not Path(E5, "config.json").is_file():
+                    print(f"lcqmc skipped: {E5} is missing (make e5)", file=sys.stderr)
+                    continue
+                data = Path(tmp) / "lcqmc-data"
+                pairs_to_beir(settings.data_dir / SETS[name] / "test.tsv", data, max_documents=5000)
+                with_e5 = settings.model_copy(update={"models": {**settings.models, "e5-small": E5_ENTRY}})
+                model = job_model(with_e5, "e5-small")
+                spec = CollectionSpec(model="e5-small", analyser="chinese")
+            row = measure(name, data, model, Path(tmp) / "indexes", not args.no_progress, spec)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "unjudged_validation"}), flush=True)
     summary = summarise(rows)
     print(json.dumps(summary, indent=2))
-    out = write_result(args.result, {"rows": rows, "summary": summary, "parameters": {"model": loaded.name}})
+    out = write_result(args.result, {"rows": rows, "summary": summary, "parameters": {"sets": args.sets}})
     plot(rows, RESULTS / f"{args.result}.png")
     print(f"wrote {out}")
     return 0
