@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     p.add_argument("--result", default="fusion_unjudged")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the existing result's rows of the benchmarks not run now (each row records its own run)",
+    )
     args = p.parse_args(argv)
     settings = settings_with()
     loaded = job_model(settings)
@@ -180,9 +185,18 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(name, data, model, Path(tmp) / "indexes", not args.no_progress, spec)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "unjudged_validation"}), flush=True)
+    if args.add and (RESULTS / f"{args.result}.json").is_file():
+        earlier = json.loads((RESULTS / f"{args.result}.json").read_text())
+        kept = [r for r in earlier["rows"] if r["benchmark"] not in args.sets]
+        for r in kept:
+            r.setdefault("run", earlier.get("environment", {}).get("date"))
+        rows = [*kept, *rows]
+        rows.sort(key=lambda r: list(SETS).index(r["benchmark"]))
     summary = summarise(rows)
     print(json.dumps(summary, indent=2))
-    out = write_result(args.result, {"rows": rows, "summary": summary, "parameters": {"sets": args.sets}})
+    out = write_result(
+        args.result, {"rows": rows, "summary": summary, "parameters": {"sets": args.sets, "add": args.add}}
+    )
     plot(rows, RESULTS / f"{args.result}.png")
     print(f"wrote {out}")
     return 0
