@@ -304,3 +304,45 @@ def test_both_backends_return_the_same_hits_and_passages(tmp_path: Path, tokeniz
     for c in opened:
         assert c.view().count == 29 and c.view().get(docs[3].id) == short and c.view().get(docs[4].id) is None
     embedded.close()
+
+
+@pytest.mark.parametrize("index_type", ["FLAT", "IVF_FLAT"])
+def test_a_passage_collection_copies_to_milvus_with_its_passages(
+    tmp_path: Path, tokenizer: Any, milvus_client: Any, index_type: str
+) -> None:
+    """training.to_milvus copies a collection of passages as it is: the compacted build's passages and the
+    uncompacted writes' (a replaced document's new passages only), so the copy answers every query with the
+    same documents, scores and passages; IVF_FLAT is tuned on the passage rows."""
+    import uuid
+
+    from simsearch.collection.compact import compact
+    from simsearch.search import DirectModels, SearchParams, SearchPipeline, run_sync
+    from training.to_milvus import copy_to_milvus
+
+    rng = random.Random(9)
+    docs = [
+        Document(id=f"研究-{i}/" + "x" * (i % 3) * 40, title=f"R{i}", text=long_text(rng.randint(1, 12), seed=i))
+        for i in range(40)
+    ]
+    c, splitter = passage_collection(tmp_path, tokenizer, docs[:30])
+    assert compact(c) is not None  # the first 30 in the build
+    write(c, splitter, docs[30:])  # 10 in the log
+    write(c, splitter, [Document(id=docs[2].id, text=long_text(9, seed=99), title="R2 again")])
+    c.delete([docs[5].id, docs[33].id])
+    assert c.view().has_passages
+    copied = copy_to_milvus(c, milvus_client, f"cp{uuid.uuid4().hex[:6]}", index_type=index_type, progress=False)  # type: ignore[arg-type]
+    assert copied.view().count == c.view().count == 38
+    if index_type == "IVF_FLAT":
+        assert copied.info.index.recall_at_10 is not None and copied.info.index.recall_at_10 >= 0.95
+    pipeline, models = SearchPipeline(), DirectModels(ENC)
+    for query in ["volcanic ash airport", "frog river delta species", splitter.split([docs[31]]).inputs[-1]]:
+        a = run_sync(pipeline.search(c.view(), models, query, SearchParams(k=8)))
+        b = run_sync(pipeline.search(copied.view(), models, query, SearchParams(k=8)))
+        assert [h.id for h in a.hits] == [h.id for h in b.hits], query
+        assert [h.score for h in b.hits] == pytest.approx([h.score for h in a.hits], rel=1e-3, abs=1e-4)
+        # the best passage's text (two passages of the same sentences tie, and either is the right one)
+        assert [h.text[h.passage.start : h.passage.end] for h in a.hits] == [
+            h.text[h.passage.start : h.passage.end] for h in b.hits
+        ], query
+    assert copied.view().get(docs[2].id).title == "R2 again" and copied.view().get(docs[5].id) is None
+    c.close()

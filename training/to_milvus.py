@@ -43,7 +43,9 @@ from simsearch.data.corpus import Document
 from simsearch.index import IndexLoadError
 from simsearch.index.layout import TUNING_QUERIES_FILE
 
-Batch = tuple[list[Document], np.ndarray, np.ndarray | None]  # documents, vectors, their columns of E
+Spans = list[list[tuple[int, int]]]
+# documents, vectors (one per passage, in document order), their columns of E, each document's passage spans
+Batch = tuple[list[Document], np.ndarray, np.ndarray | None, Spans | None]
 
 
 def default_nlist(n: int) -> int:
@@ -53,24 +55,40 @@ def default_nlist(n: int) -> int:
 
 def live_batches(source: EmbeddedCollection, batch_size: int) -> tuple[int, Iterator[Batch]]:
     """How many documents the collection holds now, and they in batches: the build's survivors in position
-    order (with E's columns, when fitted), then the live writes in write order (without)."""
+    order (with E's columns, when fitted), then the live writes in write order (without). A collection of
+    passages gives each document's passage vectors and spans (``None`` for one vector per document)."""
     view = source.view()
     state, base = view.state, view.base
     survivors = np.setdiff1d(np.arange(base.count), state.dead_base)
     live = state.live_delta_keys
     cur = base.index.cur
+    passages = view.has_passages
     # E's columns exactly as the build searches them (a flat FAISS index over E's columns)
     columns = cur.ann.index.reconstruct_n(0, base.count) if cur is not None else None  # type: ignore[attr-defined]
 
-    def batches() -> Iterator[Batch]:
+    def base_batch(part: np.ndarray) -> Batch:
+        docs = base.index.store.get(part.tolist())
+        cols = np.asarray(columns[part], np.float32) if columns is not None else None
         stored = base.embeddings()
+        if not passages:
+            return docs, np.asarray(stored[part], np.float32), cols, None
+        runs = [base.rows_of(int(k)) for k in part]
+        vectors = np.concatenate([np.asarray(stored[a:b], np.float32) for a, b in runs])
+        spans = [[base.span(r, d.text) for r in range(a, b)] for (a, b), d in zip(runs, docs, strict=True)]
+        return docs, vectors, cols, spans
+
+    def live_batch(keys: np.ndarray) -> Batch:
+        docs = [state.doc(int(k)) for k in keys]
+        rows = [state.rows_of(int(k)) for k in keys]
+        vectors = np.concatenate([state.buffer[r] for r in rows]).astype(np.float32)
+        spans = [[(int(a), int(b)) for a, b in state.row_span[r]] for r in rows] if passages else None
+        return docs, vectors, None, spans
+
+    def batches() -> Iterator[Batch]:
         for start in range(0, len(survivors), batch_size):
-            part = survivors[start : start + batch_size]
-            cols = np.asarray(columns[part], np.float32) if columns is not None else None
-            yield base.index.store.get(part.tolist()), np.asarray(stored[part], np.float32), cols
+            yield base_batch(survivors[start : start + batch_size])
         for start in range(0, len(live), batch_size):
-            keys = live[start : start + batch_size]
-            yield [state.doc(int(k)) for k in keys], state.vectors[keys - base.count], None
+            yield live_batch(live[start : start + batch_size])
 
     return len(survivors) + len(live), batches()
 
@@ -101,11 +119,12 @@ def tune_nprobe(
     queries: int = 200,
     seed: int = 0,
     query_vectors: np.ndarray | None = None,
+    primary_keys: list[str] | None = None,
 ) -> MilvusIndexInfo:
     """Raise IVF_FLAT's ``nprobe`` until recall@10 against exact search reaches the target, on held-apart
     vectors (a seeded sample as queries, each one's own vector left out), as simsearch.ann.tuning does, or
     on ``query_vectors`` (queries like the served ones) when given. ``vectors`` are every document's, in
-    the order of ``ids``."""
+    the order of ``ids``; or every row's (a collection of passages), with their Milvus ``primary_keys``."""
     index = collection.info.index
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     given = query_vectors is not None and len(query_vectors) > 0
@@ -117,7 +136,7 @@ def tune_nprobe(
         sample = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
         probes = vectors[sample]
         truth = exact_neighbours(vectors, sample)
-    position = {pk(i): p for p, i in enumerate(ids)}
+    position = {key: p for p, key in enumerate(primary_keys if primary_keys is not None else [pk(i) for i in ids])}
     ladder: list[int | None] = [None]
     if index.nlist:
         ladder = [*(p for p in IVF_NPROBE if p < index.nlist), index.nlist]
@@ -164,9 +183,11 @@ def copy_to_milvus(
 ) -> MilvusCollection:
     """Copy ``source`` as it is now into the Milvus collection ``name`` (see the module docstring)."""
     m = source.index.manifest
-    if source.view().has_passages:
+    passages = source.view().has_passages
+    if passages and source.index.cur is not None:
         raise MilvusCollectionError(
-            f"index {m.name!r} splits documents into passages; the milvus store keeps one vector per document"
+            f"index {m.name!r} has CUR columns and passages; Milvus keeps CUR columns for a row per document only: "
+            "copy a build without CUR (training.build_index without training.fit_cur)"
         )
     count, batches = live_batches(source, batch_size)
     # 1. an empty collection for this model, index type and CUR arrays
@@ -186,15 +207,19 @@ def copy_to_milvus(
     target = create_collection(client, info, cur_data(source), uri=uri, replace=replace, sequence=source.sequence)
     # 2. the documents, in batches (each an upsert: a copy run again writes each document once)
     measure = index_type != "FLAT"  # exact search needs no measuring; the others are measured against it
-    vectors = np.empty((count, m.model.dimension), dtype=np.float32) if measure else None
+    parts: list[np.ndarray] = []
     ids: list[str] = []
+    keys: list[str] = []  # the Milvus row keys, in the order of the vectors kept for tuning
     with tqdm(total=count, unit="doc", desc=f"copying {m.name} to Milvus {name}", disable=not progress) as bar:
-        for docs, vecs, cols in batches:
-            target.load(docs, vecs, cols)
-            if vectors is not None:
-                vectors[len(ids) : len(ids) + len(docs)] = vecs
+        for docs, vecs, cols, spans in batches:
+            target.load(docs, vecs, cols, spans=spans)
+            if measure:
+                parts.append(vecs)
+                if spans is not None:
+                    keys += [f"{pk(d.id)}:{o}" for d, s in zip(docs, spans, strict=True) for o in range(len(s))]
             ids += [d.id for d in docs]
             bar.update(len(docs))
+    vectors = np.concatenate(parts) if parts else None
     # 3. seal the segments and wait for the index, then tune the search to the target recall on it
     indexed = target.flush()
     if vectors is not None:
@@ -205,6 +230,7 @@ def copy_to_milvus(
             ids,
             target_recall=target_recall,
             query_vectors=np.load(kept, allow_pickle=False) if kept.is_file() else None,
+            primary_keys=keys if passages else None,
         )
         target.set_index_info(tuned.model_copy(update={"indexed_rows": indexed}))
     else:

@@ -276,11 +276,19 @@ class MilvusCollection:
         if stale is not False:
             self.client.delete(self.milvus_name, filter=str(stale))
 
-    def load(self, docs: Sequence[Document], vectors: np.ndarray, cur: np.ndarray | None = None) -> None:
+    def load(
+        self,
+        docs: Sequence[Document],
+        vectors: np.ndarray,
+        cur: np.ndarray | None = None,
+        *,
+        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+    ) -> None:
         """Write a batch of a bulk load (a copy, an encoding job): an upsert, so a batch written twice by a
-        resumed job is written once; no existence check and no write sequence."""
+        resumed job is written once; no existence check and no write sequence. ``spans``: each document's
+        passages, in a collection of passages."""
         self._check_writable()
-        rows = self.rows(docs, vectors, cur)
+        rows = self.rows(docs, vectors, cur, spans=spans)
         if rows:
             self.client.upsert(self.milvus_name, rows)
 
