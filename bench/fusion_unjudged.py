@@ -87,7 +87,7 @@ def measure(
     unjudged = fit_unjudged(
         view,
         encoder.encode,
-        splitter_for(encoder, spec),
+        splitter_for(encoder, spec, loaded.entry.document_prefix),
         query_prefix=loaded.entry.query_prefix,
         document_prefix=loaded.entry.document_prefix,
     )

@@ -50,7 +50,7 @@ SEED = 0
 
 def spec_of(config: str) -> CollectionSpec:
     if config == "none":
-        return CollectionSpec()
+        return CollectionSpec(passages="none")
     tokens, _, overlap = config.partition("o")
     return CollectionSpec(passages=PassageSpec(tokens=int(tokens), overlap=int(overlap or 0)))
 
@@ -138,7 +138,7 @@ def measure(name: str, data: Path, config: str, loaded: Any, cross: Any, root: P
     m = c.index.manifest
     corpus, _ = resolve_corpus(data)
     docs = list(iter_documents(corpus, "beir"))
-    inputs = splitter_for(encoder, spec).split(docs, loaded.entry.document_prefix).inputs
+    inputs = splitter_for(encoder, spec, loaded.entry.document_prefix).split(docs, loaded.entry.document_prefix).inputs
     tokens = tokens_encoded(inputs, encoder.model.tokenizer, encoder.max_seq_length)
     encode_s = m.count / m.docs_per_s if m.docs_per_s else build_s
     row: dict[str, Any] = {

@@ -50,7 +50,7 @@ def build_demo(settings: Settings, corpus: Path) -> None:
             query_prefix=model.entry.query_prefix,
             unjudged=UnjudgedFit(
                 model.model.encode,
-                splitter_for(model.model, spec),
+                splitter_for(model.model, spec, model.entry.document_prefix),
                 model.entry.query_prefix,
                 model.entry.document_prefix,
             ),

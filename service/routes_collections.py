@@ -75,6 +75,7 @@ def describe(col: CollectionEngine) -> CollectionInfo:
         name=rt.name,
         backend=rt.collection.backend,
         spec=rt.spec,
+        passages=rt.splitter.spec,
         folder=folder,
         build_id=rt.build_id,
         manifest=manifest,

@@ -130,7 +130,7 @@ def test_dockerfile_structure() -> None:
     assert len(froms) == 2 and all(f.startswith("python:3.11-slim") for f in froms)  # multi-stage, slim 3.11
     runs = " ".join(rest for word, rest in steps if word == "RUN")
     assert "download.pytorch.org/whl/cpu torch==2.13.0" in runs  # CPU-only torch
-    assert "BiEncoder.load(default_bi_model())" in runs  # the packaged model is installed and loads offline
+    assert "HF_HUB_OFFLINE=1 python -m training.export_onnx" in runs  # the packaged model loads offline, exported
     user = [rest for word, rest in steps if word == "USER"][-1]
     assert user not in ("root", "0")
     health = next(rest for word, rest in steps if word == "HEALTHCHECK")

@@ -228,11 +228,20 @@ def test_the_api_splits_shows_the_passage_and_refuses_what_cannot_fit(
         with pytest.raises(SimsearchError) as huge:
             c.upsert("long", [{"id": "huge", "text": "word " * 200_000}])
         assert huge.value.status == 422 and "SIMSEARCH_MAX_TEXT_CHARS" in huge.value.message
-        c.create_collection("cut")  # no passages: long texts are cut at the window, and it says so
+        c.create_collection("cut", passages="none")  # long texts are cut at the window, and it says so
         c.upsert("cut", docs)
-        warnings = c.get_collection("cut").warnings
-        assert warnings and "5 of 5 documents (100.0 %) are longer than model 'default'" in warnings[0]
+        cut = c.get_collection("cut")
+        assert cut.passages is None and cut.warnings
+        assert "5 of 5 documents (100.0 %) are longer than model 'default'" in cut.warnings[0]
         assert not c.get_collection("long").warnings
+        # by default (auto): the measured size fitted to the model's window (32 tokens less 2 special ones)
+        c.create_collection("auto")
+        c.upsert("auto", docs)
+        auto = c.get_collection("auto")
+        assert auto.spec.passages == "auto" and auto.passages is not None
+        assert (auto.passages.tokens, auto.passages.overlap) == (30, 7) and not auto.warnings
+        hits = c.search("auto", "new species of frog near the river delta", k=5, mode="lexical").hits
+        assert hits[0].id == "frog" and hits[0].passage is not None and hits[0].passage.index > 0
 
 
 @pytest.fixture(scope="module")
@@ -346,3 +355,22 @@ def test_a_passage_collection_copies_to_milvus_with_its_passages(
         ], query
     assert copied.view().get(docs[2].id).title == "R2 again" and copied.view().get(docs[5].id) is None
     c.close()
+
+
+def test_a_specification_recorded_before_passages_keeps_one_vector_per_document() -> None:
+    """`auto` is the default of a new specification; one recorded without the field (before it existed)
+    reads as `none`, as it was built; `auto` fits the measured size to a smaller window."""
+    from pydantic import TypeAdapter
+
+    from simsearch.api.spec import AUTO_OVERLAP_TOKENS, AUTO_PASSAGE_TOKENS, StoredSpec, resolve_passages
+
+    assert CollectionSpec().passages == "auto"
+    recorded = {"model": "default", "cross": None, "index": "auto", "fusion": "auto", "analyser": "english"}
+    adapter: TypeAdapter[CollectionSpec | None] = TypeAdapter(StoredSpec)
+    assert adapter.validate_python(recorded).passages == "none"
+    assert adapter.validate_python({**recorded, "passages": "auto"}).passages == "auto"
+    wide = resolve_passages("auto", 254)
+    assert wide is not None and (wide.tokens, wide.overlap) == (AUTO_PASSAGE_TOKENS, AUTO_OVERLAP_TOKENS)
+    narrow = resolve_passages("auto", 30)
+    assert narrow is not None and (narrow.tokens, narrow.overlap) == (30, 7)
+    assert resolve_passages("none", 254) is None

@@ -68,7 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["english", "chinese", "standard"],
         help="a new collection's lexical analyser (default: english; an existing collection keeps its own)",
     )
-    p.add_argument("--passage-tokens", type=int, help="a new collection's passages: split documents longer than this")
+    p.add_argument(
+        "--passage-tokens",
+        type=int,
+        help="a new collection's passages: split documents longer than this many tokens (default: auto, the "
+        "measured default fitted to the model's window; 0: one vector per document, longer texts cut)",
+    )
     p.add_argument("--overlap-tokens", type=int, default=0, help="with --passage-tokens: tokens of overlap")
     p.add_argument("--keep-builds", type=int, default=2, help="builds of this name kept on disk")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the index already exists")
@@ -125,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     asked: dict[str, Any] = {}
     if args.analyser:
         asked["analyser"] = args.analyser
-    if args.passage_tokens:
+    if args.passage_tokens == 0:
+        asked["passages"] = "none"
+    elif args.passage_tokens:
         asked["passages"] = PassageSpec(tokens=args.passage_tokens, overlap=args.overlap_tokens)
     if spec is not None and any(getattr(spec, k) != v for k, v in asked.items()):
         fail(f"collection {name!r} exists with {spec.model_dump(mode='json')}: its specification is fixed")
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
             unjudged=UnjudgedFit(
                 loaded.model.encode,
-                splitter_for(loaded.model, spec),
+                splitter_for(loaded.model, spec, loaded.entry.document_prefix),
                 loaded.entry.query_prefix,
                 loaded.entry.document_prefix,
             ),

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from simsearch.api.spec import CollectionSpec
+from simsearch.api.spec import CollectionSpec, PassageSpec
 
 
 def _not_blank(value: str) -> str:
@@ -254,6 +254,10 @@ class CollectionInfo(BaseModel):
     name: str
     backend: str
     spec: CollectionSpec
+    passages: PassageSpec | None = Field(
+        description="The passages documents are split into as this collection's model reads them (`auto` "
+        "resolved); null: one vector per document."
+    )
     folder: str
     build_id: str
     manifest: dict[str, Any] = Field(description="What the build (or the Milvus companion) recorded.")

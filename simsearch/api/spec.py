@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # ASCII letters, digits, '-' and '_', 1-64 characters: safe as a folder name, a URL segment and (escaped) a
 # Milvus name; '.', '/', '%', ':' and '\' cannot appear, so no name escapes the index folder
@@ -54,6 +54,30 @@ class PassageSpec(BaseModel):
     overlap: int = Field(0, ge=0, description="Tokens a passage shares with the one before (less than `tokens`).")
 
 
+# `auto` passages: the configuration bench.passages measured best for the default model on SciFact and on
+# long documents, and level on short ones (bench/results/passages.json, docs/results/passages.md)
+AUTO_PASSAGE_TOKENS = 64
+AUTO_OVERLAP_TOKENS = 16
+
+
+def resolve_passages(passages: PassageSpec | str, room: int) -> PassageSpec | None:
+    """The passages a specification's ``passages`` means for a model with ``room`` tokens for a passage's
+    text (its window less its special tokens and document prefix): ``None`` for one vector per document."""
+    if passages == "none":
+        return None
+    if isinstance(passages, PassageSpec):
+        return passages
+    tokens = max(1, min(AUTO_PASSAGE_TOKENS, room))
+    return PassageSpec.model_construct(tokens=tokens, overlap=min(AUTO_OVERLAP_TOKENS, tokens // 4))
+
+
+def _stored(value: object) -> object:
+    """A specification recorded before ``passages`` existed held one vector per document: it keeps that."""
+    if isinstance(value, dict) and "passages" not in value:
+        return {**value, "passages": "none"}
+    return value
+
+
 class CollectionSpec(BaseModel):
     """What a collection is made of. Every field has a default; a collection keeps the values it was
     created with (a ``PUT`` with other values is a 409 naming the field)."""
@@ -76,13 +100,20 @@ class CollectionSpec(BaseModel):
         description="What BM25 makes of the text (documents and queries alike): english (stop words, stemming), "
         "chinese (jieba words and single characters; English words as english), standard (language-neutral).",
     )
-    passages: PassageSpec | Literal["none"] = Field(
-        "none",
-        description="none: one vector per document (a text longer than the model's window is cut, and the "
-        "collection says how many are); or split long documents into passages scored by their best one.",
+    passages: PassageSpec | Literal["auto", "none"] = Field(
+        "auto",
+        description="How long documents are searched. auto: split into passages of "
+        f"{AUTO_PASSAGE_TOKENS} tokens with {AUTO_OVERLAP_TOKENS} of overlap (what the default model measured "
+        "best), or the model's window when that is smaller, each document scored by its best passage; "
+        "{tokens, overlap}: passages of that size; none: one vector per document (a text longer than the "
+        "model's window is cut, and the collection says how many are).",
     )
 
     def differences(self, other: CollectionSpec) -> list[str]:
         """The fields whose values differ from ``other``'s, in field order."""
         mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
         return [name for name in type(self).model_fields if mine.get(name) != theirs.get(name)]
+
+
+# the type of a recorded specification (a manifest's, a Milvus collection's): see _stored
+StoredSpec = Annotated[CollectionSpec | None, BeforeValidator(_stored)]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from simsearch.collection.base import CompactionError, Score
 from simsearch.collection.embedded import EmbeddedCollection, ReadOnlyError
 from simsearch.index import layout
-from simsearch.index.build import finish_build, passage_info_of
+from simsearch.index.build import finish_build, passage_info_of, recorded_passages
 from simsearch.index.cur_arrays import FILES as CUR_FILES
 from simsearch.index.cur_arrays import save_cur_arrays
 from simsearch.index.docstore import DocStoreWriter
@@ -132,7 +132,7 @@ def compact(
                     "build_seconds": round(time.perf_counter() - started, 3),
                     "count": count,
                     "passages": passage_info_of(
-                        m.spec,
+                        recorded_passages(m),
                         rows,
                         int((np.bincount(spans[:, 0], minlength=count) > 1).sum()) if split else 0,
                         (m.passages.over_window if m.passages else 0),

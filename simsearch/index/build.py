@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from simsearch.ann import AnnIndex, backend, create_index
 from simsearch.ann.tuning import build_tuned
-from simsearch.api.spec import CollectionSpec
+from simsearch.api.spec import CollectionSpec, PassageSpec, resolve_passages
 from simsearch.data.corpus import CorpusFormat, Document, iter_documents, resolve_corpus, scan_corpus
 from simsearch.index import layout
 from simsearch.index.docstore import DocStore, DocStoreWriter
@@ -35,6 +35,7 @@ from simsearch.index.publish import build_lock, prune_builds, publish, staged
 from simsearch.lexical import build_lexical
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.models.files import file_sha256
+from simsearch.models.loading import SPECIAL_TOKENS_MARGIN
 from simsearch.text.analysers import mostly_cjk
 from simsearch.text.passages import PassageSplitter, Span, spans_array
 
@@ -79,7 +80,7 @@ def build_index(
     backend(kind)  # an unknown index type fails now, not after the encoding
     model = model_info(encoder, document_prefix, model_name)
     encoding = [0.0]  # seconds spent in the encoder
-    splitter = splitter_for(encoder, spec)
+    splitter = splitter_for(encoder, spec, document_prefix)
 
     def encode(_start: int, chunk: list[Document]) -> Encoded:
         t0 = time.perf_counter()
@@ -115,6 +116,7 @@ def build_index(
         desc=f"encoding {name}",
         spec=spec,
         finish=finish,
+        split_into=splitter.spec,
     )
 
 
@@ -129,12 +131,34 @@ class Encoded:
     tokens: int = 0  # tokens the model read
 
 
-def splitter_for(encoder: BiEncoder, spec: CollectionSpec | None) -> PassageSplitter:
+def passage_room(encoder: BiEncoder, document_prefix: str = "") -> int | None:
+    """Tokens a passage's text may have in ``encoder``'s window: less its special tokens and the prefix
+    (``None`` for an encoder without a tokenizer: a stand-in in tests, which cannot split)."""
+    tokenizer = getattr(getattr(encoder, "model", None), "tokenizer", None)
+    if tokenizer is None:
+        return None
+    prefix = len(tokenizer.tokenize(document_prefix)) if document_prefix else 0
+    return int(encoder.max_seq_length) - SPECIAL_TOKENS_MARGIN // 2 - prefix
+
+
+def passages_of(encoder: BiEncoder, spec: CollectionSpec | None, document_prefix: str = "") -> PassageSpec | None:
+    """The passages ``spec`` means with ``encoder`` (``auto`` fitted to its window); ``None``: one vector per
+    document (also without a specification: a build made before specifications)."""
+    if spec is None or spec.passages == "none":
+        return None
+    room = passage_room(encoder, document_prefix)
+    if room is None:
+        if spec.passages == "auto":
+            return None
+        raise ValueError("passages need the model's tokenizer")
+    return resolve_passages(spec.passages, room)
+
+
+def splitter_for(encoder: BiEncoder, spec: CollectionSpec | None, document_prefix: str = "") -> PassageSplitter:
     """The collection's passage splitter (no splitting without a specification, or with ``none``)."""
-    passages = spec.passages if spec is not None else "none"
-    if passages == "none":
+    passages = passages_of(encoder, spec, document_prefix)
+    if passages is None:
         return PassageSplitter(None, None)
-    assert not isinstance(passages, str)
     return PassageSplitter(encoder.model.tokenizer, passages.tokens, passages.overlap)
 
 
@@ -166,13 +190,20 @@ class EmbeddingsWriter:
         return out
 
 
-def passage_info_of(spec: CollectionSpec | None, passages: int, split: int, over_window: int) -> PassageInfo:
-    chosen = spec.passages if spec is not None else "none"
-    if isinstance(chosen, str):
+def passage_info_of(chosen: PassageSpec | None, passages: int, split: int, over_window: int) -> PassageInfo:
+    """What a build records of its passages: ``chosen`` is the resolved setting (``None``: not split)."""
+    if chosen is None:
         return PassageInfo(tokens=None, passages=passages, split=split, over_window=over_window)
     return PassageInfo(
         tokens=chosen.tokens, overlap=chosen.overlap, passages=passages, split=split, over_window=over_window
     )
+
+
+def recorded_passages(m: Manifest) -> PassageSpec | None:
+    """The passages a build was split into, as it recorded them (compaction keeps them)."""
+    if m.passages is None or m.passages.tokens is None:
+        return None
+    return PassageSpec.model_construct(tokens=m.passages.tokens, overlap=m.passages.overlap)
 
 
 def model_info(encoder: BiEncoder, document_prefix: str, name: str | None = None) -> ModelInfo:
@@ -220,7 +251,9 @@ def create_empty(root: Path, name: str, model: ModelInfo, spec: CollectionSpec, 
                 files=files,
                 lexical=lexical_info,
                 spec=spec,
-                passages=passage_info_of(spec, 0, 0, 0),
+                # `auto` is resolved with the model's tokenizer when documents are written (the service's
+                # splitter); GET /collections/{name} shows what it resolved to
+                passages=passage_info_of(spec.passages if isinstance(spec.passages, PassageSpec) else None, 0, 0, 0),
                 sequence=log_sequence(root, name),
             ).write(tmp)
         return publish(root, name, final)
@@ -248,6 +281,7 @@ def write_build(
     desc: str,
     spec: CollectionSpec | None = None,
     finish: Callable[[Path, Manifest], Manifest] | None = None,
+    split_into: PassageSpec | None = None,
 ) -> Path:
     """What every build from a corpus does, wherever its vectors come from: under the build lock, in a
     staging folder, the documents (checked with ``scan_corpus`` beforehand: ``count`` of them) and their
@@ -286,7 +320,7 @@ def write_build(
                 if len(passages) != len(embeddings):
                     raise RuntimeError(f"{len(embeddings)} vectors for {len(passages)} passages")
                 np.save(tmp / layout.PASSAGES_FILE, passages, allow_pickle=False)
-            passage_info = passage_info_of(spec, len(embeddings), split, over_window)
+            passage_info = passage_info_of(split_into, len(embeddings), split, over_window)
             info, lexical_info, files = finish_build(
                 tmp,
                 embeddings,

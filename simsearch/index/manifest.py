@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from simsearch.api.spec import CollectionSpec
+from simsearch.api.spec import StoredSpec
 from simsearch.atomic import atomic_write_json
 from simsearch.index.layout import MANIFEST_FILE
 from simsearch.models.backend_check import BackendCheck
@@ -151,7 +151,7 @@ class Manifest(BaseModel):
     lexical: LexicalInfo | None = None
     fusion: FusionInfo | None = None
     rerank: RerankInfo | None = None
-    spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
+    spec: StoredSpec = Field(None, description="The collection's specification, fixed at creation.")
     passages: PassageInfo | None = Field(None, description="One vector per document, or per passage.")
     scripts: ScriptInfo | None = Field(None, description="The scripts the documents are written in.")
     backend_checks: dict[str, BackendCheck] = Field(

@@ -105,7 +105,7 @@ class Runtime:
         """How this collection turns documents into passages (one each when its specification says none)."""
         found = self._splitter
         if found is None:
-            found = self._splitter = splitter_for(self.encoder, self.spec)
+            found = self._splitter = splitter_for(self.encoder, self.spec, self.bi.entry.document_prefix)
         return found
 
     @property
@@ -316,7 +316,8 @@ def resolve_spec(collection: Collection, registry: ModelRegistry, *, default_col
         )
     requested = getattr(getattr(collection, "index", None), "manifest", None)
     policy = policy_of(requested.index.requested if requested is not None else None)
-    return CollectionSpec(model=name, cross=cross_default, index=policy)  # type: ignore[arg-type]
+    # made before specifications: one vector per document, as it was built
+    return CollectionSpec(model=name, cross=cross_default, index=policy, passages="none")  # type: ignore[arg-type]
 
 
 def require_folder(registry: ModelRegistry, name: str) -> None:

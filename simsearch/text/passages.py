@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from simsearch.api.spec import PassageSpec
 from simsearch.data.corpus import Document
 
 Span = tuple[int, int]  # character offsets [start, end) in a document's text
@@ -53,6 +54,13 @@ class PassageSplitter:
         self._tokenizer = _plain(tokenizer) if passage_tokens is not None else None
         self._splitters: dict[int, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> PassageSpec | None:
+        """The passages this splitter makes (``None``: none, one per document)."""
+        if self.passage_tokens is None:
+            return None
+        return PassageSpec.model_construct(tokens=self.passage_tokens, overlap=self.overlap_tokens)
 
     def _splitter(self, capacity: int) -> Any:
         from semantic_text_splitter import TextSplitter

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from simsearch.api.spec import CollectionSpec
+from simsearch.api.spec import StoredSpec
 from simsearch.collection.milvus.companion import MetaStore, _npy
 from simsearch.index.manifest import CurInfo, FusionInfo, ModelInfo, RerankInfo
 
@@ -87,7 +87,7 @@ class MilvusInfo(BaseModel):
     fusion: FusionInfo | None = None
     rerank: RerankInfo | None = None
     cur: CurInfo | None = None
-    spec: CollectionSpec | None = Field(None, description="The collection's specification, fixed at creation.")
+    spec: StoredSpec = Field(None, description="The collection's specification, fixed at creation.")
     collection: str | None = Field(None, description="The collection's name in the API, when it differs.")
     source: dict[str, Any] = Field(default_factory=dict, description="Where the documents came from.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
