@@ -20,6 +20,7 @@ from simsearch.api.schemas import (
     LiveCounts,
     ModelDescription,
     ModelList,
+    PassagesInUse,
 )
 from simsearch.api.spec import CollectionSpec
 from simsearch.collection.base import CompactionError
@@ -75,7 +76,9 @@ def describe(col: CollectionEngine) -> CollectionInfo:
         name=rt.name,
         backend=rt.collection.backend,
         spec=rt.spec,
-        passages=rt.splitter.spec,
+        passages=None
+        if (used := rt.splitter.spec) is None
+        else PassagesInUse(tokens=used.tokens, overlap=used.overlap),
         folder=folder,
         build_id=rt.build_id,
         manifest=manifest,

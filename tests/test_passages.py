@@ -239,7 +239,7 @@ def test_the_api_splits_shows_the_passage_and_refuses_what_cannot_fit(
         c.upsert("auto", docs)
         auto = c.get_collection("auto")
         assert auto.spec.passages == "auto" and auto.passages is not None
-        assert (auto.passages.tokens, auto.passages.overlap) == (30, 7) and not auto.warnings
+        assert (auto.passages.tokens, auto.passages.overlap) == (30, 0) and not auto.warnings
         hits = c.search("auto", "new species of frog near the river delta", k=5, mode="lexical").hits
         assert hits[0].id == "frog" and hits[0].passage is not None and hits[0].passage.index > 0
 
@@ -372,5 +372,5 @@ def test_a_specification_recorded_before_passages_keeps_one_vector_per_document(
     wide = resolve_passages("auto", 254)
     assert wide is not None and (wide.tokens, wide.overlap) == (AUTO_PASSAGE_TOKENS, AUTO_OVERLAP_TOKENS)
     narrow = resolve_passages("auto", 30)
-    assert narrow is not None and (narrow.tokens, narrow.overlap) == (30, 7)
+    assert narrow is not None and (narrow.tokens, narrow.overlap) == (30, min(AUTO_OVERLAP_TOKENS, 7))
     assert resolve_passages("none", 254) is None

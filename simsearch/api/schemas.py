@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from simsearch.api.spec import CollectionSpec, PassageSpec
+from simsearch.api.spec import CollectionSpec
 
 
 def _not_blank(value: str) -> str:
@@ -248,13 +248,20 @@ class CompactResponse(BaseModel):
 # ---- collections ------------------------------------------------------------------------------------------
 
 
+class PassagesInUse(BaseModel):
+    """What a collection's ``passages`` resolved to for its model (``auto`` fits the model's window)."""
+
+    tokens: int
+    overlap: int
+
+
 class CollectionInfo(BaseModel):
     """``GET /collections/{name}``: the specification, the recorded manifest, live counts and warnings."""
 
     name: str
     backend: str
     spec: CollectionSpec
-    passages: PassageSpec | None = Field(
+    passages: PassagesInUse | None = Field(
         description="The passages documents are split into as this collection's model reads them (`auto` "
         "resolved); null: one vector per document."
     )

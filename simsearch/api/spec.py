@@ -55,9 +55,10 @@ class PassageSpec(BaseModel):
 
 
 # `auto` passages: the configuration bench.passages measured best for the default model on SciFact and on
-# long documents, and level on short ones (bench/results/passages.json, docs/results/passages.md)
+# long documents among those within 0.3 nDCG@10 of unsplit on short ones (DL19; 64 tokens with 16 of overlap
+# was 0.4 better on the long sets and 0.6 worse on DL19: bench/results/passages.json, docs/results/passages.md)
 AUTO_PASSAGE_TOKENS = 64
-AUTO_OVERLAP_TOKENS = 16
+AUTO_OVERLAP_TOKENS = 0
 
 
 def resolve_passages(passages: PassageSpec | str, room: int) -> PassageSpec | None:
@@ -103,8 +104,8 @@ class CollectionSpec(BaseModel):
     passages: PassageSpec | Literal["auto", "none"] = Field(
         "auto",
         description="How long documents are searched. auto: split into passages of "
-        f"{AUTO_PASSAGE_TOKENS} tokens with {AUTO_OVERLAP_TOKENS} of overlap (what the default model measured "
-        "best), or the model's window when that is smaller, each document scored by its best passage; "
+        f"{AUTO_PASSAGE_TOKENS} tokens without overlap (what the default model measured best), or the model's "
+        "window when that is smaller, each document scored by its best passage; "
         "{tokens, overlap}: passages of that size; none: one vector per document (a text longer than the "
         "model's window is cut, and the collection says how many are).",
     )
