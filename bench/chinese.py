@@ -52,6 +52,7 @@ SETS = ["lcqmc", "atec", "pawsx"]
 LEXICAL = ["english", "standard", *(f"chinese:{s}" for s in analysers.SEGMENTERS)]
 E5 = "models/e5-small"
 E5_PREFIX = "query: "  # symmetric: a question against questions
+LR = 5e-5
 
 
 def score(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -106,10 +107,10 @@ def train(set_name: str, loss: str, args: argparse.Namespace, data_dir: Path) ->
         base_model=E5,
         data=data_dir / set_name,
         output=Path("models/bench/chinese"),
-        name=f"e5-{loss}-{set_name}",
+        name=f"e5-{loss}-{set_name}" + ("" if args.lr == LR else f"-lr{args.lr:g}"),
         epochs=1.0,
         batch_size=32,
-        lr=5e-5,
+        lr=args.lr,
         max_length=64,
         train_limit=args.train_limit,
         dev_limit=500,
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-queries", type=int, default=500)
     p.add_argument("--max-documents", type=int, default=5000, help="corpus size (answers plus distractors)")
     p.add_argument("--no-training", action="store_true", help="the untuned models only")
+    p.add_argument("--losses", nargs="+", choices=["cosent", "softmax"], default=["cosent", "softmax"])
+    p.add_argument("--lr", type=float, default=LR, help="fine-tuning learning rate")
     p.add_argument("--result", default="chinese")
     args = p.parse_args(argv)
     settings = settings_with()
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             models = {"minilm": str(job_model(settings).entry.path), "e5": E5}
             if not args.no_training:
-                for loss in ("cosent", "softmax"):
+                for loss in args.losses:
                     models[f"e5-{loss}"] = train(set_name, loss, args, settings.data_dir)
             rows[set_name] = {
                 "sizes": counts,
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
             "parameters": {
                 "train_limit": args.train_limit,
+                "lr": args.lr,
+                "losses": args.losses,
                 "max_queries": args.max_queries,
                 "chosen": analysers.CHINESE,
             },
