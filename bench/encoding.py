@@ -32,7 +32,7 @@ from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.data.corpus import iter_documents, resolve_corpus
 from simsearch.data.pairs_retrieval import pairs_to_beir
 from simsearch.evaluation.retrieval import evaluate_beir
-from simsearch.index.build import build_index
+from simsearch.index.build import BUILD_BATCH_TOKENS, build_index
 from simsearch.models.bi_encoder import BiEncoder
 from simsearch.search import DirectModels, SearchPipeline
 from simsearch.serving.runtime import job_entry
@@ -41,7 +41,6 @@ from simsearch.serving.runtime import job_entry
 # to about 2,000 tokens, in 128-token passages: bench.passages) and a Chinese duplicate-question set (LCQMC's
 # test pairs: bench.chinese; the default model is English-only, so this measures int8's fidelity there)
 BENCHMARKS = {"scifact": "scifact", "dl19": "msmarco-dl19", "long": "scifact", "lcqmc": "lcqmc"}
-TOKEN_BUDGET = 8192
 
 
 def short_texts(data: Path, n: int) -> list[str]:
@@ -67,7 +66,7 @@ def throughput(model: BiEncoder, texts: list[str], mode: str, repeats: int = 1) 
         elif mode == "batch-32":
             model.encode(texts, batch_size=32)
         else:
-            model.encode(texts, max_tokens=TOKEN_BUDGET, lengths=lengths)
+            model.encode(texts, max_tokens=BUILD_BATCH_TOKENS, lengths=lengths)
     seconds = (time.perf_counter() - started) / repeats
     done = max(1, len(texts) // 8) if mode == "batch-1" else len(texts)
     tokens = sum(lengths[:done])

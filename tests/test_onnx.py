@@ -270,3 +270,23 @@ def test_the_install_step_exports_so_that_a_read_only_start_exports_nothing(
         assert {p.name: p.stat().st_mtime_ns for p in (folder / "onnx").iterdir()} == stamps
     finally:
         (folder / "onnx").chmod(0o755)
+
+
+def test_batches_by_tokens_hold_the_budget_and_the_batch_size_and_keep_the_input_order() -> None:
+    from simsearch.models.onnx import run_batched
+
+    lengths = [300, 5, 64, 64, 7, 256, 9, 120, *([6] * 70)]
+    seen: list[list[int]] = []
+
+    def runner(batch: list[int], threads: int | None) -> np.ndarray:
+        seen.append(batch)
+        return np.array([[float(i)] for i in batch])
+
+    out = run_batched(runner, lambda items: items, list(range(len(lengths))), 32, None, lengths, 512)
+    assert out[:, 0].tolist() == list(range(len(lengths)))  # every item back in its own row
+    assert sorted(i for b in seen for i in b) == list(range(len(lengths)))
+    for batch in seen:
+        assert len(batch) <= 32  # the batch size caps short texts (800 of them in one batch was 2x slower)
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 512  # padded tokens
+    assert [0] in seen  # a text over half the budget goes alone
+    assert max(len(b) for b in seen) == 32

@@ -161,7 +161,8 @@ def run_batched(
 ) -> np.ndarray:
     """Run ``items`` through ``runner`` in batches of similar length (less padding), in input order. With
     ``lengths`` (each item's tokens) and ``max_tokens``, a batch holds as many items as fit the token budget
-    (padded to its longest): many short texts at once, few long ones; else ``batch_size`` items."""
+    (padded to its longest), and at most ``batch_size`` of them: few long texts at once, up to ``batch_size``
+    short ones; else ``batch_size`` items."""
     sizes = lengths if lengths is not None else [len(str(x)) for x in items]
     order = np.argsort([-s for s in sizes], kind="stable")
     outputs: list[np.ndarray] = [np.empty(0)] * len(items)
@@ -178,7 +179,7 @@ def _batches(order: np.ndarray, sizes: Sequence[int], batch_size: int, max_token
     out, start = [], 0
     while start < len(order):
         longest = max(1, int(sizes[order[start]]))  # sorted longest first: the batch's padded length
-        count = max(1, min(len(order) - start, max_tokens // longest))
+        count = max(1, min(len(order) - start, max_tokens // longest, batch_size))
         out.append(order[start : start + count])
         start += count
     return out
