@@ -46,8 +46,16 @@ CONCURRENCY = (1, 16, 64)
 # this service runs twice: as configured by default (no backend setting: ONNX fp32, exported once by the
 # service itself) and with SIMSEARCH_BACKEND=torch (same weights); the raw limits are measured for each
 # backend. An older checkout ("baseline") runs on torch, its default then, and is compared with
-# "simsearch-torch" so that the comparison measures the code, not the backend.
-SYSTEMS = {"naive": None, "txtai": None, "simsearch": "onnx", "simsearch-torch": "torch", "baseline": "torch"}
+# "simsearch-torch" so that the comparison measures the code, not the backend. "simsearch-int8": the same
+# service on dynamic int8 ONNX.
+SYSTEMS = {
+    "naive": None,
+    "txtai": None,
+    "simsearch": "onnx",
+    "simsearch-int8": "onnx-int8",
+    "simsearch-torch": "torch",
+    "baseline": "torch",
+}
 DEFAULT_SYSTEM = "simsearch"  # started without SIMSEARCH_BACKEND: what `make serve` gives a new user
 
 
