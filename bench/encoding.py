@@ -143,8 +143,12 @@ def summarise(rows: list[dict[str, Any]], quality: dict[str, dict[str, Any]], de
 
     both = {b: q for b, q in quality.items() if {"onnx", "onnx-int8"} <= set(q)}
     drops = {b: round(q["onnx"]["ndcg@10"] - q["onnx-int8"]["ndcg@10"], 2) for b, q in both.items()}
-    serve = RESULTS / "serve.json"
-    checks = json.loads(serve.read_text()).get("checks", {}) if serve.is_file() else {}
+
+    def checks_of(name: str) -> dict[str, Any]:
+        path = RESULTS / f"{name}.json"
+        return dict(json.loads(path.read_text()).get("checks", {})) if path.is_file() else {}
+
+    checks = {**checks_of("serve"), "simsearch-int8": checks_of("serve-int8").get("simsearch-int8", {})}
     return {
         "default_backend": default,
         "build_tokens_per_s_ratio": ratio(default),
