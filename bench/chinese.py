@@ -53,6 +53,7 @@ LEXICAL = ["english", "standard", *(f"chinese:{s}" for s in analysers.SEGMENTERS
 E5 = "models/e5-small"
 E5_PREFIX = "query: "  # symmetric: a question against questions
 LR = 5e-5
+TRAIN_LIMIT = 2000
 
 
 def score(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -107,7 +108,9 @@ def train(set_name: str, loss: str, args: argparse.Namespace, data_dir: Path) ->
         base_model=E5,
         data=data_dir / set_name,
         output=Path("models/bench/chinese"),
-        name=f"e5-{loss}-{set_name}" + ("" if args.lr == LR else f"-lr{args.lr:g}"),
+        name=f"e5-{loss}-{set_name}"
+        + ("" if args.lr == LR else f"-lr{args.lr:g}")
+        + ("" if args.train_limit == TRAIN_LIMIT else f"-n{args.train_limit}"),
         epochs=1.0,
         batch_size=32,
         lr=args.lr,
@@ -222,7 +225,7 @@ def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", choices=SETS, default=SETS)
-    p.add_argument("--train-limit", type=int, default=2000, help="training pairs per fine-tuning run")
+    p.add_argument("--train-limit", type=int, default=TRAIN_LIMIT, help="training pairs per fine-tuning run")
     p.add_argument("--max-queries", type=int, default=500)
     p.add_argument("--max-documents", type=int, default=5000, help="corpus size (answers plus distractors)")
     p.add_argument("--no-training", action="store_true", help="the untuned models only")
