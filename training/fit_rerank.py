@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     rt.encoder.encode,
                     rt.cross.score,
                     rt.splitter,
-                    candidates=args.candidates,
+                    first_stage=args.candidates,
                     k_r=args.k_r,
                     query_prefix=rt.bi.entry.query_prefix,
                     document_prefix=rt.bi.entry.document_prefix,

@@ -125,6 +125,38 @@ class Pool:
         self._lexical.close()
 
 
+def searched_pool(
+    docs: Sequence[Document],
+    encode: Callable[[list[str]], np.ndarray],
+    splitter: PassageSplitter,
+    queries: int,
+    pool: int,
+    seed: int,
+    depth: int,
+    query_prefix: str,
+    document_prefix: str,
+    analyser_name: str,
+) -> tuple[list[ClozeQuery], list[Document], list[tuple[list[tuple[int, float]], list[tuple[int, float]]]]] | None:
+    """Self-supervised queries drawn from ``docs``, the pool they are searched in (their answers first, query
+    ``i``'s answer being member ``i``, then a sample of the other documents up to ``pool``), and each query's
+    dense and lexical top ``depth`` over it (member positions); ``None`` with fewer than 20 queries."""
+    rng = random.Random(seed)
+    made = cloze_queries(docs, queries, seed)
+    if len(made) < 20:
+        return None
+    answers = {q.answer.id for q in made}
+    others = [d for d in docs if d.id not in answers]
+    members = [q.answer for q in made] + rng.sample(others, min(len(others), max(0, pool - len(made))))
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
+        try:
+            vectors = encode([query_prefix + q.text for q in made])
+            lists = [(index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)]
+        finally:
+            index.close()
+    return made, members, lists
+
+
 def choose_fusion_unjudged(
     docs: Sequence[Document],
     encode: Callable[[list[str]], np.ndarray],
@@ -141,22 +173,14 @@ def choose_fusion_unjudged(
     """The best fusion on self-supervised queries from ``docs`` (the collection's documents, or a sample of
     at least ``pool`` of them); ``None`` when the documents are too short or too few to draw queries from.
     ``encode`` is the collection's bi-encoder (texts to unit vectors)."""
-    rng = random.Random(seed)
-    made = cloze_queries(docs, queries, seed)
-    if len(made) < 20:
-        log.warning("only %d self-supervised queries could be drawn (at least 20): fusion keeps its default", len(made))
+    drawn = searched_pool(
+        docs, encode, splitter, queries, pool, seed, depth, query_prefix, document_prefix, analyser_name
+    )
+    if drawn is None:
+        log.warning("too few self-supervised queries could be drawn (at least 20): fusion keeps its default")
         return None
-    answers = {q.answer.id for q in made}
-    others = [d for d in docs if d.id not in answers]
-    sample = rng.sample(others, min(len(others), max(0, pool - len(made))))
-    members = [q.answer for q in made] + sample
-    with tempfile.TemporaryDirectory() as tmp:
-        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
-        try:
-            vectors = encode([query_prefix + q.text for q in made])
-            lists = {str(i): (index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)}
-        finally:
-            index.close()
+    made, members, searched = drawn
+    lists = {str(i): pair for i, pair in enumerate(searched)}  # query i's answer is pool member i
     fusions = candidates()
     per_query = {
         name: np.array(
@@ -250,7 +274,7 @@ def choose_rerank_weight_unjudged(
     score: Callable[[list[tuple[str, str]]], np.ndarray],
     splitter: PassageSplitter,
     *,
-    candidates: str = "dense",
+    first_stage: str = "dense",
     k_r: int = 100,
     query_prefix: str = "",
     document_prefix: str = "",
@@ -264,29 +288,20 @@ def choose_rerank_weight_unjudged(
     blended at each weight (simsearch.evaluation.rerank_fit); the best nDCG@10 wins (ties: the smaller weight,
     the safer when the cross-encoder was trained elsewhere). ``None`` with too few documents."""
     from simsearch.evaluation.rerank_fit import WEIGHTS
-    from simsearch.search.fusion import DEFAULT_FUSION
     from simsearch.search.rescore import interpolate
 
-    rng = random.Random(seed)
-    made = cloze_queries(docs, queries, seed)
-    if len(made) < 20:
+    drawn = searched_pool(
+        docs, encode, splitter, queries, pool, seed, k_r, query_prefix, document_prefix, analyser_name
+    )
+    if drawn is None:
         return None
-    answers = {q.answer.id for q in made}
-    others = [d for d in docs if d.id not in answers]
-    members = [q.answer for q in made] + rng.sample(others, min(len(others), max(0, pool - len(made))))
+    made, members, searched = drawn
     scored: dict[str, tuple[list[int], list[float], list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
-        try:
-            vectors = encode([query_prefix + q.text for q in made])
-            for i, q in enumerate(made):
-                dense, lexical = index.dense(vectors[i], k_r), index.lexical(q.text, k_r)
-                first = {"dense": dense, "lexical": lexical}.get(candidates) or fuse(dense, lexical, DEFAULT_FUSION)
-                first = first[:k_r]
-                cross = score([(q.text, members[k].content()) for k, _ in first])
-                scored[str(i)] = ([k for k, _ in first], [s for _, s in first], [float(x) for x in cross])
-        finally:
-            index.close()
+    for i, (q, (dense, lexical)) in enumerate(zip(made, searched, strict=True)):
+        first = {"dense": dense, "lexical": lexical}.get(first_stage) or fuse(dense, lexical, DEFAULT_FUSION)
+        first = first[:k_r]
+        cross = score([(q.text, members[k].content()) for k, _ in first])
+        scored[str(i)] = ([k for k, _ in first], [s for _, s in first], [float(x) for x in cross])
     qrels = {str(i): {str(i): 1} for i in range(len(made))}
     validation = {}
     for w in WEIGHTS:
