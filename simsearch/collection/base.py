@@ -19,6 +19,7 @@ from simsearch.index.manifest import CurInfo, FusionInfo, ModelInfo, RerankInfo
 from simsearch.search.view import SearchView
 
 Score = Callable[[list[tuple[str, str]]], np.ndarray]  # pairs -> cross-encoder scores
+Spans = Sequence[Sequence[tuple[int, int]]]  # each document's passages: (start, end) character offsets
 
 
 class CompactionError(RuntimeError):
@@ -58,9 +59,7 @@ class Collection(Protocol):
     @property
     def sequence(self) -> int: ...
 
-    def upsert(
-        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None = None
-    ) -> WriteResult:
+    def upsert(self, docs: Sequence[Document], vectors: np.ndarray, spans: Spans | None = None) -> WriteResult:
         """Insert or replace ``docs`` as one all-or-nothing batch, durable on return: one vector each, or with
         ``spans`` the vectors of each document's passages in order."""
         ...

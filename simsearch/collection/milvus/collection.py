@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from simsearch.api.spec import CollectionSpec
-from simsearch.collection.base import CompactionError, Score
+from simsearch.collection.base import CompactionError, Score, Spans
 from simsearch.collection.delta import WriteResult
 from simsearch.collection.embedded import ReadOnlyError
 from simsearch.collection.milvus.codec import EMPTY_MARK, content_of, doc_id_of, lexical_text, pk
@@ -156,7 +156,7 @@ class MilvusCollection:
         docs: Sequence[Document],
         vectors: np.ndarray,
         cur: np.ndarray | None = None,
-        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        spans: Spans | None = None,
     ) -> list[dict]:
         """Milvus rows for ``docs``; every size and value is checked first, so a refused batch writes nothing.
         ``cur``: their columns of E (a bulk load from a build); without them they have none yet. In a
@@ -213,9 +213,7 @@ class MilvusCollection:
             rows.append(row)
         return rows
 
-    def _passage_rows(
-        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None
-    ) -> list[dict]:
+    def _passage_rows(self, docs: Sequence[Document], vectors: np.ndarray, spans: Spans | None) -> list[dict]:
         """A row per passage: the document's text, title and BM25 terms on its first passage only (so BM25
         counts each document once), its metadata and filter columns on every passage (filters apply per
         document, whichever passage a search meets)."""
@@ -243,9 +241,7 @@ class MilvusCollection:
                 rows.append(row)
         return rows
 
-    def upsert(
-        self, docs: Sequence[Document], vectors: np.ndarray, spans: Sequence[Sequence[tuple[int, int]]] | None = None
-    ) -> WriteResult:
+    def upsert(self, docs: Sequence[Document], vectors: np.ndarray, spans: Spans | None = None) -> WriteResult:
         """Insert or replace ``docs`` as one Milvus request (a collection of passages: the passages a document
         no longer has are deleted first, so a reader sees its old version, cut short, or its new one)."""
         self._check_writable()
@@ -267,9 +263,7 @@ class MilvusCollection:
             self.client.upsert(self.milvus_name, list(last.values()))
             return WriteResult(self._next_sequence(), inserted=inserted, replaced=replaced)
 
-    def _drop_passages_beyond(
-        self, docs: Sequence[Document], spans: Sequence[Sequence[tuple[int, int]]] | None
-    ) -> None:
+    def _drop_passages_beyond(self, docs: Sequence[Document], spans: Spans | None) -> None:
         counts = [len(s) for s in spans] if spans is not None else [1] * len(docs)
         last = dict(zip((d.id for d in docs), counts, strict=True))  # an id twice: its last version
         stale = any_of([f'(doc == "{pk(i)}" and ord >= {n})' for i, n in last.items()])
@@ -282,7 +276,7 @@ class MilvusCollection:
         vectors: np.ndarray,
         cur: np.ndarray | None = None,
         *,
-        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        spans: Spans | None = None,
     ) -> None:
         """Write a batch of a bulk load (a copy, an encoding job): an upsert, so a batch written twice by a
         resumed job is written once; no existence check and no write sequence. ``spans``: each document's
