@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simsearch.data.corpus import Document
 from tests.conftest import DOCS, write_jsonl
 
 QUERIES = {"q1": "a small pet cat", "q2": "a hot drink from beans", "q3": "rain tomorrow in the north"}
@@ -74,3 +75,58 @@ def test_the_dev_queries_are_written_as_a_beir_folder_for_fitting(judged, tmp_pa
     assert set(queries.values()) == dev_queries and len(queries) == 1
     assert not dev_queries & train_queries
     assert {q: set(d) for q, d in qrels.items()} == {q: {RELEVANT[q]} for q in queries}
+
+
+def test_a_build_split_into_passages_gives_documents_and_their_best_passage(
+    tmp_path, monkeypatch, tiny_model, tiny_encoder
+) -> None:
+    """On a build whose documents are split, the negatives are documents (each once, never a passage's row
+    taken for a document's position), a pair's text is what the cross-encoder reads at search time (the
+    title and the best passage) and the teacher's cosine is the best passage's, dense search's score."""
+    from simsearch.api.spec import CollectionSpec, PassageSpec
+    from simsearch.index.build import build_index
+    from simsearch.text.passages import PassageSplitter
+    from tests.test_passages import long_text
+
+    rows_in = [{"_id": f"long-{i}", "title": f"Report {i}", "text": long_text(12, seed=i)} for i in range(8)]
+    rows_in += [{"_id": d["_id"], "title": d["title"], "text": d["text"]} for d in DOCS]
+    root = tmp_path / "ix"
+    spec = CollectionSpec(passages=PassageSpec(tokens=16, overlap=0))
+    build_index(write_jsonl(tmp_path / "c.jsonl", rows_in), tiny_encoder, root, "split", progress=False, spec=spec)
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    queries = {"q1": "a new species of frog near the river", "q2": "a small pet cat", "q3": "the old steel bridge"}
+    judged = {"q1": "long-3", "q2": "d1", "q3": "long-5"}
+    write_jsonl(data / "queries.jsonl", [{"_id": q, "text": t} for q, t in queries.items()])
+    (data / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in judged.items())
+    )
+    monkeypatch.setenv("SIMSEARCH_BI_MODEL", tiny_model)
+    monkeypatch.setenv("SIMSEARCH_INDEX_DIR", str(root))
+    monkeypatch.setenv("SIMSEARCH_BACKEND", "torch")
+    from training.mine_pairs import main
+
+    out = tmp_path / "pairs.tsv"
+    args = ["--data", str(data), "--index", "split", "--negatives", "3", "--lexical-negatives", "2"]
+    assert main([*args, "--teacher", "--titles", "4", "--out", str(out)]) == 0
+    pairs = rows(out)
+    splitter = PassageSplitter(tiny_encoder.model.tokenizer, 16, 0)
+    readable = set()  # every text the cross-encoder could be given: a title with one passage, or a whole short doc
+    for row in rows_in:
+        doc = Document(id=row["_id"], text=row["text"], title=row["title"])
+        for s, e in splitter.spans(doc):
+            readable.add(" ".join(f"{doc.title} {doc.text[s:e]}".split()))
+            readable.add(" ".join(doc.text[s:e].split()))  # a title query's positive leaves its title out
+    by_query: dict[str, list[tuple[str, float]]] = {}
+    for q, d, label in pairs:
+        assert d in readable, d
+        by_query.setdefault(q, []).append((d, label))
+    for q in queries.values():
+        texts = [d for d, _ in by_query[q]]
+        assert len(texts) == len(set(texts)) >= 4  # distinct documents, the judged one and its negatives
+        for d, label in by_query[q]:
+            qv, dv = tiny_encoder.encode([q])[0], tiny_encoder.encode([d])[0]
+            cosine = float(qv @ dv / (np.linalg.norm(qv) * np.linalg.norm(dv)))
+            # the passage shown is the best by the query vector: its cosine is the document's (the label's)
+            assert label - 2 * (label >= 1) == pytest.approx(cosine, abs=2e-3), (q, d)
+    assert sum(1 for q, _, _ in pairs if q.startswith("Report ")) >= 4  # the title pairs

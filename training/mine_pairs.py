@@ -36,7 +36,6 @@ from simsearch.atomic import atomic_write_text
 from simsearch.cli import fail, settings_with
 from simsearch.data.beir import load_qrels, load_queries
 from simsearch.index import layout
-from simsearch.search.view import ranked
 from simsearch.serving.runtime import StartupError, load_runtime
 
 
@@ -74,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     doc_ids = store.ids()
     position = {d: i for i, d in enumerate(doc_ids)}
     vectors = runtime.encoder.encode([queries[q] for q in ids], prefix=runtime.pipeline.query_prefix)
-    hits = ranked(*runtime.index.ann.search(vectors, args.skip + args.negatives + 20))
     view = runtime.view
+    # documents, each once, scored by its best passage (the ANN alone would give passages of a split build)
+    hits = [view.dense(v, args.skip + args.negatives + 20) for v in vectors]
     depth = args.skip + args.lexical_negatives + 20
 
     def lexical_negatives(text: str, exclude: set[str]) -> list[int]:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         found = [p for p, _ in view.lexical(text, depth)[args.skip :]]
         return [p for p in found if doc_ids[p] not in exclude][: args.lexical_negatives]
 
-    stored = stored_embeddings(runtime)  # memory-mapped: read only where --teacher asks
+    stored = DocumentVectors(runtime)  # memory-mapped: read only where --teacher asks
     rows: dict[str, list[str]] = {"train": [], "dev": []}
     for n, (q, found) in enumerate(zip(ids, hits, strict=True)):
         positives = [d for d, g in qrels[q].items() if g > 0 and d in position]
@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 if doc_ids[p] not in qrels[q] and p not in negatives
             ][: args.random_negatives]
         chosen = [(position[d], 1) for d in positives] + [(p, 0) for p in negatives]
-        docs = store.get([p for p, _ in chosen])
+        # what the cross-encoder reads of each at search time: the best passage after the title (the whole
+        # document when it is not split)
+        texts = view.candidate_texts([p for p, _ in chosen], vectors[n], queries[q])
         part = "dev" if n < n_dev else "train"
         labels: list[float] = [label for _, label in chosen]
         if args.teacher and part == "train":
             labels = teacher_labels(stored, vectors[n], [p for p, _ in chosen], labels)
-        rows[part] += [
-            f"{clean(queries[q])}\t{clean(d.content())}\t{label:g}" for d, label in zip(docs, labels, strict=True)
-        ]
+        rows[part] += [f"{clean(queries[q])}\t{clean(t)}\t{label:g}" for t, label in zip(texts, labels, strict=True)]
     if args.titles:
         rows["train"] += title_pairs(runtime, args, rng, doc_ids, lexical_negatives)
     atomic_write_text(args.out, "\n".join(rows["train"]) + "\n")
@@ -139,16 +139,32 @@ def write_held_out(folder: Path, ids: list[str], queries: dict[str, str], qrels:
     return folder
 
 
-def stored_embeddings(runtime: Any) -> np.ndarray:
-    """The build's document vectors (every build keeps the encoder's output), memory-mapped once."""
-    return np.load(runtime.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+class DocumentVectors:
+    """The build's stored vectors (every build keeps the encoder's output, memory-mapped), read per document:
+    one row, or the run of rows of its passages when the build split it."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.rows = np.load(runtime.index.path / layout.EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+        passages = runtime.index.passages
+        self.owner = None if passages is None else np.ascontiguousarray(passages[:, 0])
+
+    def of(self, position: int) -> np.ndarray:
+        if self.owner is None:
+            return np.asarray(self.rows[position : position + 1])
+        first, end = np.searchsorted(self.owner, position, "left"), np.searchsorted(self.owner, position, "right")
+        return np.asarray(self.rows[first:end])
 
 
-def teacher_labels(stored: np.ndarray, query: np.ndarray, positions: list[int], judged: list[float]) -> list[float]:
-    """``2 · judgement + cosine``: the judgement first, the bi-encoder's order within it (``--teacher``)."""
-    docs = np.asarray(stored[np.asarray(positions)])
-    cosine = docs @ query / (np.linalg.norm(docs, axis=1) * np.linalg.norm(query) + 1e-12)
-    return [round(2 * j + float(c), 4) for j, c in zip(judged, cosine, strict=True)]
+def teacher_labels(
+    stored: DocumentVectors, query: np.ndarray, positions: list[int], judged: list[float]
+) -> list[float]:
+    """``2 · judgement + cosine``: the judgement first, the bi-encoder's order within it (``--teacher``); a
+    document split into passages has its best passage's cosine, the score dense search gives it."""
+    cosine = []
+    for p in positions:
+        rows = stored.of(p)
+        cosine.append(float((rows @ query / (np.linalg.norm(rows, axis=1) * np.linalg.norm(query) + 1e-12)).max()))
+    return [round(2 * j + c, 4) for j, c in zip(judged, cosine, strict=True)]
 
 
 def title_pairs(
@@ -160,20 +176,20 @@ def title_pairs(
     chosen = rng.sample(titled, min(args.titles, len(titled)))
     docs = store.get(chosen)
     vectors = runtime.encoder.encode([d.title for d in docs], prefix=runtime.pipeline.query_prefix)
-    hits = ranked(*runtime.index.ann.search(vectors, args.negatives + 2))
-    stored = stored_embeddings(runtime)
+    view = runtime.view
+    stored = DocumentVectors(runtime)
     rows = []
-    for pos, doc, found, vector in zip(chosen, docs, hits, vectors, strict=True):
-        negatives = [p for p, _ in found if p != pos][: args.negatives]
+    for pos, doc, vector in zip(chosen, docs, vectors, strict=True):
+        negatives = [p for p, _ in view.dense(vector, args.negatives + 2) if p != pos][: args.negatives]
         negatives += [p for p in lexical(doc.title, {doc_ids[pos]}) if p not in negatives]
         labels = [1.0] + [0.0] * len(negatives)
         if args.teacher:
             labels = teacher_labels(stored, vector, [pos, *negatives], labels)
-        rows.append(f"{clean(doc.title)}\t{clean(doc.text)}\t{labels[0]:g}")
-        rows += [
-            f"{clean(doc.title)}\t{clean(d.content())}\t{label:g}"
-            for d, label in zip(store.get(negatives), labels[1:], strict=True)
-        ]
+        # the positive without its title (the query), the best passage of a split one
+        best = view.best_passages([pos], vector, doc.title)[0]
+        rows.append(f"{clean(doc.title)}\t{clean(doc.text[best.start : best.end])}\t{labels[0]:g}")
+        texts = view.candidate_texts(negatives, vector, doc.title)
+        rows += [f"{clean(doc.title)}\t{clean(t)}\t{label:g}" for t, label in zip(texts, labels[1:], strict=True)]
     print(f"title pairs: {len(rows)} from {len(chosen)} titles")
     return rows
 
