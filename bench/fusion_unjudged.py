@@ -57,7 +57,13 @@ def describe(info: FusionInfo) -> str:
 
 
 def measure(
-    name: str, data: Path, loaded: Any, root: Path, progress: bool, spec: CollectionSpec | None = None
+    name: str,
+    data: Path,
+    loaded: Any,
+    root: Path,
+    progress: bool,
+    spec: CollectionSpec | None = None,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
     encoder = loaded.model
     link = build_index(
@@ -101,8 +107,65 @@ def measure(
         row["judged"] = ndcg(SearchParams(mode="hybrid", fusion=fusion_of(judged)))
         row["judged_choice"] = describe(judged)
     row["better_single"] = max(row["dense"], row["lexical"])
+    if adaptive:
+        fixed = (
+            (unjudged.alpha if unjudged.method == "convex" else 1.0 if unjudged.method == "dense" else None)
+            if unjudged
+            else None
+        )
+        row.update(
+            measure_adaptive(view, models, data, loaded, spec, fixed if fixed is not None else DEFAULT_FUSION.alpha)
+        )
     c.close()
     return row
+
+
+def measure_adaptive(
+    view: Any, models: Any, data: Path, loaded: Any, spec: CollectionSpec | None, fixed_alpha: float
+) -> dict[str, Any]:
+    """Per-query weights (bench.fusion_adaptive) chosen on the same self-supervised queries, on the test
+    split; with the best rule chosen on the test split itself beside it (what per-query weighting could give
+    at most with these features)."""
+    from bench.fusion_adaptive import BETAS, Adaptive, choose_adaptive, evaluate, ids_of, medians
+    from simsearch.data.beir import load_qrels, load_queries
+    from simsearch.evaluation.fusion_fit import ALPHAS, retrieve_lists
+    from simsearch.evaluation.unjudged import live_documents, searched_pool
+
+    encoder = loaded.model
+    searcher = getattr(view, "lexical_searcher", None)
+    drawn = searched_pool(
+        live_documents(view, 2000, 0),
+        encoder.encode,
+        splitter_for(encoder, spec, loaded.entry.document_prefix),
+        200,
+        2000,
+        0,
+        100,
+        loaded.entry.query_prefix,
+        loaded.entry.document_prefix,
+        searcher.analyser_name if searcher is not None else "english",
+    )
+    if drawn is None:
+        return {"adaptive": None}
+    rule, how = choose_adaptive(drawn[2], fixed_alpha)
+    qrels = load_qrels(data, "test")
+    queries = {q: t for q, t in load_queries(data).items() if q in qrels}
+    lists = retrieve_lists(view, models, queries, loaded.entry.query_prefix)
+    id_of = ids_of(view, lists)
+    got, micros, alphas = evaluate(rule, lists, id_of, qrels)
+    fixed, _, _ = evaluate(Adaptive(fixed_alpha, 0.0, rule.median_dense, rule.median_lexical), lists, id_of, qrels)
+    md, ml = medians(list(lists.values()))
+    on_test = {(a, b): evaluate(Adaptive(a, b, md, ml), lists, id_of, qrels)[0] for a in ALPHAS[1:-1] for b in BETAS}
+    (ba, bb), best = max(on_test.items(), key=lambda kv: kv[1])
+    best_fixed = max(v for (_, b), v in on_test.items() if b == 0.0)
+    return {
+        "adaptive": got,
+        "adaptive_choice": how,
+        "adaptive_fixed_same_lists": fixed,
+        "adaptive_us_per_query": micros,
+        "adaptive_alpha_quartiles": [round(float(x), 3) for x in np.percentile(alphas, [25, 50, 75])],
+        "adaptive_best_on_test": {"alpha0": ba, "beta": bb, "ndcg": best, "best_fixed_alpha_ndcg": best_fixed},
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the existing result's rows of the benchmarks not run now (each row records its own run)",
     )
+    p.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="also per-query fusion weights chosen on the same self-supervised queries (bench.fusion_adaptive)",
+    )
     args = p.parse_args(argv)
     settings = settings_with()
     loaded = job_model(settings)
@@ -182,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 with_e5 = settings.model_copy(update={"models": {**settings.models, "e5-small": E5_ENTRY}})
                 model = job_model(with_e5, "e5-small")
                 spec = CollectionSpec(model="e5-small", analyser="chinese")
-            row = measure(name, data, model, Path(tmp) / "indexes", not args.no_progress, spec)
+            row = measure(name, data, model, Path(tmp) / "indexes", not args.no_progress, spec, args.adaptive)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "unjudged_validation"}), flush=True)
     if args.add and (RESULTS / f"{args.result}.json").is_file():
@@ -195,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
     print(json.dumps(summary, indent=2))
     out = write_result(
-        args.result, {"rows": rows, "summary": summary, "parameters": {"sets": args.sets, "add": args.add}}
+        args.result,
+        {
+            "rows": rows,
+            "summary": summary,
+            "parameters": {"sets": args.sets, "add": args.add, "adaptive": args.adaptive},
+        },
     )
     plot(rows, RESULTS / f"{args.result}.png")
     print(f"wrote {out}")

@@ -143,3 +143,37 @@ def test_the_default_is_kept_unless_beaten_beyond_noise() -> None:
     assert choose_over_default(ties, fusions) == "convex-0.0"
     ties["convex-0.0"] = base - 0.01
     assert choose_over_default(ties, fusions) == default
+
+
+def test_the_per_query_weight_leans_on_the_list_whose_top_stands_out() -> None:
+    """bench.fusion_adaptive: with β = 0 it is the fixed convex combination; with β > 0 a query whose lexical
+    list is flat leans on dense and one whose lexical top stands far above the rest leans on lexical; the
+    choice keeps the fixed weight unless the self-supervised queries say otherwise by more than noise."""
+    from bench.fusion_adaptive import Adaptive, choose_adaptive, medians
+    from simsearch.search.fusion import convex
+
+    dense = [(i, 0.8 - 0.01 * i) for i in range(20)]
+    flat = [(100 + i, 10.0 - 0.01 * i) for i in range(20)]
+    peaked = [(100 + i, 30.0 if i == 0 else 5.0 - 0.01 * i) for i in range(20)]
+    md, ml = medians([(dense, flat), (dense, peaked)])
+    fixed = Adaptive(0.6, 0.0, md, ml)
+    assert fixed.alpha(dense, flat) == pytest.approx(0.6) and fixed.fuse(dense, peaked) == convex(dense, peaked, 0.6)
+    moving = Adaptive(0.6, 1.0, md, ml)
+    assert moving.alpha(dense, flat) > 0.6 > moving.alpha(dense, peaked)
+    # self-supervised lists (the answer of query i is member i) that no fixed weight gets right: either
+    # lexical is flat and its top documents are dense's runners-up too (only α near 1 puts the answer first)
+    # or lexical's top stands out and is the answer, which dense misses (only α under 0.5 does)
+    cloze = []
+    for i in range(40):
+        wrong = [(2000 + j, 9.0 - 0.001 * j) for j in range(30)]
+        if i % 2:
+            d = [(1000 + j, 0.9 - 0.001 * j) for j in range(30)]
+            lex = [(i, 40.0)] + [(2000 + j, 5.0 - 0.01 * j) for j in range(30)]
+        else:
+            d = [(i, 0.95)] + [(2000 + j, 0.9 - 0.001 * j) for j in range(30)]
+            lex = wrong
+        cloze.append((d, lex))
+    rule, how = choose_adaptive(cloze, 0.8)
+    assert how["kept"] and rule.beta > 0 and how["best"]["cloze_ndcg"] > how["fixed_cloze_ndcg"]
+    rule, how = choose_adaptive(cloze[::2], 0.8)  # nothing to gain: the fixed weight stays
+    assert not how["kept"] and rule.beta == 0.0 and rule.alpha0 == 0.8
