@@ -275,3 +275,76 @@ def test_evaluate_job_measures_every_mode(cur_index: Path, tiny_model: str, tiny
         assert r["mode"] == mode and r["queries"] == 2 and r["ms_per_query"] > 0 and 0 <= r["ndcg@10"] <= 1
     assert reports["dense"]["recall@100"] == 1.0 and len(DOCS) == 8  # every document is in the dense top 100
     assert reports["dense"]["collection_fusion"]["chosen_on"] == "default"  # says how hybrid's fusion was chosen
+
+
+def test_cur_over_a_build_split_into_passages(tmp_path: Path, tiny_encoder, tiny_cross: str) -> None:
+    """A build split into passages: E has a column per passage (as the cross-encoder reads it: title, then
+    the passage), ``cur`` scores a document by its best passage and returns k distinct documents, an anchor
+    passage stands for its document, and compaction keeps the columns and anchors on their passages."""
+    from simsearch.api.spec import CollectionSpec, PassageSpec
+    from simsearch.collection.compact import compact
+    from simsearch.collection.embedded import EmbeddedCollection
+    from simsearch.collection.view import top_documents
+    from simsearch.data.corpus import Document
+    from simsearch.index.build import build_index
+    from simsearch.models.cross_encoder import CrossScorer
+    from simsearch.search import DirectModels, SearchParams, SearchPipeline, run_sync
+    from simsearch.text.passages import PassageSplitter, passage_input
+    from tests.conftest import DOCS, write_jsonl
+    from tests.test_passages import long_text
+    from training.fit_cur import main as fit
+
+    rows = [{"_id": f"report-{i}", "title": f"Report {i}", "text": long_text(6, seed=i)} for i in range(5)]
+    rows += [{"_id": d["_id"], "title": d["title"], "text": d["text"]} for d in DOCS]
+    root = tmp_path / "ix"
+    spec = CollectionSpec(passages=PassageSpec(tokens=16, overlap=0))
+    build_index(write_jsonl(tmp_path / "c.jsonl", rows), tiny_encoder, root, "p", progress=False, spec=spec)
+    args = ["--index", "p", "--index-dir", str(root), "--cross", tiny_cross, "--k-q", "6", "--k-i", "4"]
+    assert fit([*args, "--work-dir", str(tmp_path / "work")]) == 0
+
+    def check(c: EmbeddedCollection) -> tuple[np.ndarray, list[Document]]:
+        index, view = c.index, c.view()
+        cur, info, spans = index.cur, index.manifest.cur, index.passages
+        assert cur is not None and info is not None and info.items == "passages" and spans is not None
+        assert cur.ann.count() == len(spans) > index.manifest.count  # a column per passage
+        docs = index.store.get(list(range(index.manifest.count)))
+        for a, text in zip(cur.anchors, cur.anchor_texts, strict=True):
+            if a >= 0:  # each anchor is still the passage its text was scored as
+                d, s, e = spans[a]
+                assert text == passage_input(docs[d], int(s), int(e))
+        keys, _ = view.cur_anchors()
+        assert keys == [int(spans[a, 0]) if a >= 0 else -1 for a in cur.anchors]
+        c_query = np.linspace(1.0, -0.5, info.k_i).astype(np.float32)
+        E = cur.ann.index.reconstruct_n(0, cur.ann.count()).T  # type: ignore[attr-defined]
+        alive = np.isin(spans[:, 0], view.state.dead_base, invert=True)
+        expected = top_documents(spans[alive, 0], (c_query @ E)[alive], 4)
+        got = view.cur(c_query, 4)
+        assert [k for k, _ in got] == [k for k, _ in expected] and len({k for k, _ in got}) == 4
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-4)
+        return spans, docs
+
+    c = EmbeddedCollection.open(root / "p")
+    spans, docs = check(c)
+    assert c.index.manifest.cur.calls == 6 * len(spans)  # type: ignore[union-attr]
+    cross = CrossScorer.load(tiny_cross)
+    result = run_sync(
+        SearchPipeline().search(
+            c.view(), DirectModels(tiny_encoder, cross), "volcanic ash", SearchParams(mode="cur", k=5, k_r=3)
+        )
+    )
+    assert len({h.id for h in result.hits}) == len(result.hits) == 5 and result.cross_encoder_calls == 4 + 3
+    # compaction: a new long document (new passages get their columns), the first anchor's document deleted
+    splitter = PassageSplitter(tiny_encoder.model.tokenizer, 16, 0)
+    new = Document(id="new", title="Late report", text=long_text(8, seed=9))
+    passages = splitter.split([new])
+    c.upsert([new], tiny_encoder.encode(passages.inputs), passages.spans)
+    first_anchor_doc = docs[int(spans[c.index.cur.anchors[0], 0])].id  # type: ignore[union-attr]
+    c.delete([first_anchor_doc])
+    before = c.index.manifest.cur.calls  # type: ignore[union-attr]
+    assert compact(c, cross_score=cross.score, cross_sha256=cross.sha256) is not None
+    c.close()
+    again = EmbeddedCollection.open(root / "p")
+    check(again)
+    assert again.index.cur.anchors[0] == -1  # type: ignore[union-attr]  # its passage is gone
+    assert again.index.manifest.cur.calls == before + 6 * len(passages.inputs)  # type: ignore[union-attr]
+    again.close()

@@ -3,8 +3,9 @@
     python -m training.fit_cur --index scifact --cross models/ce-scifact \
         --queries ../shared/data/scifact --queries-split train --k-q 100 --k-i 50 --selection kmeans
 
-Scores ``k_q`` anchor queries against every document with the cross-encoder (the expensive step: a
-progress bar, and checkpoints under ``--work-dir`` so an interrupted run resumes where it stopped), picks
+Scores ``k_q`` anchor queries against every document (every passage of a build split into passages) with the
+cross-encoder (the expensive step: a progress bar, and checkpoints under ``--work-dir`` so an interrupted run
+resumes where it stopped), picks
 ``k_i`` anchor items, solves ``E = pinv(R[:, anchors]) · R`` and publishes a new build of the index with
 ``cur/`` and its manifest entry. ``POST /search`` with ``mode: "cur"`` then uses it.
 """
@@ -30,6 +31,7 @@ from simsearch.index.open import open_index
 from simsearch.index.publish import publish_derived
 from simsearch.models.cross_encoder import CrossScorer
 from simsearch.models.loading import ModelLoadError
+from simsearch.text.passages import passage_input
 
 
 def anchor_queries(source: Path | None, split: str | None, k_q: int, seed: int, documents: list[str]) -> list[str]:
@@ -80,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         # 1. the index and the cross-encoder
         index = open_index(settings.index_path, verify=settings.verify_checksums)
         cross = CrossScorer.load(settings.cross_model, batch_size=64)
-        documents = [d.content() for d in index.store.get(list(range(index.manifest.count)))]
+        docs = index.store.get(list(range(index.manifest.count)))
+        documents = [d.content() for d in docs]
+        # the items E has a column for: the documents, or with a build split into passages each passage as the
+        # cross-encoder reads it when re-ranking (the title, then the passage), in the order of the build's
+        # vectors (the k-means anchors are chosen among them); a document then scores as its best passage
+        items = documents
+        if index.passages is not None:
+            items = [passage_input(docs[int(d)], int(s), int(e)) for d, s, e in index.passages]
         # 2. anchor queries and anchor items
         queries = anchor_queries(args.queries, args.queries_split, args.k_q, args.seed, documents)
         embeddings = (
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # 3. R = CE(anchor queries x all items): resumable
         work = args.work_dir / f"{index.name}-{index.manifest.build_id}-{cross.sha256[:12]}-q{args.k_q}-s{args.seed}"
-        R = score_matrix(cross.score, queries, documents, work / "R.npy", model_key=cross.sha256)
+        R = score_matrix(cross.score, queries, items, work / "R.npy", model_key=cross.sha256)
         # 4. anchor items, the rank cut-off (validated on the anchor queries), E = pinv(R[:, anchors]) R
         cur = CURApproximation(
             n_anchors=args.k_i,
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         cross_encoder=CrossEncoderInfo(path=cross.path, sha256=cross.sha256, max_seq_length=cross.max_seq_length),
         calls=int(R.size),
         seconds=round(time.perf_counter() - started, 1),
+        items="documents" if index.passages is None else "passages",
     )
 
     def update(m: Manifest) -> Manifest:
@@ -120,12 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     # 5. a new build of the index with cur/, published atomically
     path = publish_derived(
         settings.index_path,
-        lambda folder: save_cur(folder, cur, R, queries, [documents[int(a)] for a in cur.anchors_]),
+        lambda folder: save_cur(folder, cur, R, queries, [items[int(a)] for a in cur.anchors_]),
         update,
     )
     index.close()
     print(
-        f"published {path} -> {path.resolve().name}: CUR k_q={args.k_q} k_i={args.k_i} ({args.selection}), "
+        f"published {path} -> {path.resolve().name}: CUR k_q={args.k_q} k_i={args.k_i} ({args.selection}) over "
+        f"{len(items)} {info.items}, "
         f"rank {cur.rank_}, {info.calls} cross-encoder calls, {info.seconds:.0f} s"
     )
     return 0

@@ -31,6 +31,7 @@ from simsearch.index.docstore import DocStoreWriter
 from simsearch.index.manifest import CurInfo, Manifest, SourceInfo
 from simsearch.index.publish import build_lock, prune_builds, publish, staged
 from simsearch.models.files import file_sha256
+from simsearch.text.passages import passage_input
 
 
 def compact(
@@ -123,7 +124,15 @@ def compact(
                 files[layout.PASSAGES_FILE] = file_sha256(tmp / layout.PASSAGES_FILE)
             cur = None
             if m.cur is not None:
-                written, cur = _compact_cur(tmp, index.path, m.cur, survivors, new_docs, cross_score, progress)
+                # a column per passage: the surviving rows, then the new passages; else per document
+                columns, new_items = survivors, [d.content() for d in new_docs]
+                if m.cur.items == "passages":
+                    columns = base_rows
+                    new_items = [
+                        passage_input(state.doc(int(d)), int(a), int(b))
+                        for d, (a, b) in zip(state.row_doc[delta_rows], state.row_span[delta_rows], strict=True)
+                    ]
+                written, cur = _compact_cur(tmp, index.path, m.cur, columns, new_items, cross_score, progress)
                 files.update(written)
             manifest = m.model_copy(
                 update={
@@ -186,28 +195,29 @@ def _compact_cur(
     tmp: Path,
     old: Path,
     info: CurInfo,
-    survivors: np.ndarray,
-    new_docs: list[Any],
+    kept: np.ndarray,
+    new_items: list[str],
     cross_score: Score | None,
     progress: bool,
 ) -> tuple[dict[str, str], CurInfo]:
+    """E for the new build: the old columns ``kept`` (in their new order), then a column for each of
+    ``new_items`` (U · the cross-encoder's scores against the anchor queries)."""
     folder = old / layout.CUR_DIR
     R_old = np.load(folder / CUR_FILES["R"], mmap_mode="r", allow_pickle=False)
     U = np.load(folder / CUR_FILES["U"], allow_pickle=False)
     anchors = np.load(folder / CUR_FILES["anchors"], allow_pickle=False)
     queries = json.loads((folder / CUR_FILES["queries"]).read_text(encoding="utf-8"))
     texts = json.loads((folder / CUR_FILES["texts"]).read_text(encoding="utf-8"))
-    R_new = np.zeros((len(queries), len(new_docs)), dtype=np.float32)
-    if new_docs:
+    R_new = np.zeros((len(queries), len(new_items)), dtype=np.float32)
+    if new_items:
         assert cross_score is not None
-        contents = [d.content() for d in new_docs]
         for qi, q in enumerate(tqdm(queries, desc="CUR columns", unit="anchor query", disable=not progress)):
-            R_new[qi] = cross_score([(q, t) for t in contents])
-    R = np.concatenate([np.asarray(R_old[:, survivors], dtype=np.float32), R_new], axis=1)
+            R_new[qi] = cross_score([(q, t) for t in new_items])
+    R = np.concatenate([np.asarray(R_old[:, kept], dtype=np.float32), R_new], axis=1)
     E = (U.astype(np.float64) @ R.astype(np.float64)).astype(np.float32)
     moved = np.full(int(R_old.shape[1]), -1, dtype=np.int64)
-    moved[survivors] = np.arange(len(survivors))
+    moved[kept] = np.arange(len(kept))
     new_anchors = np.where(anchors >= 0, moved[np.maximum(anchors, 0)], -1)
     written = save_cur_arrays(tmp, new_anchors, U, E, R, queries, texts)
-    calls = info.calls + len(queries) * len(new_docs)
+    calls = info.calls + len(queries) * len(new_items)
     return {rel: file_sha256(tmp / rel) for rel in written}, info.model_copy(update={"calls": calls})

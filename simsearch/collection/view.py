@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simsearch.ann import AnnIndex
 from simsearch.collection.delta import DeltaState
 from simsearch.collection.filters import Filter
 from simsearch.collection.metadata import MetadataColumns
@@ -178,17 +179,24 @@ class CollectionView:
         return merge(self._dense_base(vector, k, flt), self.dense_delta(vector, k, flt), k=k)
 
     def _dense_base(self, vector: np.ndarray, k: int, flt: Filter | None) -> Ranked:
+        return self._best_passages_search(self.base.index.ann, vector, k, flt, self.base.passage_doc)
+
+    def _best_passages_search(
+        self, ann: AnnIndex, vector: np.ndarray, k: int, flt: Filter | None, pdoc: np.ndarray | None, exact: bool = True
+    ) -> Ranked:
+        """The ``k`` best base documents by ``ann`` (rows: documents, or passages of document ``pdoc[row]``,
+        each document scored by its best passage). ``exact``: few allowed documents are scanned exactly from
+        the stored embeddings (the rows of the dense index) rather than through ``ann``."""
         mask = self._base_allowed(flt)
-        ann, pdoc = self.base.index.ann, self.base.passage_doc
         if mask is not None and not mask.any():
             return []
         rows_mask = mask if mask is None or pdoc is None else mask[pdoc]
-        if mask is not None and flt is not None and int(mask.sum()) <= EXACT_SCAN_MAX:  # few pass: scan exactly
+        if exact and mask is not None and flt is not None and int(mask.sum()) <= EXACT_SCAN_MAX:  # few pass: scan
             assert rows_mask is not None
             rows = np.flatnonzero(rows_mask)
             scores = np.asarray(self.base.embeddings()[rows] @ vector, dtype=np.float32)
             return top(rows, scores, k) if pdoc is None else top_documents(pdoc[rows], scores, k)
-        effort = 1.0 if mask is None else min(MAX_EFFORT, self.base.count / int(mask.sum()))
+        effort = 1.0 if mask is None else min(MAX_EFFORT, self.base.count / max(1, int(mask.sum())))
         if pdoc is None:
             return _ranked_row(*ann.search(vector[None, :], k, allowed=rows_mask, effort=effort))
         # passages: deep enough that k distinct documents come out, however many passages one document owns
@@ -254,6 +262,11 @@ class CollectionView:
             allowed = np.concatenate([np.flatnonzero(self.base.filter_mask(flt)), self._delta_keys(flt)])
         return self.lexical_searcher.search(text, k, allowed=allowed)
 
+    def _cur_rows(self) -> np.ndarray | None:
+        """Each column of E's document, when E has a column per passage (``None``: one per document)."""
+        cur = self.base.index.cur
+        return self.base.passage_doc if cur is not None and cur.info.items == "passages" else None
+
     def cur_anchors(self) -> tuple[list[int], list[str]]:
         cur = self.base.index.cur
         if cur is None:
@@ -262,17 +275,15 @@ class CollectionView:
             )
         if self._anchor_texts is None:
             self._anchor_texts = cur.anchor_texts
-        return [int(a) for a in cur.anchors], self._anchor_texts
+        pdoc = self._cur_rows()
+        # an anchor passage stands for its document (a deleted anchor is -1 and is never allowed)
+        return [int(a) if a < 0 or pdoc is None else int(pdoc[a]) for a in cur.anchors], self._anchor_texts
 
     def cur(self, anchor_scores: np.ndarray, k: int, flt: Filter | None = None) -> Ranked:
         cur = self.base.index.cur
         assert cur is not None
-        query = np.asarray(anchor_scores, dtype=np.float32)[None, :]
-        mask = self._base_allowed(flt)
-        if mask is not None and not mask.any():
-            return []
-        effort = 1.0 if mask is None else min(MAX_EFFORT, self.base.count / max(1, int(mask.sum())))
-        return _ranked_row(*cur.ann.search(query, k, allowed=mask, effort=effort))
+        query = np.asarray(anchor_scores, dtype=np.float32)
+        return self._best_passages_search(cur.ann, query, k, flt, self._cur_rows(), exact=False)
 
     def cur_missing(self) -> bool:
         """Documents written since the build have no column of E yet (compaction computes them)."""

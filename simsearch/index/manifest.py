@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -74,6 +74,11 @@ class CurInfo(BaseModel):
     cross_encoder: CrossEncoderInfo
     calls: int = Field(description="Cross-encoder calls the fit made (k_q x N).")
     seconds: float
+    items: Literal["documents", "passages"] = Field(
+        "documents",
+        description="What E has a column for: each document, or each passage of a build split into passages "
+        "(a document then scores as its best passage, as in dense search).",
+    )
 
 
 class LexicalInfo(BaseModel):

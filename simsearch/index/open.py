@@ -83,9 +83,10 @@ def open_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         except (ValueError, OSError) as exc:
             store.close()
             raise IndexLoadError(f"index {path}: CUR arrays: {exc}") from None
-        if cur.ann.count() != manifest.count:
+        columns = vectors if manifest.cur.items == "passages" else manifest.count
+        if cur.ann.count() != columns:
             store.close()
-            raise IndexLoadError(f"index {path}: CUR arrays cover {cur.ann.count()} of {manifest.count} documents")
+            raise IndexLoadError(f"index {path}: CUR arrays cover {cur.ann.count()} of {columns} {manifest.cur.items}")
     return LoadedIndex(
         path=real, manifest=manifest, ann=ann, store=store, cur=cur, lease=Lease(real), passages=passages
     )

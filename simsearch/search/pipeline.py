@@ -124,7 +124,11 @@ class SearchPipeline:
             known: Ranked = []
             if q.anchor_scores is not None:  # anchors were scored exactly; keep those still in the collection
                 ok = view.allowed(q.anchor_keys, q.filter)
-                known = [(key, float(s)) for key, s, y in zip(q.anchor_keys, q.anchor_scores, ok, strict=True) if y]
+                best: dict[int, float] = {}  # anchors that are passages of one document: its best one
+                for key, s, y in zip(q.anchor_keys, q.anchor_scores, ok, strict=True):
+                    if y and float(s) > best.get(key, -np.inf):
+                        best[key] = float(s)
+                known = list(best.items())
             seen = {key for key, _ in known}
             first = [(p, s) for p, s in self._retrieve(view, plan, q, params, params.k_r) if p not in seen]
             return known, first, view.candidate_texts([p for p, _ in first], q.vector, query)
