@@ -147,7 +147,7 @@ def measure_adaptive(
     )
     if drawn is None:
         return {"adaptive": None}
-    rule, how = choose_adaptive(drawn[2], fixed_alpha)
+    rule, how = choose_adaptive(drawn.lists, fixed_alpha)
     qrels = load_qrels(data, "test")
     queries = {q: t for q, t in load_queries(data).items() if q in qrels}
     lists = retrieve_lists(view, models, queries, loaded.entry.query_prefix)

@@ -177,3 +177,30 @@ def test_the_per_query_weight_leans_on_the_list_whose_top_stands_out() -> None:
     assert how["kept"] and rule.beta > 0 and how["best"]["cloze_ndcg"] > how["fixed_cloze_ndcg"]
     rule, how = choose_adaptive(cloze[::2], 0.8)  # nothing to gain: the fixed weight stays
     assert not how["kept"] and rule.beta == 0.0 and rule.alpha0 == 0.8
+
+
+def test_the_rerank_weight_is_measured_on_what_re_ranking_reads() -> None:
+    """In a collection split into passages the cross-encoder reads each candidate's best passage after its
+    title, never the whole document cut at its window: the self-supervised choice scores the same texts."""
+    from transformers import AutoTokenizer
+
+    from simsearch.evaluation.unjudged import choose_rerank_weight_unjudged
+    from simsearch.models.files import default_bi_model
+    from simsearch.text.passages import passage_input
+
+    splitter = PassageSplitter(AutoTokenizer.from_pretrained(default_bi_model()), 24, 0)
+    docs = [Document(id=d.id, title=f"Title {d.id}", text=d.text) for d in lexical_useless(60)]
+    readable: set[str] = set()
+    for d in docs:  # a cloze query's answer is its document less one sentence: its passages are its own
+        readable |= {passage_input(d, s, e) for s, e in splitter.spans(d)}
+    seen: list[str] = []
+
+    def score(pairs: list[tuple[str, str]]) -> np.ndarray:
+        seen.extend(t for _, t in pairs)
+        return np.zeros(len(pairs), dtype=np.float32)
+
+    found = choose_rerank_weight_unjudged(docs, topic_encoder, score, splitter, queries=30, pool=60, k_r=10)
+    assert found is not None and len(seen) == 10 * found["queries"]
+    others = [t for t in seen if t in readable]  # the distractors, read whole as written
+    assert len(others) > len(seen) // 2 and all(len(splitter.spans(Document(id="x", text=t))) <= 2 for t in seen)
+    assert not any(t == d.content() for t in seen for d in docs if len(splitter.spans(d)) > 1)

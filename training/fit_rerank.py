@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     query_prefix=rt.bi.entry.query_prefix,
                     document_prefix=rt.bi.entry.document_prefix,
                     analyser_name=rt.spec.analyser,
+                    fusion=rt.pipeline.fusion or rt.view.default_fusion(),
                 )
                 if found is None:
                     fail("too few documents of several sentences to draw self-supervised queries from")

@@ -38,7 +38,7 @@ from simsearch.evaluation.metrics import evaluate_run, ndcg_at_k
 from simsearch.index.manifest import FusionInfo
 from simsearch.lexical import LexicalIndex, build_lexical
 from simsearch.search.fusion import DEFAULT_FUSION, Fusion, fuse
-from simsearch.text.passages import PassageSplitter
+from simsearch.text.passages import PassageSplitter, passage_input
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class Pool:
     ) -> None:
         self.docs = list(docs)
         passages = splitter.split(self.docs, document_prefix)
+        self.spans = passages.spans
         self.vectors = encode(passages.inputs)
         counts = np.asarray(passages.counts)
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -121,8 +122,26 @@ class Pool:
     def lexical(self, text: str, k: int) -> list[tuple[int, float]]:
         return self.searcher.search(text, k)
 
+    def reads(self, member: int, vector: np.ndarray) -> str:
+        """What a cross-encoder reads of a member for a query: its best passage by the query vector, after the
+        title (the collection's candidate_texts)."""
+        spans = self.spans[member]
+        first = int(self.starts[member])
+        best = int(np.argmax(self.vectors[first : first + len(spans)] @ vector)) if len(spans) > 1 else 0
+        return passage_input(self.docs[member], *spans[best])
+
     def close(self) -> None:
         self._lexical.close()
+
+
+@dataclass
+class Searched:
+    """Self-supervised queries searched over their pool: query ``i``'s answer is pool member ``i``."""
+
+    queries: list[ClozeQuery]
+    members: list[Document]
+    lists: list[tuple[list[tuple[int, float]], list[tuple[int, float]]]]  # each query's dense and lexical top
+    reads: dict[tuple[int, int], str]  # (query, member) -> what a cross-encoder reads of it (with ``texts``)
 
 
 def searched_pool(
@@ -136,10 +155,12 @@ def searched_pool(
     query_prefix: str,
     document_prefix: str,
     analyser_name: str,
-) -> tuple[list[ClozeQuery], list[Document], list[tuple[list[tuple[int, float]], list[tuple[int, float]]]]] | None:
+    texts: bool = False,
+) -> Searched | None:
     """Self-supervised queries drawn from ``docs``, the pool they are searched in (their answers first, query
     ``i``'s answer being member ``i``, then a sample of the other documents up to ``pool``), and each query's
-    dense and lexical top ``depth`` over it (member positions); ``None`` with fewer than 20 queries."""
+    dense and lexical top ``depth`` over it (member positions); ``None`` with fewer than 20 queries. ``texts``:
+    also what a cross-encoder reads of each member found, the best passage for that query."""
     rng = random.Random(seed)
     made = cloze_queries(docs, queries, seed)
     if len(made) < 20:
@@ -147,14 +168,20 @@ def searched_pool(
     answers = {q.answer.id for q in made}
     others = [d for d in docs if d.id not in answers]
     members = [q.answer for q in made] + rng.sample(others, min(len(others), max(0, pool - len(made))))
+    reads: dict[tuple[int, int], str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
         try:
             vectors = encode([query_prefix + q.text for q in made])
             lists = [(index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)]
+            if texts:
+                for i, (dense, lexical) in enumerate(lists):
+                    for k, _ in (*dense, *lexical):
+                        if (i, k) not in reads:
+                            reads[i, k] = index.reads(k, vectors[i])
         finally:
             index.close()
-    return made, members, lists
+    return Searched(made, members, lists, reads)
 
 
 def choose_fusion_unjudged(
@@ -179,7 +206,7 @@ def choose_fusion_unjudged(
     if drawn is None:
         log.warning("too few self-supervised queries could be drawn (at least 20): fusion keeps its default")
         return None
-    made, members, searched = drawn
+    made, members, searched = drawn.queries, drawn.members, drawn.lists
     lists = {str(i): pair for i, pair in enumerate(searched)}  # query i's answer is pool member i
     fusions = candidates()
     per_query = {
@@ -282,25 +309,28 @@ def choose_rerank_weight_unjudged(
     pool: int = 2000,
     seed: int = 0,
     analyser_name: str = "english",
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> dict[str, Any] | None:
     """How much ``rerank`` should trust the cross-encoder (``score``) on this collection, without judgments:
     the first stage's top ``k_r`` of self-supervised queries over the pool are scored by the cross-encoder and
-    blended at each weight (simsearch.evaluation.rerank_fit); the best nDCG@10 wins (ties: the smaller weight,
+    blended at each weight (simsearch.evaluation.rerank_fit; ``hybrid`` fuses them with the collection's
+    ``fusion``); the best nDCG@10 wins (ties: the smaller weight,
     the safer when the cross-encoder was trained elsewhere). ``None`` with too few documents."""
     from simsearch.evaluation.rerank_fit import WEIGHTS
     from simsearch.search.rescore import interpolate
 
     drawn = searched_pool(
-        docs, encode, splitter, queries, pool, seed, k_r, query_prefix, document_prefix, analyser_name
+        docs, encode, splitter, queries, pool, seed, k_r, query_prefix, document_prefix, analyser_name, texts=True
     )
     if drawn is None:
         return None
-    made, members, searched = drawn
+    made, members, searched = drawn.queries, drawn.members, drawn.lists
     scored: dict[str, tuple[list[int], list[float], list[float]]] = {}
     for i, (q, (dense, lexical)) in enumerate(zip(made, searched, strict=True)):
-        first = {"dense": dense, "lexical": lexical}.get(first_stage) or fuse(dense, lexical, DEFAULT_FUSION)
+        first = {"dense": dense, "lexical": lexical}.get(first_stage) or fuse(dense, lexical, fusion)
         first = first[:k_r]
-        cross = score([(q.text, members[k].content()) for k, _ in first])
+        # what re-ranking gives the cross-encoder: each candidate's best passage, as the collection reads it
+        cross = score([(q.text, drawn.reads[i, k]) for k, _ in first])
         scored[str(i)] = ([k for k, _ in first], [s for _, s in first], [float(x) for x in cross])
     qrels = {str(i): {str(i): 1} for i in range(len(made))}
     validation = {}
