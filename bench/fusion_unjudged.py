@@ -64,6 +64,9 @@ def measure(
     progress: bool,
     spec: CollectionSpec | None = None,
     adaptive: bool = False,
+    cross: Any = None,
+    k_r: int = 100,
+    rerank_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     encoder = loaded.model
     link = build_index(
@@ -107,6 +110,11 @@ def measure(
         row["judged"] = ndcg(SearchParams(mode="hybrid", fusion=fusion_of(judged)))
         row["judged_choice"] = describe(judged)
     row["better_single"] = max(row["dense"], row["lexical"])
+    if cross is not None and rerank_rows is not None:
+        chosen = fusion_of(unjudged) if unjudged else DEFAULT_FUSION
+        for first in ("dense", "hybrid"):
+            rerank_rows.append(measure_rerank(name, view, loaded, data, spec, cross, first, chosen, k_r, row))
+            print(json.dumps({k: v for k, v in rerank_rows[-1].items() if k != "validation"}), flush=True)
     if adaptive:
         fixed = (
             (unjudged.alpha if unjudged.method == "convex" else 1.0 if unjudged.method == "dense" else None)
@@ -118,6 +126,64 @@ def measure(
         )
     c.close()
     return row
+
+
+def measure_rerank(
+    name: str,
+    view: Any,
+    loaded: Any,
+    data: Path,
+    spec: CollectionSpec | None,
+    cross: Any,
+    first: str,
+    fusion: Fusion,
+    k_r: int,
+    row: dict[str, Any],
+) -> dict[str, Any]:
+    """The re-ranker over one first stage: alone (w = 1, what a collection without a measured weight used),
+    and blended at the weight chosen without judgments (simsearch.evaluation.unjudged), as ``training.fit_rerank``
+    without ``--data`` chooses it; the first stage alone beside them. The cross-encoder reads each candidate's
+    best passage."""
+    from simsearch.evaluation.unjudged import choose_rerank_weight_unjudged, live_documents
+
+    encoder = loaded.model
+    pipeline = SearchPipeline(query_prefix=loaded.entry.query_prefix, cross_query=cross.cross.clip)
+    models = DirectModels(encoder, cross)
+    searcher = getattr(view, "lexical_searcher", None)
+    started = time.perf_counter()
+    found = choose_rerank_weight_unjudged(
+        live_documents(view, 2000),
+        encoder.encode,
+        cross.score,
+        splitter_for(encoder, spec, loaded.entry.document_prefix),
+        first_stage=first,
+        k_r=k_r,
+        query_prefix=loaded.entry.query_prefix,
+        document_prefix=loaded.entry.document_prefix,
+        analyser_name=searcher.analyser_name if searcher is not None else "english",
+        fusion=fusion,
+    )
+    seconds = round(time.perf_counter() - started, 1)
+    weight = found["weight"] if found else 1.0
+
+    def ndcg(w: float) -> float:
+        params = SearchParams(mode="rerank", candidates=first, fusion=fusion, k_r=k_r, rerank_weight=w)  # type: ignore[arg-type]
+        got = evaluate_beir(pipeline, view, models, data, split="test", params=params, progress=False)
+        return round(100 * got["ndcg@10"], 2)
+
+    alone = ndcg(1.0)
+    return {
+        "benchmark": name,
+        "first_stage": first,
+        "first_stage_ndcg": row["dense"] if first == "dense" else row["unjudged"],
+        "rerank_alone": alone,
+        "rerank_unjudged": alone if weight == 1.0 else ndcg(weight),
+        "unjudged_weight": weight,
+        "unjudged_seconds": seconds,
+        "chosen_on": found["chosen_on"] if found else "default (too few documents to draw queries from)",
+        "validation": found["validation"] if found else None,
+        "k_r": k_r,
+    }
 
 
 def measure_adaptive(
@@ -197,20 +263,48 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     methods = ["dense", "lexical", "old_default", "unjudged", "judged"]
+    if any(r.get("adaptive") is not None for r in rows):
+        methods.append("adaptive")
     fig, ax = plt.subplots(figsize=(2.6 * len(rows) + 2, 4.2))
     x = np.arange(len(rows))
-    width = 0.16
+    width = 0.8 / len(methods)
     for i, m in enumerate(methods):
-        values = [r[m] if r[m] is not None else 0 for r in rows]
-        bars = ax.bar(x + (i - 2) * width, values, width, label=m.replace("_", " "))
+        values = [r.get(m) or 0 for r in rows]
+        bars = ax.bar(x + (i - (len(methods) - 1) / 2) * width, values, width, label=m.replace("_", " "))
         for b, r in zip(bars, rows, strict=True):
-            if r[m] is None:
+            if r.get(m) is None:
                 b.set_alpha(0)
     ax.set_xticks(x, [r["benchmark"] for r in rows])
     ax.set_ylabel("nDCG@10 (test)")
     ax.set_ylim(0, 100)
     ax.legend(ncol=5, loc="upper center", fontsize=8)
     ax.set_title("Hybrid fusion chosen without judgments (self-supervised) against the alternatives")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_rerank(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = {
+        "first_stage_ndcg": "first stage",
+        "rerank_alone": "re-ranker alone (w = 1)",
+        "rerank_unjudged": "unjudged w",
+    }
+    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 4.2))
+    x = np.arange(len(rows))
+    width = 0.26
+    for i, (key, label) in enumerate(methods.items()):
+        ax.bar(x + (i - 1) * width, [r[key] for r in rows], width, label=label)
+    ax.set_xticks(x, [f"{r['benchmark']}\n{r['first_stage']} (w {r['unjudged_weight']})" for r in rows], fontsize=8)
+    ax.set_ylabel("nDCG@10 (test)")
+    ax.set_ylim(0, 100)
+    ax.legend(ncol=3, loc="upper center", fontsize=8)
+    ax.set_title("Re-ranking with the weight chosen without judgments")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -226,6 +320,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the existing result's rows of the benchmarks not run now (each row records its own run)",
     )
+    p.add_argument("--cross", help="a cross-encoder (folder): also the rerank rows (benchmark, first_stage, ...)")
+    p.add_argument(
+        "--cross-backend", choices=["torch", "onnx", "onnx-int8"], help="its runtime (default: the service's)"
+    )
+    p.add_argument("--k-r", type=int, default=100, help="candidates the cross-encoder re-scores")
+    p.add_argument(
+        "--rerank-sets",
+        nargs="+",
+        choices=list(SETS),
+        default=["scifact", "dl19", "long", "long-passages"],
+        help="benchmarks with rerank rows (LCQMC's one-sentence documents give no self-supervised queries, and "
+        "the cross-encoder trained here is English)",
+    )
     p.add_argument(
         "--adaptive",
         action="store_true",
@@ -234,7 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     settings = settings_with()
     loaded = job_model(settings)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    rerank_rows: list[dict[str, Any]] = []
+    cross = None
+    if args.cross:
+        from bench.reranker import CachedScorer
+        from simsearch.models.cross_encoder import CrossScorer
+
+        cross = CachedScorer(
+            CrossScorer.load(
+                args.cross, batch_size=settings.encode_batch_size, backend=args.cross_backend or settings.backend
+            )
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
             data, spec, model = settings.data_dir / SETS[name], None, loaded
@@ -250,7 +368,18 @@ def main(argv: list[str] | None = None) -> int:
                 with_e5 = settings.model_copy(update={"models": {**settings.models, "e5-small": E5_ENTRY}})
                 model = job_model(with_e5, "e5-small")
                 spec = CollectionSpec(model="e5-small", analyser="chinese")
-            row = measure(name, data, model, Path(tmp) / "indexes", not args.no_progress, spec, args.adaptive)
+            row = measure(
+                name,
+                data,
+                model,
+                Path(tmp) / "indexes",
+                not args.no_progress,
+                spec,
+                args.adaptive,
+                cross if name in args.rerank_sets else None,
+                args.k_r,
+                rerank_rows,
+            )
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "unjudged_validation"}), flush=True)
     if args.add and (RESULTS / f"{args.result}.json").is_file():
@@ -260,17 +389,41 @@ def main(argv: list[str] | None = None) -> int:
             r.setdefault("run", earlier.get("environment", {}).get("date"))
         rows = [*kept, *rows]
         rows.sort(key=lambda r: list(SETS).index(r["benchmark"]))
+    if args.add and (RESULTS / f"{args.result}.json").is_file() and not rerank_rows:
+        rerank_rows = json.loads((RESULTS / f"{args.result}.json").read_text()).get("rerank_rows", [])
     summary = summarise(rows)
+    if rerank_rows:
+        summary["rerank"] = {
+            "unjudged_minus_first_stage": {
+                f"{r['benchmark']}/{r['first_stage']}": round(r["rerank_unjudged"] - r["first_stage_ndcg"], 2)
+                for r in rerank_rows
+            },
+            "unjudged_minus_alone": {
+                f"{r['benchmark']}/{r['first_stage']}": round(r["rerank_unjudged"] - r["rerank_alone"], 2)
+                for r in rerank_rows
+            },
+        }
     print(json.dumps(summary, indent=2))
     out = write_result(
         args.result,
         {
             "rows": rows,
+            "rerank_rows": rerank_rows,
             "summary": summary,
-            "parameters": {"sets": args.sets, "add": args.add, "adaptive": args.adaptive},
+            "parameters": {
+                "sets": args.sets,
+                "add": args.add,
+                "adaptive": args.adaptive,
+                "cross": args.cross,
+                "cross_backend": args.cross_backend,
+                "k_r": args.k_r,
+                "rerank_sets": args.rerank_sets,
+            },
         },
     )
     plot(rows, RESULTS / f"{args.result}.png")
+    if rerank_rows:
+        plot_rerank(rerank_rows, RESULTS / f"{args.result}-rerank.png")
     print(f"wrote {out}")
     return 0
 
