@@ -205,6 +205,11 @@ def summarise(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
     out["tokens_per_s_default_over_unsplit"] = {
         s: round(v[default] / v["none"], 3) for s, v in speed.items() if default in v and "none" in v
     }
+    if any("rerank" in r for r in rows):  # the cross-encoder over hybrid's top 100: first window or best passage
+        out["rerank"] = {r["set"]: {} for r in rows if "rerank" in r}
+        for r in rows:
+            if "rerank" in r:
+                out["rerank"][r["set"]][r["config"]] = r["rerank"]["ndcg@10"]
     goals = {
         "long_at_least_1.6x": out.get("long_default_over_unsplit", 0) >= 1.6,
         "scifact_dense_at_least_67": (out["scifact_dense"] or 0) >= 67.0,
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     p.add_argument("--configs", nargs="+", default=CONFIGS)
     p.add_argument("--cross", help="a cross-encoder (registry name or folder) for rerank")
+    p.add_argument("--cross-backend", choices=["torch", "onnx", "onnx-int8"], help="its runtime (default: torch)")
     p.add_argument("--model", help="bi-encoder: registry name or folder (default: the registry's default)")
     p.add_argument("--result", default="passages")
     p.add_argument("--no-progress", action="store_true")
@@ -273,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cross:
         from simsearch.models.cross_encoder import CrossScorer
 
-        cross = CrossScorer.load(args.cross)
+        cross = CrossScorer.load(args.cross, backend=args.cross_backend or "torch")
     progress = not args.no_progress
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             "parameters": {
                 "model": loaded.name,
                 "cross": args.cross,
+                "cross_backend": args.cross_backend,
                 "configs": args.configs,
                 "long_tokens": LONG_TOKENS,
                 "seed": SEED,
