@@ -2,15 +2,19 @@
 (self-supervised inverse-cloze queries, simsearch.evaluation.unjudged) against dense alone, lexical alone,
 the old fixed default (convex α = 0.8) and the fusion chosen on judged queries where a benchmark has them.
 
-    python -m bench.fusion_unjudged [--sets scifact dl19 long long-passages lcqmc]
+    python -m bench.fusion_unjudged [--sets scifact dl19 long long-passages lcqmc] [--adaptive]
+        [--cross DIR [--cross-backend onnx-int8] [--k-r 100] [--rerank-sets scifact dl19 ...]]
 
-Each benchmark is built by the service's build (the default model; one vector per document, except
-`long-passages`: the long documents in 128-token passages, and `lcqmc`: LCQMC's test pairs as a
-duplicate-question retrieval set, with multilingual-e5-small from `make e5` and the chinese analyser), the choices
+Each benchmark is built by the service's build as a new collection is by default (the default model, documents
+longer than 64 tokens in passages), except `long`: the long documents unsplit, cut at the model's window
+(`long-passages` is the same set split by default), and `lcqmc`: LCQMC's test pairs as a duplicate-question
+retrieval set, with multilingual-e5-small from `make e5` and the chinese analyser. The choices
 are made as a collection makes them (the judged one on the train split, the unjudged one from documents
 only), and every row is the test split's nDCG@10 through the service's pipeline. Writes
 bench/results/fusion_unjudged.json (one row per benchmark: benchmark, dense, lexical, old_default,
-unjudged, judged) and fusion_unjudged.png.
+unjudged, judged; with --adaptive the per-query weights beside them; with --cross one rerank row per benchmark
+and first stage: benchmark, first_stage, rerank_unjudged, with the first stage and the re-ranker alone) and
+fusion_unjudged.png (and -rerank.png).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from bench.common import RESULTS, write_result
 from bench.passages import make_long_set
-from simsearch.api.spec import CollectionSpec, PassageSpec
+from simsearch.api.spec import CollectionSpec
 from simsearch.cli import settings_with
 from simsearch.collection.embedded import EmbeddedCollection
 from simsearch.data.pairs_retrieval import pairs_to_beir
@@ -355,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            data, spec, model = settings.data_dir / SETS[name], None, loaded
+            # each benchmark as a user's collection is made by default (documents over 64 tokens in passages),
+            # except `long`: its documents unsplit, cut at the model's window (where one list is far worse)
+            data, spec, model = settings.data_dir / SETS[name], CollectionSpec(), loaded
             if name.startswith("long"):
                 data = make_long_set(data, Path(tmp) / "long-data", loaded.model.model.tokenizer)
-                spec = CollectionSpec(passages=PassageSpec(tokens=128, overlap=0)) if name == "long-passages" else None
+                spec = CollectionSpec(passages="none") if name == "long" else CollectionSpec()
             elif name == "lcqmc":
                 if not Path(E5, "config.json").is_file():
                     print(f"lcqmc skipped: {E5} is missing (make e5)", file=sys.stderr)
