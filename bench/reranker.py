@@ -83,12 +83,12 @@ def bi_encoder_dev_spearman(dev: Path | None, settings: Any) -> float:
     from scipy.stats import spearmanr
 
     from simsearch.data.pairs import read_pairs
-    from simsearch.serving.runtime import load_encoder
+    from simsearch.serving.runtime import job_model
 
     pairs = read_pairs(Path(str(dev)))
-    encoder = load_encoder(settings)
-    a = encoder.encode(pairs.a, prefix=settings.query_prefix)
-    b = encoder.encode(pairs.b, prefix=settings.document_prefix)
+    loaded = job_model(settings)  # the collection's model, with its registry entry's prefixes
+    a = loaded.model.encode(pairs.a, prefix=loaded.entry.query_prefix)
+    b = loaded.model.encode(pairs.b, prefix=loaded.entry.document_prefix)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     return round(100 * float(spearmanr(cosine, pairs.scores).statistic), 3)
 

@@ -100,7 +100,11 @@ def quality(settings: Any, client: Any, encoder: BiEncoder, cross_path: str | No
     copy_s = time.perf_counter() - t0
     queries = load_queries(data)
     judged = sorted(load_qrels(data, "test"))
-    texts = [queries[q] for q in judged]
+    from simsearch.serving.runtime import job_entry
+
+    name, registry = job_entry(settings)
+    prefix = registry.entries[name].query_prefix  # the pipeline asks for the prefixed texts
+    texts = [prefix + queries[q] for q in judged]
     vectors = dict(zip(texts, encoder.encode(texts), strict=True))
     cross = None
     if cross_path:
@@ -108,7 +112,7 @@ def quality(settings: Any, client: Any, encoder: BiEncoder, cross_path: str | No
 
         cross = CrossScorer.load(cross_path)
     models = CachedQueries(vectors, cross)
-    pipeline = SearchPipeline(query_prefix=settings.query_prefix)
+    pipeline = SearchPipeline(query_prefix=prefix)
     modes = ["dense", "lexical", "hybrid", *(["rerank", "cur"] if cross is not None else [])]
     rows = []
     for mode in modes:
