@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simsearch.models.bi_encoder import BiEncoder
@@ -204,3 +205,30 @@ def test_the_service_package_sets_the_openmp_spin_before_torch_loads() -> None:
         check=True,
     )
     assert out.stdout.split() == ["False", "77"]
+
+
+def test_a_one_query_search_runs_on_one_openmp_thread_of_its_own_thread() -> None:
+    """libgomp keeps its thread count per calling thread: a search of a few queries sets one OpenMP thread on
+    the thread that searches (no team contending with the model), a batch gets every core again, and other
+    threads keep their own setting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+
+    from simsearch.ann.faiss_index import ALL_THREADS, SMALL_BATCH, FaissIndex
+
+    index = FaissIndex(8)
+    rng = np.random.default_rng(0)
+    index.add(rng.normal(size=(200, 8)).astype(np.float32))
+    queries = rng.normal(size=(64, 8)).astype(np.float32)
+
+    def search_then_threads(n: int) -> int:
+        index.search(queries[:n], 5)
+        return int(faiss.omp_get_max_threads())
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(search_then_threads, 1).result() == 1
+        assert pool.submit(search_then_threads, SMALL_BATCH).result() == ALL_THREADS
+        assert pool.submit(search_then_threads, SMALL_BATCH - 1).result() == 1
+    with ThreadPoolExecutor(1) as pool:  # a thread that has not searched keeps the process default
+        assert pool.submit(faiss.omp_get_max_threads).result() == ALL_THREADS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,26 @@ import numpy as np
 from simsearch.ann.base import AnnIndex
 
 MAX_EF = 4096
+
+# Below FAISS's BLAS threshold (20 queries) a search is one scan per query, and an OpenMP team adds only its
+# cost: libgomp keeps a team per calling thread and its setting per thread too, so each thread that searches
+# (the service's request threads) had its own team of as many workers as cores, all contending with the
+# model's threads. One query at a time on a thread that searches with one OpenMP thread: 1.9x the searches
+# per second of four concurrent threads over the demo's 35,289 passage vectors (671-700 against 353-366 a
+# second, exact search, while the machine was busy; docs/results/serving.md). Larger batches (builds,
+# recall tuning) keep every core.
+SMALL_BATCH = 20
+ALL_THREADS = faiss.omp_get_max_threads()
+_omp = threading.local()
+
+
+def omp_threads_for(queries: int) -> int:
+    """Set (on this thread only) and return the OpenMP threads a search of ``queries`` queries uses."""
+    want = 1 if queries < SMALL_BATCH else ALL_THREADS
+    if getattr(_omp, "threads", None) != want:
+        faiss.omp_set_num_threads(want)
+        _omp.threads = want
+    return want
 
 
 class FaissIndex(AnnIndex):
@@ -48,7 +69,9 @@ class FaissIndex(AnnIndex):
         self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, effort: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
         params = self._search_parameters(self._check_mask(allowed), effort)
-        scores, positions = self.index.search(self._check(queries), k, params=params)
+        queries = self._check(queries)
+        omp_threads_for(len(queries))
+        scores, positions = self.index.search(queries, k, params=params)
         scores = np.where(positions < 0, -np.inf, scores).astype(np.float32)
         return scores, positions.astype(np.int64)
 
