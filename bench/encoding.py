@@ -144,11 +144,20 @@ def summarise(rows: list[dict[str, Any]], quality: dict[str, dict[str, Any]], de
     both = {b: q for b, q in quality.items() if {"onnx", "onnx-int8"} <= set(q)}
     drops = {b: round(q["onnx"]["ndcg@10"] - q["onnx-int8"]["ndcg@10"], 2) for b, q in both.items()}
 
-    def checks_of(name: str) -> dict[str, Any]:
-        path = RESULTS / f"{name}.json"
-        return dict(json.loads(path.read_text()).get("checks", {})) if path.is_file() else {}
+    def latest(system: str) -> dict[str, Any]:
+        """The newest bench.serve run (serve*.json, by its date) with this system's checks."""
+        runs = []
+        for path in RESULTS.glob("serve*.json"):
+            payload = json.loads(path.read_text())
+            found = payload.get("checks", {}).get(system)
+            if found and found.get("search_c16_vs_naive") is not None:
+                runs.append((payload.get("environment", {}).get("date", ""), path.name, found))
+        if not runs:
+            return {}
+        _, name, found = max(runs, key=lambda r: (r[0], r[1]))
+        return dict(found, run=name)
 
-    checks = {**checks_of("serve"), "simsearch-int8": checks_of("serve-int8").get("simsearch-int8", {})}
+    checks = {DEFAULT_SERVE: latest(DEFAULT_SERVE), "simsearch-int8": latest("simsearch-int8")}
     return {
         "default_backend": default,
         "build_tokens_per_s_ratio": ratio(default),
@@ -161,6 +170,7 @@ def summarise(rows: list[dict[str, Any]], quality: dict[str, dict[str, Any]], de
         "max_ndcg_drop": max(drops.values()) if drops else None,
         "search_c16_vs_naive": checks.get(DEFAULT_SERVE, {}).get("search_c16_vs_naive"),
         "search_c16_vs_naive_int8": checks.get("simsearch-int8", {}).get("search_c16_vs_naive"),
+        "search_c16_runs": {system: c.get("run") for system, c in checks.items()},
         "int8_within_0.3_everywhere": bool(drops) and all(d <= 0.3 for d in drops.values()),
     }
 
