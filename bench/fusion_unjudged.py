@@ -42,7 +42,7 @@ from simsearch.index.build import build_index, splitter_for
 from simsearch.index.manifest import FusionInfo
 from simsearch.models.registry import ModelEntry
 from simsearch.search import DirectModels, Fusion, SearchParams, SearchPipeline
-from simsearch.search.fusion import DEFAULT_FUSION
+from simsearch.search.fusion import DEFAULT_FUSION, fusion_from
 from simsearch.serving.runtime import job_model
 
 SETS = {"scifact": "scifact", "dl19": "msmarco-dl19", "long": "scifact", "long-passages": "scifact", "lcqmc": "lcqmc"}
@@ -51,10 +51,12 @@ E5_ENTRY = ModelEntry(path=E5, query_prefix="query: ", document_prefix="query: "
 
 
 def fusion_of(info: FusionInfo) -> Fusion:
-    return Fusion(info.method, info.alpha if info.alpha is not None else 0.5, info.rrf_k)  # type: ignore[arg-type]
+    return fusion_from(info)
 
 
 def describe(info: FusionInfo) -> str:
+    if info.method == "convex" and info.beta is not None:
+        return f"per query: α {info.alpha}, β {info.beta}"
     if info.method == "convex":
         return "lexical only" if info.alpha == 0 else ("dense only" if info.alpha == 1 else f"convex α {info.alpha}")
     return "dense only" if info.method == "dense" else info.method
@@ -120,14 +122,7 @@ def measure(
             rerank_rows.append(measure_rerank(name, view, loaded, data, spec, cross, first, chosen, k_r, row))
             print(json.dumps({k: v for k, v in rerank_rows[-1].items() if k != "validation"}), flush=True)
     if adaptive:
-        fixed = (
-            (unjudged.alpha if unjudged.method == "convex" else 1.0 if unjudged.method == "dense" else None)
-            if unjudged
-            else None
-        )
-        row.update(
-            measure_adaptive(view, models, data, loaded, spec, fixed if fixed is not None else DEFAULT_FUSION.alpha)
-        )
+        row.update(measure_adaptive(view, models, data, loaded, spec, unjudged))
     c.close()
     return row
 
@@ -191,51 +186,57 @@ def measure_rerank(
 
 
 def measure_adaptive(
-    view: Any, models: Any, data: Path, loaded: Any, spec: CollectionSpec | None, fixed_alpha: float
+    view: Any, models: Any, data: Path, loaded: Any, spec: CollectionSpec | None, chosen: FusionInfo | None
 ) -> dict[str, Any]:
-    """Per-query weights (bench.fusion_adaptive) chosen on the same self-supervised queries, on the test
-    split; with the best rule chosen on the test split itself beside it (what per-query weighting could give
-    at most with these features)."""
-    from bench.fusion_adaptive import BETAS, Adaptive, choose_adaptive, evaluate, ids_of, medians
+    """Beside the collection's choice (with per-query weights where they were kept): the collection-wide
+    choice alone (``unjudged_fixed``), the per-query weights' cost, and the best per-query rule chosen on the
+    test split itself (what per-query weighting could give at most with these features)."""
+    from bench.fusion_adaptive import evaluate, ids_of
     from simsearch.data.beir import load_qrels, load_queries
     from simsearch.evaluation.fusion_fit import ALPHAS, retrieve_lists
-    from simsearch.evaluation.unjudged import live_documents, searched_pool
+    from simsearch.evaluation.unjudged import BETAS, gap_medians
 
     encoder = loaded.model
-    searcher = getattr(view, "lexical_searcher", None)
-    drawn = searched_pool(
-        live_documents(view, 2000, 0),
+    wide = fit_unjudged(
+        view,
         encoder.encode,
         splitter_for(encoder, spec, loaded.entry.document_prefix),
-        200,
-        2000,
-        0,
-        100,
-        loaded.entry.query_prefix,
-        loaded.entry.document_prefix,
-        searcher.analyser_name if searcher is not None else "english",
+        query_prefix=loaded.entry.query_prefix,
+        document_prefix=loaded.entry.document_prefix,
+        per_query_weights=False,
     )
-    if drawn is None:
-        return {"adaptive": None}
-    rule, how = choose_adaptive(drawn.lists, fixed_alpha)
     qrels = load_qrels(data, "test")
     queries = {q: t for q, t in load_queries(data).items() if q in qrels}
     lists = retrieve_lists(view, models, queries, loaded.entry.query_prefix)
     id_of = ids_of(view, lists)
-    got, micros, alphas = evaluate(rule, lists, id_of, qrels)
-    fixed, _, _ = evaluate(Adaptive(fixed_alpha, 0.0, rule.median_dense, rule.median_lexical), lists, id_of, qrels)
-    md, ml = medians(list(lists.values()))
-    on_test = {(a, b): evaluate(Adaptive(a, b, md, ml), lists, id_of, qrels)[0] for a in ALPHAS[1:-1] for b in BETAS}
-    (ba, bb), best = max(on_test.items(), key=lambda kv: kv[1])
-    best_fixed = max(v for (_, b), v in on_test.items() if b == 0.0)
-    return {
-        "adaptive": got,
-        "adaptive_choice": how,
-        "adaptive_fixed_same_lists": fixed,
-        "adaptive_us_per_query": micros,
-        "adaptive_alpha_quartiles": [round(float(x), 3) for x in np.percentile(alphas, [25, 50, 75])],
-        "adaptive_best_on_test": {"alpha0": ba, "beta": bb, "ndcg": best, "best_fixed_alpha_ndcg": best_fixed},
+    rule = fusion_of(chosen) if chosen else DEFAULT_FUSION
+    _, micros, alphas = evaluate(rule, lists, id_of, qrels)
+    md, ml = gap_medians(list(lists.values()))
+    on_test = {
+        (a, b): evaluate(Fusion("convex", a, beta=b, dense_gap=md, lexical_gap=ml), lists, id_of, qrels)[0]
+        for a in ALPHAS[1:-1]
+        for b in BETAS
     }
+    (ba, bb), best = max(on_test.items(), key=lambda kv: kv[1])
+    return {
+        "unjudged_fixed": ndcg_of(view, models, data, loaded, fusion_of(wide)) if wide else None,
+        "unjudged_fixed_choice": describe(wide) if wide else None,
+        "per_query_us": micros,
+        "per_query_alpha_quartiles": [round(float(x), 3) for x in np.percentile(alphas, [25, 50, 75])],
+        "per_query_best_on_test": {
+            "alpha": ba,
+            "beta": bb,
+            "ndcg": best,
+            "best_fixed_alpha_ndcg": max(v for (_, b), v in on_test.items() if b == 0.0),
+        },
+    }
+
+
+def ndcg_of(view: Any, models: Any, data: Path, loaded: Any, fusion: Fusion) -> float:
+    pipeline = SearchPipeline(query_prefix=loaded.entry.query_prefix)
+    params = SearchParams(mode="hybrid", fusion=fusion)
+    got = evaluate_beir(pipeline, view, models, data, split="test", params=params, progress=False)
+    return round(100 * got["ndcg@10"], 2)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -267,8 +268,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     methods = ["dense", "lexical", "old_default", "unjudged", "judged"]
-    if any(r.get("adaptive") is not None for r in rows):
-        methods.append("adaptive")
+    if any(r.get("unjudged_fixed") is not None for r in rows):  # --adaptive: the collection-wide choice beside
+        methods.insert(3, "unjudged_fixed")
     fig, ax = plt.subplots(figsize=(2.6 * len(rows) + 2, 4.2))
     x = np.arange(len(rows))
     width = 0.8 / len(methods)

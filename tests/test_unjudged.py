@@ -146,20 +146,21 @@ def test_the_default_is_kept_unless_beaten_beyond_noise() -> None:
 
 
 def test_the_per_query_weight_leans_on_the_list_whose_top_stands_out() -> None:
-    """bench.fusion_adaptive: with β = 0 it is the fixed convex combination; with β > 0 a query whose lexical
-    list is flat leans on dense and one whose lexical top stands far above the rest leans on lexical; the
-    choice keeps the fixed weight unless the self-supervised queries say otherwise by more than noise."""
-    from bench.fusion_adaptive import Adaptive, choose_adaptive, medians
-    from simsearch.search.fusion import convex
+    """simsearch.search.fusion.query_alpha: with β = 0 it is the fixed convex combination; with β > 0 a query
+    whose lexical list is flat leans on dense and one whose lexical top stands far above the rest leans on
+    lexical; the choice keeps the fixed weight unless the self-supervised queries say otherwise by more than
+    noise."""
+    from simsearch.evaluation.unjudged import choose_per_query, gap_medians
+    from simsearch.search.fusion import Fusion, convex, fuse, query_alpha
 
     dense = [(i, 0.8 - 0.01 * i) for i in range(20)]
     flat = [(100 + i, 10.0 - 0.01 * i) for i in range(20)]
     peaked = [(100 + i, 30.0 if i == 0 else 5.0 - 0.01 * i) for i in range(20)]
-    md, ml = medians([(dense, flat), (dense, peaked)])
-    fixed = Adaptive(0.6, 0.0, md, ml)
-    assert fixed.alpha(dense, flat) == pytest.approx(0.6) and fixed.fuse(dense, peaked) == convex(dense, peaked, 0.6)
-    moving = Adaptive(0.6, 1.0, md, ml)
-    assert moving.alpha(dense, flat) > 0.6 > moving.alpha(dense, peaked)
+    md, ml = gap_medians([(dense, flat), (dense, peaked)])
+    fixed = Fusion("convex", 0.6, dense_gap=md, lexical_gap=ml)
+    assert query_alpha(dense, flat, fixed) == 0.6 and fuse(dense, peaked, fixed) == convex(dense, peaked, 0.6)
+    moving = Fusion("convex", 0.6, beta=1.0, dense_gap=md, lexical_gap=ml)
+    assert query_alpha(dense, flat, moving) > 0.6 > query_alpha(dense, peaked, moving)
     # self-supervised lists (the answer of query i is member i) that no fixed weight gets right: either
     # lexical is flat and its top documents are dense's runners-up too (only α near 1 puts the answer first)
     # or lexical's top stands out and is the answer, which dense misses (only α under 0.5 does)
@@ -173,10 +174,25 @@ def test_the_per_query_weight_leans_on_the_list_whose_top_stands_out() -> None:
             d = [(i, 0.95)] + [(2000 + j, 0.9 - 0.001 * j) for j in range(30)]
             lex = wrong
         cloze.append((d, lex))
-    rule, how = choose_adaptive(cloze, 0.8)
-    assert how["kept"] and rule.beta > 0 and how["best"]["cloze_ndcg"] > how["fixed_cloze_ndcg"]
-    rule, how = choose_adaptive(cloze[::2], 0.8)  # nothing to gain: the fixed weight stays
-    assert not how["kept"] and rule.beta == 0.0 and rule.alpha0 == 0.8
+    rule, how = choose_per_query(cloze, 0.8)
+    assert rule is not None and how["kept"] and rule.beta > 0 and how["best"]["ndcg"] > how["fixed"]
+    assert rule.method == "convex" and (rule.dense_gap, rule.lexical_gap) == gap_medians(cloze)
+    rule, how = choose_per_query(cloze[::2], 0.8)  # nothing to gain: no per-query weights
+    assert rule is None and not how["kept"]
+
+
+def test_a_collection_records_per_query_weights_and_searches_with_them() -> None:
+    """The manifest's fusion carries β and the collection's median gaps; the view's fusion reads them back."""
+    from simsearch.index.manifest import FusionInfo
+    from simsearch.search.fusion import fusion_from, query_alpha
+
+    info = FusionInfo(method="convex", alpha=0.7, beta=2.0, dense_gap=0.15, lexical_gap=0.5, chosen_on="test")
+    fusion = fusion_from(FusionInfo.model_validate(info.model_dump()))
+    assert (fusion.alpha, fusion.beta, fusion.dense_gap, fusion.lexical_gap) == (0.7, 2.0, 0.15, 0.5)
+    dense = [(i, 0.9 - 0.03 * i) for i in range(20)]  # a dense gap of 0.27, above the median
+    flat = [(100 + i, 10.0 - 0.01 * i) for i in range(20)]  # a lexical gap of 0.009, far below it
+    assert query_alpha(dense, flat, fusion) > 0.95
+    assert fusion_from(FusionInfo(method="convex", alpha=0.7, chosen_on="x")).beta == 0.0  # older manifests
 
 
 def test_the_rerank_weight_is_measured_on_what_re_ranking_reads() -> None:

@@ -24,7 +24,7 @@ from simsearch.data.corpus import Document
 from simsearch.index import layout
 from simsearch.index.open import LoadedIndex
 from simsearch.lexical import LexicalSearcher
-from simsearch.search.fusion import DEFAULT_FUSION, Fusion
+from simsearch.search.fusion import DEFAULT_FUSION, Fusion, fusion_from
 from simsearch.search.types import ModeUnavailableError, PassageHit, Ranked
 from simsearch.text.passages import passage_input
 
@@ -294,7 +294,7 @@ class CollectionView:
         info = self.base.index.manifest.fusion
         if info is None:
             return DEFAULT_FUSION
-        return Fusion(method=info.method, alpha=info.alpha if info.alpha is not None else 0.5, rrf_k=info.rrf_k)  # type: ignore[arg-type]
+        return fusion_from(info)
 
     # -- documents -----------------------------------------------------------------------------------
     def documents(self, keys: Sequence[int]) -> list[Document]:

@@ -102,6 +102,13 @@ class FusionInfo(BaseModel):
     rrf_k: int = 60
     chosen_on: str = Field(description="The validation split the choice was measured on, or 'default'.")
     validation: dict[str, Any] = Field(default_factory=dict, description="nDCG@10 of every candidate measured.")
+    beta: float | None = Field(
+        None,
+        description="Per-query weighting of the convex combination: how far each query's α moves with its lists' "
+        "score gaps (none: α is fixed).",
+    )
+    dense_gap: float | None = Field(None, description="With beta: the collection's median dense gap (its queries').")
+    lexical_gap: float | None = Field(None, description="With beta: the collection's median lexical gap.")
 
 
 class RerankInfo(BaseModel):

@@ -12,8 +12,9 @@ at build time (training.fit_fusion); ``dense`` is a possible outcome: hybrid sea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +28,23 @@ class Fusion:
     method: FusionMethod = "rrf"
     alpha: float = 0.5  # weight of the dense list in the convex combination
     rrf_k: int = 60
+    # per query (convex only): α moves with how far each list's first score stands above its tenth, relative
+    # to the collection's medians of those gaps (its self-supervised queries'): 0 keeps α fixed
+    beta: float = 0.0
+    dense_gap: float = 1.0
+    lexical_gap: float = 1.0
+
+
+def fusion_from(info: Any) -> Fusion:
+    """The fusion a collection's recorded choice (simsearch.index.manifest.FusionInfo) means."""
+    return Fusion(
+        method=info.method,
+        alpha=info.alpha if info.alpha is not None else 0.5,
+        rrf_k=info.rrf_k,
+        beta=info.beta or 0.0,
+        dense_gap=info.dense_gap or 1.0,
+        lexical_gap=info.lexical_gap or 1.0,
+    )
 
 
 # what hybrid search uses on a collection without judgments of its own: dense-heavy, the α that was at
@@ -79,9 +97,34 @@ def convex(dense: Ranked, lexical: Ranked, alpha: float) -> Ranked:
     return _combined([dk, lk], [alpha * _normalised(ds, DENSE_MIN), (1 - alpha) * _normalised(ls, LEXICAL_MIN)])
 
 
+GAP_AT = 10
+GAP_EPS = 1e-6
+
+
+def gaps(dense: Ranked, lexical: Ranked, at: int = GAP_AT) -> tuple[float, float]:
+    """How far each list's first score stands above its ``at``-th (the last when shorter): the cosine
+    difference for dense; for BM25, relative to its first score (its scale depends on the query)."""
+    gd = dense[0][1] - dense[min(at, len(dense)) - 1][1] if dense else 0.0
+    gl = (lexical[0][1] - lexical[min(at, len(lexical)) - 1][1]) / lexical[0][1] if lexical and lexical[0][1] else 0.0
+    return gd, gl
+
+
+def query_alpha(dense: Ranked, lexical: Ranked, fusion: Fusion) -> float:
+    """The convex weight of dense for this query: ``σ(logit(α) + β · z)``, ``z = log(gap_dense / median) −
+    log(gap_lexical / median)``. A query whose lexical list is flat (no term stands out) leans on dense, one
+    whose lexical top stands far above the rest (rare terms matching exactly) on lexical. Reads two scores of
+    each list (a few microseconds: bench/results/fusion_unjudged.json, ``adaptive_us_per_query``)."""
+    if not fusion.beta:
+        return fusion.alpha
+    gd, gl = gaps(dense, lexical)
+    z = math.log((gd + GAP_EPS) / fusion.dense_gap) - math.log((gl + GAP_EPS) / fusion.lexical_gap)
+    a0 = min(max(fusion.alpha, 0.02), 0.98)
+    return 1.0 / (1.0 + math.exp(-(math.log(a0 / (1 - a0)) + fusion.beta * z)))
+
+
 def fuse(dense: Ranked, lexical: Ranked, fusion: Fusion) -> Ranked:
     if fusion.method == "dense":
         return dense
     if fusion.method == "convex":
-        return convex(dense, lexical, fusion.alpha)
+        return convex(dense, lexical, query_alpha(dense, lexical, fusion))
     return rrf([dense, lexical], fusion.rrf_k)

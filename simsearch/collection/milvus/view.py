@@ -15,7 +15,7 @@ from simsearch.collection.milvus.codec import KeyTable, doc_id_of, document_of, 
 from simsearch.collection.milvus.expressions import FALSE_EXPR, Expr, all_of, milvus_expression
 from simsearch.collection.milvus.schema import DOC_FIELDS, TOP_K_MAX
 from simsearch.data.corpus import Document
-from simsearch.search.fusion import DEFAULT_FUSION, Fusion
+from simsearch.search.fusion import DEFAULT_FUSION, Fusion, fusion_from
 from simsearch.search.types import ModeUnavailableError, PassageHit, Ranked
 from simsearch.search.view import whole_texts
 from simsearch.text.passages import passage_input
@@ -162,7 +162,7 @@ class MilvusView:
         info = self.c.info.fusion
         if info is None:
             return DEFAULT_FUSION
-        return Fusion(method=info.method, alpha=info.alpha if info.alpha is not None else 0.5, rrf_k=info.rrf_k)  # type: ignore[arg-type]
+        return fusion_from(info)
 
     # -- documents -----------------------------------------------------------------------------------
     def _fetch(self, doc_ids: Sequence[str]) -> dict[str, Document]:
