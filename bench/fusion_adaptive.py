@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from simsearch.evaluation.metrics import evaluate_run
-from simsearch.search.fusion import Fusion, convex, query_alpha
+from simsearch.search.fusion import Fusion, convex, fuse, query_alpha
 from simsearch.search.types import Ranked
 
 
@@ -25,16 +25,10 @@ def evaluate(
         a = query_alpha(d, lex, rule) if rule.method == "convex" else float("nan")
         spent += time.perf_counter() - started
         alphas.append(a)
-        fused = convex(d, lex, a) if rule.method == "convex" else fuse_other(d, lex, rule)
+        fused = convex(d, lex, a) if rule.method == "convex" else fuse(d, lex, rule)
         run[qid] = [id_of[k] for k, _ in fused[:100]]
     m = evaluate_run(run, {q: qrels[q] for q in run}, ndcg_k=10, recall_k=100)
     return round(100 * m["ndcg@10"], 2), round(1e6 * spent / max(1, len(lists)), 2), alphas
-
-
-def fuse_other(dense: Ranked, lexical: Ranked, rule: Fusion) -> Ranked:
-    from simsearch.search.fusion import fuse
-
-    return fuse(dense, lexical, rule)
 
 
 def ids_of(view: Any, lists: dict[str, tuple[Ranked, Ranked]]) -> dict[int, str]:
