@@ -193,8 +193,7 @@ def measure_adaptive(
     test split itself (what per-query weighting could give at most with these features)."""
     from bench.fusion_adaptive import evaluate, ids_of
     from simsearch.data.beir import load_qrels, load_queries
-    from simsearch.evaluation.fusion_fit import ALPHAS, retrieve_lists
-    from simsearch.evaluation.unjudged import BETAS, gap_medians
+    from simsearch.evaluation.fusion_fit import ALPHAS, BETAS, gap_medians, retrieve_lists
 
     encoder = loaded.model
     wide = fit_unjudged(

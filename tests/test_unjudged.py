@@ -150,7 +150,7 @@ def test_the_per_query_weight_leans_on_the_list_whose_top_stands_out() -> None:
     whose lexical list is flat leans on dense and one whose lexical top stands far above the rest leans on
     lexical; the choice keeps the fixed weight unless the self-supervised queries say otherwise by more than
     noise."""
-    from simsearch.evaluation.unjudged import choose_per_query, gap_medians
+    from simsearch.evaluation.fusion_fit import choose_per_query, gap_medians
     from simsearch.search.fusion import Fusion, convex, fuse, query_alpha
 
     dense = [(i, 0.8 - 0.01 * i) for i in range(20)]

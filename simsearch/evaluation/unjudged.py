@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from simsearch.data.corpus import Document
-from simsearch.evaluation.fusion_fit import ALPHAS, candidates
+from simsearch.evaluation.fusion_fit import candidates, choose_per_query, fixed_alpha_of
 from simsearch.evaluation.metrics import evaluate_run, ndcg_at_k
 from simsearch.index.manifest import FusionInfo
 from simsearch.lexical import LexicalIndex, build_lexical
-from simsearch.search.fusion import DEFAULT_FUSION, GAP_EPS, Fusion, fuse, gaps
+from simsearch.search.fusion import DEFAULT_FUSION, Fusion, fuse
 from simsearch.text.passages import PassageSplitter, passage_input
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,7 @@ def choose_fusion_unjudged(
         f"{'; lexical only' if method == 'lexical' else ''}"
     )
     if per_query_weights:
-        fixed = chosen.alpha if chosen.method == "convex" else 1.0 if chosen.method == "dense" else DEFAULT_FUSION.alpha
-        adaptive, figures = choose_per_query(searched, fixed)
+        adaptive, figures = choose_per_query(searched, fixed_alpha_of(chosen))
         scores["per-query"] = figures
         if adaptive is not None:
             return FusionInfo(
@@ -254,55 +253,6 @@ def describe(fusion: Fusion) -> str:
     if fusion.method == "convex":
         return f"convex α {fusion.alpha}"
     return fusion.method
-
-
-BETAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0)
-Lists = Sequence[tuple[list[tuple[int, float]], list[tuple[int, float]]]]
-
-
-def gap_medians(lists: Lists) -> tuple[float, float]:
-    """The collection's median dense and lexical gaps (simsearch.search.fusion.gaps) over these queries."""
-    both = np.array([gaps(d, lex) for d, lex in lists])
-    return float(np.median(both[:, 0])) + GAP_EPS, float(np.median(both[:, 1])) + GAP_EPS
-
-
-def choose_per_query(lists: Lists, fixed_alpha: float) -> tuple[Fusion | None, dict[str, Any]]:
-    """Per-query weights (simsearch.search.fusion.query_alpha): ``α`` and ``β`` with the best nDCG@10 on the
-    self-supervised queries (query ``i``'s answer is pool member ``i``), kept only when better than the convex
-    combination at ``fixed_alpha`` with ``β = 0`` (both inside [0.02, 0.98], where per-query weights move) by
-    more than one standard error of the paired per-query difference; ``None`` when not kept. Measured on five
-    benchmarks beside the collection-wide choice (bench.fusion_unjudged ``--adaptive``)."""
-    md, ml = gap_medians(lists)
-
-    def per_query(alpha: float, beta: float) -> np.ndarray:
-        # β = 0 through the same formula: a fixed α of 0 or 1 is compared at 0.02 or 0.98, as it can move
-        rule = Fusion("convex", alpha=alpha, beta=beta if beta else 1e-12, dense_gap=md, lexical_gap=ml)
-        return np.array(
-            [
-                ndcg_at_k([str(k) for k, _ in fuse(d, lex, rule)[:10]], {str(i): 1}, 10)
-                for i, (d, lex) in enumerate(lists)
-            ]
-        )
-
-    base = per_query(fixed_alpha, 0.0)
-    grid = {(a, b): per_query(a, b) for a in ALPHAS[1:-1] for b in BETAS}
-    (a, b), best = max(grid.items(), key=lambda kv: (float(kv[1].mean()), -abs(kv[0][1])))
-    diff = best - base
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    kept = float(diff.mean()) > se
-    figures = {
-        "queries": len(lists),
-        "fixed_alpha": fixed_alpha,
-        "fixed": round(100 * float(base.mean()), 2),
-        "best": {"alpha": a, "beta": b, "ndcg": round(100 * float(best.mean()), 2)},
-        "standard_error": round(100 * se, 2),
-        "kept": kept,
-        "dense_gap": round(md, 4),
-        "lexical_gap": round(ml, 4),
-    }
-    if not kept:
-        return None, figures
-    return Fusion("convex", alpha=a, beta=b, dense_gap=md, lexical_gap=ml), figures
 
 
 def choose_over_default(
