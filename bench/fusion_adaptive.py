@@ -7,8 +7,6 @@ Used by ``python -m bench.fusion_unjudged --adaptive``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
 
 from simsearch.evaluation.metrics import evaluate_run
 from simsearch.search.fusion import Fusion, convex, fuse, query_alpha
@@ -29,9 +27,3 @@ def evaluate(
         run[qid] = [id_of[k] for k, _ in fused[:100]]
     m = evaluate_run(run, {q: qrels[q] for q in run}, ndcg_k=10, recall_k=100)
     return round(100 * m["ndcg@10"], 2), round(1e6 * spent / max(1, len(lists)), 2), alphas
-
-
-def ids_of(view: Any, lists: dict[str, tuple[Ranked, Ranked]]) -> dict[int, str]:
-    keys = sorted({k for d, lex in lists.values() for k, _ in (*d, *lex)})
-    docs: Sequence[Any] = view.documents(keys)
-    return {k: (doc.id if doc is not None else "") for k, doc in zip(keys, docs, strict=True)}

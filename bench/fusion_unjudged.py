@@ -191,9 +191,9 @@ def measure_adaptive(
     """Beside the collection's choice (with per-query weights where they were kept): the collection-wide
     choice alone (``unjudged_fixed``), the per-query weights' cost, and the best per-query rule chosen on the
     test split itself (what per-query weighting could give at most with these features)."""
-    from bench.fusion_adaptive import evaluate, ids_of
+    from bench.fusion_adaptive import evaluate
     from simsearch.data.beir import load_qrels, load_queries
-    from simsearch.evaluation.fusion_fit import ALPHAS, BETAS, gap_medians, retrieve_lists
+    from simsearch.evaluation.fusion_fit import ALPHAS, BETAS, gap_medians, ids_of, retrieve_lists
 
     encoder = loaded.model
     wide = fit_unjudged(

@@ -141,7 +141,12 @@ class Searched:
     queries: list[ClozeQuery]
     members: list[Document]
     lists: list[tuple[list[tuple[int, float]], list[tuple[int, float]]]]  # each query's dense and lexical top
-    reads: dict[tuple[int, int], str]  # (query, member) -> what a cross-encoder reads of it (with ``texts``)
+    pool: Pool  # its passages and vectors stay readable after its lexical index is closed
+    vectors: np.ndarray  # the queries' vectors
+
+    def reads(self, query: int, member: int) -> str:
+        """What a cross-encoder reads of a member for a query: its best passage for it, after the title."""
+        return self.pool.reads(member, self.vectors[query])
 
 
 def searched_pool(
@@ -155,12 +160,10 @@ def searched_pool(
     query_prefix: str,
     document_prefix: str,
     analyser_name: str,
-    texts: bool = False,
 ) -> Searched | None:
     """Self-supervised queries drawn from ``docs``, the pool they are searched in (their answers first, query
     ``i``'s answer being member ``i``, then a sample of the other documents up to ``pool``), and each query's
-    dense and lexical top ``depth`` over it (member positions); ``None`` with fewer than 20 queries. ``texts``:
-    also what a cross-encoder reads of each member found, the best passage for that query."""
+    dense and lexical top ``depth`` over it (member positions); ``None`` with fewer than 20 queries."""
     rng = random.Random(seed)
     made = cloze_queries(docs, queries, seed)
     if len(made) < 20:
@@ -168,20 +171,14 @@ def searched_pool(
     answers = {q.answer.id for q in made}
     others = [d for d in docs if d.id not in answers]
     members = [q.answer for q in made] + rng.sample(others, min(len(others), max(0, pool - len(made))))
-    reads: dict[tuple[int, int], str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         index = Pool(members, encode, splitter, document_prefix, Path(tmp) / "lexical", analyser_name)
         try:
             vectors = encode([query_prefix + q.text for q in made])
             lists = [(index.dense(vectors[i], depth), index.lexical(q.text, depth)) for i, q in enumerate(made)]
-            if texts:
-                for i, (dense, lexical) in enumerate(lists):
-                    for k, _ in (*dense, *lexical):
-                        if (i, k) not in reads:
-                            reads[i, k] = index.reads(k, vectors[i])
         finally:
             index.close()
-    return Searched(made, members, lists, reads)
+    return Searched(made, members, lists, index, vectors)
 
 
 def choose_fusion_unjudged(
@@ -347,7 +344,7 @@ def choose_rerank_weight_unjudged(
     from simsearch.search.rescore import interpolate
 
     drawn = searched_pool(
-        docs, encode, splitter, queries, pool, seed, k_r, query_prefix, document_prefix, analyser_name, texts=True
+        docs, encode, splitter, queries, pool, seed, k_r, query_prefix, document_prefix, analyser_name
     )
     if drawn is None:
         return None
@@ -357,7 +354,7 @@ def choose_rerank_weight_unjudged(
         first = {"dense": dense, "lexical": lexical}.get(first_stage) or fuse(dense, lexical, fusion)
         first = first[:k_r]
         # what re-ranking gives the cross-encoder: each candidate's best passage, as the collection reads it
-        cross = score([(q.text, drawn.reads[i, k]) for k, _ in first])
+        cross = score([(q.text, drawn.reads(i, k)) for k, _ in first])
         scored[str(i)] = ([k for k, _ in first], [s for _, s in first], [float(x) for x in cross])
     qrels = {str(i): {str(i): 1} for i in range(len(made))}
     validation = {}
